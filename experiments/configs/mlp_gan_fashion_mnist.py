@@ -1,0 +1,35 @@
+"""The original GAN (Goodfellow et al. 2014) on Fashion-MNIST: ReLU MLP generator (2 x 1200),
+maxout discriminator (2 x 240 units of 5 pieces, dropout 0.5), minimax loss as in the paper's
+equation, with Adam 2e-4 / beta1 0.5 in place of the paper's momentum SGD.
+
+Full run (20 epochs = 1200 kimg):
+    python -m experiments.train --config experiments/configs/mlp_gan_fashion_mnist.py \
+        --workdir runs/mlp_gan_fashion_mnist
+    Expected: not yet measured (no GPU was available when this config was written, and the FID
+    evaluator arrives with issue 3).
+
+`:ns` swaps in the non-saturating generator loss the paper recommends in practice.
+`:test`, a few steps of a tiny model for the test suite.
+"""
+
+from gan_jax.config import Config, with_overrides
+from gan_jax.errors import UserError
+
+BASE = {"model.arch": "mlp", "model.g_width": 1200, "model.d_width": 240,
+        "train.loss": "minimax", "train.batch_size": 100}
+
+VARIANTS = {
+    None: {},
+    "ns": {"train.loss": "non_saturating"},
+    "test": {"model.g_width": 32, "model.d_width": 16, "train.batch_size": 16,
+             "train.total_kimg": 0.048, "train.log_every_kimg": 0.016,
+             "train.sample_every_kimg": 0.032, "train.checkpoint_every_kimg": 0.032,
+             "train.grid_size": 16},
+}
+
+
+def get_config(variant: str | None = None) -> Config:
+    if variant not in VARIANTS:
+        raise UserError(f"unknown variant '{variant}' of mlp_gan_fashion_mnist; choose one of "
+                        f"{', '.join(v for v in VARIANTS if v)}")
+    return with_overrides(Config(), BASE | VARIANTS[variant])

@@ -1,0 +1,48 @@
+"""Trains any experiment config; re-running the same command resumes it.
+
+    python -m experiments.train --config experiments/configs/dcgan_fashion_mnist.py \
+        --workdir runs/dcgan [section.key=value ...]
+
+`--config path.py:variant` picks a variant of the config (e.g. `:test`, `:cpu`). Overrides such as
+`train.batch_size=128 model.g_width=32` are type-checked against the config's fields. The run
+directory receives config.json, checkpoints/, samples/ (latest.png is the newest grid),
+metrics.jsonl and tensorboard/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gan_jax import config as config_lib
+from gan_jax.errors import UserError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m experiments.train",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", required=True, help="path/to/config.py[:variant]")
+    parser.add_argument("--workdir", required=True, type=Path, help="run directory")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = config_lib.load_config(args.config)
+        config = config_lib.with_overrides(
+            config, dict(config_lib.parse_override(o) for o in args.overrides))
+        from gan_jax.loop import train  # imported late: JAX start-up is not needed to reject input
+        train(config, args.workdir, progress=not args.no_progress)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"done: samples in {args.workdir / 'samples' / 'latest.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Orbax checkpoints of the train state in `<workdir>/checkpoints/<step>/`.
+
+Orbax writes each checkpoint to a temporary folder and renames it when complete, so a run killed
+mid-save never leaves a half-written checkpoint that would be taken as the latest. Saves are
+asynchronous: training continues while the previous state is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+from gan_jax.train import TrainState
+
+
+class Checkpointer:
+    def __init__(self, directory: Path, keep: int = 3):
+        self._manager = ocp.CheckpointManager(
+            Path(directory).absolute(),
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def restore_latest(self, like: TrainState) -> TrainState | None:
+        """The latest checkpoint, laid out (shapes, dtypes, shardings) like `like`; or None."""
+        step = self.latest_step()
+        if step is None:
+            return None
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+
+    def save(self, state: TrainState) -> None:
+        step = int(state.step)
+        if step not in self._manager.all_steps():
+            self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+    def close(self) -> None:
+        self._manager.wait_until_finished()
+        self._manager.close()

@@ -1,0 +1,219 @@
+"""Experiment configuration: typed, frozen dataclasses with dotted-key overrides.
+
+A config is a `Config` of four sections (model, data, optim, train). Experiment files in
+`experiments/configs/` build one with `get_config(variant)`; the CLI applies `section.key=value`
+overrides on top. Every override is checked against the field's declared type, and an unknown key
+is named in the error, so a typo can never silently train the wrong model.
+
+Schedules are measured in thousands of real images shown to the discriminator (kimg), as in
+StyleGAN2-ADA, so changing the batch size does not change how long a run is.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib.util
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+from gan_jax.errors import UserError
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "dcgan"  # "dcgan" or "mlp" (gan_jax.models.ARCHITECTURES)
+    resolution: int = 28  # output side length; DCGAN needs 4*2^k or 7*2^k
+    channels: int = 1  # must match the dataset's channels
+    latent_dim: int = 100
+    g_width: int = 64  # DCGAN: ngf (channels of the last G block); MLP: hidden units of G
+    d_width: int = 64  # DCGAN: ndf (channels of the first D block); MLP: maxout units of D
+    mlp_layers: int = 2  # hidden layers of the MLP generator and discriminator
+    maxout_pieces: int = 5  # MLP discriminator: linear pieces per maxout unit
+    d_dropout: float = 0.5  # MLP discriminator: dropout rate on hidden layers
+    bn_momentum: float = 0.9  # running-average decay of BatchNorm statistics (PyTorch's 0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "fashion_mnist"  # a tensorflow-datasets name, or fashion_mnist/mnist locally
+    source: str = "local"  # "local" reads idx files from `dir`; "tfds" uses tensorflow-datasets
+    dir: str = FASHION_MNIST_DIR  # folder of the four idx .gz files (source="local")
+    split: str = "train"
+    tfds_data_dir: str | None = None  # tensorflow-datasets' data_dir (None: its default)
+    fit: str = "resize"  # to reach model.resolution: "resize" (bilinear) or "pad" (zeros)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    b1: float = 0.5
+    b2: float = 0.999
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    loss: str = "non_saturating"  # gan_jax.losses.LOSSES
+    batch_size: int = 64  # global batch, split over all devices
+    total_kimg: float = 1200.0  # real images shown to D, in thousands (1200 = 20 epochs of 60k)
+    seed: int = 0
+    log_every_kimg: float = 6.4
+    sample_every_kimg: float = 60.0
+    checkpoint_every_kimg: float = 60.0
+    keep_checkpoints: int = 3
+    grid_size: int = 64  # images in each saved sample grid (a fixed latent batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+
+# --- overrides -----------------------------------------------------------------------------
+
+
+def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
+    """Returns `config` with dotted keys replaced, e.g. {"train.batch_size": 128}.
+
+    String values are parsed as Python literals when the field is not a string, so the same
+    function serves config files (typed values) and the command line ("128").
+    """
+    for dotted, value in overrides.items():
+        section_name, _, field_name = dotted.partition(".")
+        section = _field_value(config, section_name, dotted)
+        if not field_name or not dataclasses.is_dataclass(section):
+            raise UserError(f"config key '{dotted}' is not of the form section.key; "
+                            f"sections are {', '.join(_field_names(config))}")
+        _field_value(section, field_name, dotted)
+        field_type = _resolved_types(type(section))[field_name]
+        checked = _coerce(value, field_type, dotted)
+        section = dataclasses.replace(section, **{field_name: checked})
+        config = dataclasses.replace(config, **{section_name: section})
+    return config
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """Splits a command-line `section.key=value` into its key and (unparsed) value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise UserError(f"override '{text}' is not of the form section.key=value")
+    return key.strip(), value.strip()
+
+
+def _field_names(obj: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(obj)]
+
+
+def _field_value(obj: Any, name: str, dotted: str) -> Any:
+    if name not in _field_names(obj):
+        where = "config" if isinstance(obj, Config) else f"section '{dotted.split('.')[0]}'"
+        raise UserError(f"unknown config key '{dotted}': {where} has no '{name}'; "
+                        f"known: {', '.join(_field_names(obj))}")
+    return getattr(obj, name)
+
+
+def _resolved_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value: Any, field_type: Any, dotted: str) -> Any:
+    """Checks (and, from strings, parses) a value for a field of type `field_type`."""
+    allowed = _allowed_types(field_type)
+    if isinstance(value, str) and str not in allowed:
+        value = _parse_literal(value, dotted)
+    if value is None and type(None) in allowed:
+        return None
+    if isinstance(value, bool):  # bool is an int subclass; accept it only where declared
+        if bool in allowed:
+            return value
+    elif isinstance(value, int) and int in allowed:
+        return value
+    elif isinstance(value, (int, float)) and float in allowed:
+        return float(value)
+    elif isinstance(value, str) and str in allowed:
+        return value
+    names = " or ".join(t.__name__ if t is not type(None) else "None" for t in allowed)
+    raise UserError(f"config key '{dotted}' expects {names}, got {value!r} "
+                    f"({type(value).__name__})")
+
+
+def _allowed_types(field_type: Any) -> tuple[type, ...]:
+    if typing.get_origin(field_type) in (typing.Union, types.UnionType):
+        return typing.get_args(field_type)
+    return (field_type,)
+
+
+def _parse_literal(text: str, dotted: str) -> Any:
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if text.lower() in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # left as a string; _coerce then reports the type mismatch
+
+
+# --- loading and saving --------------------------------------------------------------------
+
+
+def load_config(spec: str) -> Config:
+    """Loads `path/to/config.py[:variant]` by calling its `get_config(variant)`."""
+    path_text, _, variant = spec.partition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise UserError(f"config file '{path}' not found; pass the path of a file in "
+                        "experiments/configs/, e.g. experiments/configs/dcgan_fashion_mnist.py")
+    module_spec = importlib.util.spec_from_file_location(f"_gan_jax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    get_config = getattr(module, "get_config", None)
+    if get_config is None:
+        raise UserError(f"config file '{path}' defines no get_config(variant) function")
+    config = get_config(variant or None)
+    if not isinstance(config, Config):
+        raise UserError(f"get_config in '{path}' returned {type(config).__name__}, not Config")
+    return config
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def from_dict(values: Mapping[str, Mapping[str, Any]]) -> Config:
+    flat = {f"{section}.{key}": value
+            for section, fields in values.items() for key, value in fields.items()}
+    return with_overrides(Config(), flat)
+
+
+def save_config(config: Config, path: Path) -> None:
+    path.write_text(json.dumps(to_dict(config), indent=2) + "\n")
+
+
+def read_config(path: Path) -> Config:
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path} is not valid JSON ({error}); restore it or use a new "
+                        "--workdir") from None
+    return from_dict(values)
+
+
+def differences(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two configs, with (old, new) values."""
+    old_flat, new_flat = _flatten(to_dict(old)), _flatten(to_dict(new))
+    return {k: (old_flat.get(k), new_flat.get(k)) for k in sorted(old_flat.keys() | new_flat.keys())
+            if old_flat.get(k) != new_flat.get(k)}
+
+
+def _flatten(values: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    return {f"{s}.{k}": v for s, fields in values.items() for k, v in fields.items()}

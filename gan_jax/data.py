@@ -1,0 +1,210 @@
+"""Input pipeline: images in memory as uint8, batch order a pure function of the step.
+
+    dataset = load_dataset(config.data)                    # local idx files or tensorflow-datasets
+    images = fit_resolution(dataset.images, 32, "pad")     # once, on the host
+    batches = device_batches(images, labels, batch_size=64, seed=0, start_step=0, mesh=mesh)
+
+Batches stay uint8 until the train step converts them (4x less host-to-device traffic). The
+batch at step s is drawn from a permutation seeded by (seed, epoch), so a run resumed at step s
+sees exactly the batches an uninterrupted run would, without saving iterator state.
+Only local files and NumPy are needed for the default dataset; tensorflow-datasets (and
+TensorFlow) are imported only when `source="tfds"`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import gzip
+from collections import deque
+from pathlib import Path
+from typing import Iterator, NamedTuple
+
+import jax
+import numpy as np
+
+from gan_jax import sharding
+from gan_jax.config import DataConfig
+from gan_jax.errors import UserError
+
+LOCAL_DATASETS = ("fashion_mnist", "mnist")  # the idx format of LeCun's MNIST files
+_IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+              "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+_IDX_DTYPES = {0x08: np.uint8}
+
+
+class Dataset(NamedTuple):
+    images: np.ndarray  # (N, H, W, C) uint8
+    labels: np.ndarray  # (N,) int32
+    num_classes: int
+
+
+def load_dataset(config: DataConfig) -> Dataset:
+    if config.source == "local":
+        return load_idx_dataset(Path(config.dir), config.split, config.dataset)
+    if config.source == "tfds":
+        return load_tfds_dataset(config.dataset, config.split, config.tfds_data_dir)
+    raise UserError(f"data.source='{config.source}' is unknown; use 'local' or 'tfds'")
+
+
+# --- local idx files -----------------------------------------------------------------------
+
+
+def load_idx_dataset(directory: Path, split: str, name: str = "fashion_mnist") -> Dataset:
+    """Reads MNIST-format `{train,t10k}-{images,labels}-*.gz` files from `directory`."""
+    if name not in LOCAL_DATASETS:
+        raise UserError(f"data.dataset='{name}' cannot be read from local files (only "
+                        f"{', '.join(LOCAL_DATASETS)}); set data.source=tfds")
+    if split not in _IDX_FILES:
+        raise UserError(f"data.split='{split}' is not a local split; use 'train' or 'test'")
+    image_file, label_file = (directory / f for f in _IDX_FILES[split])
+    for path in (image_file, label_file):
+        if not path.is_file():
+            hint = ("install it with: apt-get install -y dataset-fashion-mnist"
+                    if name == "fashion_mnist" else "put the four idx .gz files there")
+            raise UserError(f"dataset file {path} not found; {hint}, or point data.dir at a "
+                            "folder that holds the idx files")
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UserError(f"{image_file} and {label_file} do not hold matching images "
+                        f"(N, H, W) and labels (N,): got {images.shape} and {labels.shape}")
+    return Dataset(images[..., None], labels.astype(np.int32), num_classes=10)
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parses one (gzipped) idx file: a big-endian header, then the raw array."""
+    try:
+        with gzip.open(path, "rb") as f:
+            data = f.read()
+    except (OSError, EOFError) as error:
+        raise UserError(f"{path} is not a readable gzip file ({error}); "
+                        "reinstall or re-download it") from None
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
+        raise UserError(f"{path} is not an idx file (bad magic number); reinstall it")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape))
+    if len(data) != expected:
+        raise UserError(f"{path} is truncated or corrupt: {len(data)} bytes, header says "
+                        f"{expected}; reinstall or re-download it")
+    return np.frombuffer(data, _IDX_DTYPES[data[2]], offset=header).reshape(shape)
+
+
+# --- tensorflow-datasets -------------------------------------------------------------------
+
+
+def load_tfds_dataset(name: str, split: str, data_dir: str | None = None) -> Dataset:
+    """Loads a whole tensorflow-datasets image split into memory."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise UserError("data.source=tfds needs tensorflow-datasets and tensorflow: "
+                        "pip install 'gan_jax[tfds]', or use data.source=local") from None
+    try:
+        ds, info = tfds.load(name, split=split, data_dir=data_dir, with_info=True)
+    except Exception as error:  # tfds raises many types; all mean "cannot load that"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise UserError(f"tensorflow-datasets could not load '{name}' split '{split}': "
+                        f"{type(error).__name__}: {first_line}") from None
+    if "image" not in info.features:
+        raise UserError(f"tensorflow-datasets '{name}' has no 'image' feature")
+    images, labels = [], []
+    # Chunks, not batch_size=-1: the latter aborts inside TensorFlow 2.21 under mock_data.
+    for chunk in tfds.as_numpy(ds.batch(8192)):
+        images.append(chunk["image"])
+        labels.append(chunk["label"] if "label" in chunk else np.zeros(len(chunk["image"])))
+    label_feature = info.features["label"] if "label" in info.features else None
+    num_classes = getattr(label_feature, "num_classes", 0) or 0
+    return Dataset(np.concatenate(images).astype(np.uint8),
+                   np.concatenate(labels).astype(np.int32), num_classes)
+
+
+# --- preprocessing -------------------------------------------------------------------------
+
+
+def fit_resolution(images: np.ndarray, resolution: int, mode: str) -> np.ndarray:
+    """Brings square uint8 images (N, S, S, C) to (N, R, R, C): zero-pad or bilinear resize."""
+    side = images.shape[1]
+    if images.shape[1] != images.shape[2]:
+        raise UserError(f"images are {images.shape[1]}x{images.shape[2]}; only square images "
+                        "are supported")
+    if side == resolution:
+        return images
+    if mode == "pad":
+        if resolution < side:
+            raise UserError(f"data.fit=pad cannot shrink {side}x{side} images to "
+                            f"{resolution}x{resolution}; use data.fit=resize")
+        before = (resolution - side) // 2
+        after = resolution - side - before
+        return np.pad(images, ((0, 0), (before, after), (before, after), (0, 0)))
+    if mode == "resize":
+        return _resize_bilinear(images, resolution)
+    raise UserError(f"data.fit='{mode}' is unknown; use 'resize' or 'pad'")
+
+
+def _resize_bilinear(images: np.ndarray, resolution: int, chunk: int = 4096) -> np.ndarray:
+    # Antialiased when shrinking; done once per run, in chunks to bound host memory.
+    resize = jax.jit(lambda x: jax.image.resize(
+        x.astype(np.float32), (x.shape[0], resolution, resolution, x.shape[3]), "bilinear"))
+    out = [np.asarray(resize(images[i:i + chunk])) for i in range(0, len(images), chunk)]
+    return np.clip(np.rint(np.concatenate(out)), 0, 255).astype(np.uint8)
+
+
+def check_channels(images: np.ndarray, channels: int, dataset: str) -> None:
+    if images.shape[-1] != channels:
+        raise UserError(f"dataset '{dataset}' has {images.shape[-1]} channel(s) but "
+                        f"model.channels={channels}; set model.channels={images.shape[-1]}")
+
+
+# --- batching ------------------------------------------------------------------------------
+
+
+def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
+    """Dataset rows of the global batch at `step`: consecutive slices of per-epoch permutations.
+
+    A batch may span two epochs; every example is seen once per epoch.
+    """
+    positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
+    epochs, offsets = np.divmod(positions, num_examples)
+    rows = np.empty(batch_size, np.int64)
+    for epoch in np.unique(epochs):
+        mask = epochs == epoch
+        rows[mask] = _epoch_permutation(seed, int(epoch), num_examples)[offsets[mask]]
+    return rows
+
+
+_permutation_cache: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
+    key = (seed, epoch, num_examples)
+    if key not in _permutation_cache:
+        if len(_permutation_cache) > 4:  # only the current and next epoch are ever needed
+            _permutation_cache.clear()
+        _permutation_cache[key] = np.random.default_rng([seed, epoch]).permutation(num_examples)
+    return _permutation_cache[key]
+
+
+def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                 start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    """Endless iterator of this process's share of each global batch, from `start_step`."""
+    rows_of_process = sharding.process_slice(batch_size)
+    step = start_step
+    while True:
+        rows = batch_indices(step, batch_size, len(images), seed)[rows_of_process]
+        yield {"image": images[rows], "label": labels[rows]}
+        step += 1
+
+
+def device_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                   mesh: jax.sharding.Mesh, start_step: int = 0,
+                   prefetch: int = 2) -> Iterator[dict[str, jax.Array]]:
+    """Global batches sharded on `mesh`, `prefetch` of them prepared ahead on a thread."""
+    sharding.check_batch_size(batch_size, mesh)
+    batches = host_batches(images, labels, batch_size, seed, start_step)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gan_jax_data") as pool:
+        place = lambda: sharding.put_process_batch(next(batches), mesh)
+        ahead = deque(pool.submit(place) for _ in range(prefetch))
+        while True:
+            ahead.append(pool.submit(place))
+            yield ahead.popleft().result()

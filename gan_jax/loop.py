@@ -1,0 +1,146 @@
+"""The training loop: config -> data -> sharded state -> jitted steps -> logs, samples, checkpoints.
+
+    state = train(config, Path("runs/dcgan"))
+
+Re-running the same call resumes from the newest checkpoint in the run directory. Because the
+batch order and the step's randomness are functions of the step number, a resumed run ends in
+the same state as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from gan_jax import config as config_lib
+from gan_jax import data, sample, sharding
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.config import Config
+from gan_jax.errors import UserError
+from gan_jax.metric_writers import MetricWriter
+from gan_jax.train import TrainState, build_gan, generate_images, init_state, train_step_for
+
+# Keys that may change when a run is resumed: they change how long the run is, how it reports
+# and where data lives, never what a step computes.
+RESUMABLE_CHANGES = frozenset({
+    "train.total_kimg", "train.log_every_kimg", "train.sample_every_kimg",
+    "train.checkpoint_every_kimg", "train.keep_checkpoints", "data.dir", "data.tfds_data_dir"})
+
+
+class TrainingDiverged(UserError):
+    """Losses, gradients or parameters became non-finite."""
+
+
+def steps_for_kimg(kimg: float, batch_size: int) -> int:
+    """Train steps that show at least `kimg` thousand real images (at least one step)."""
+    return max(1, math.ceil(kimg * 1000 / batch_size))
+
+
+def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None = None,
+          progress: bool = True) -> TrainState:
+    workdir = Path(workdir)
+    t = config.train
+    # Everything that can be wrong with the input is checked before the run directory is touched.
+    mesh = sharding.make_mesh(devices)
+    sharding.check_batch_size(t.batch_size, mesh)
+    gan = build_gan(config)
+    dataset = data.load_dataset(config.data)
+    images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
+    data.check_channels(images, config.model.channels, config.data.dataset)
+    checkpoints_dir = workdir / "checkpoints"
+    _check_resumable(config, workdir, has_checkpoint=checkpoints_dir.is_dir() and any(
+        p.name.isdigit() for p in checkpoints_dir.iterdir()))
+
+    init_key, step_key, grid_key = jax.random.split(jax.random.key(t.seed), 3)
+    state = jax.jit(functools.partial(init_state, gan),
+                    out_shardings=sharding.replicated(mesh))(init_key)
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_lib.save_config(config, workdir / "config.json")
+    checkpointer = Checkpointer(checkpoints_dir, keep=t.keep_checkpoints)
+    state = checkpointer.restore_latest(like=state) or state
+    start_step = int(state.step)
+
+    total_steps = steps_for_kimg(t.total_kimg, t.batch_size)
+    log_every = steps_for_kimg(t.log_every_kimg, t.batch_size)
+    sample_every = steps_for_kimg(t.sample_every_kimg, t.batch_size)
+    checkpoint_every = steps_for_kimg(t.checkpoint_every_kimg, t.batch_size)
+
+    train_step = sharding.jit_train_step(train_step_for(gan), mesh)
+    grid_latents = jax.random.normal(grid_key, (t.grid_size, gan.latent_dim))
+    generate = jax.jit(functools.partial(generate_images, gan))
+    batches = data.device_batches(images, dataset.labels, t.batch_size, t.seed, mesh,
+                                  start_step=start_step)
+    writer = MetricWriter(workdir)
+    bar = tqdm(total=total_steps * t.batch_size, initial=start_step * t.batch_size, unit="img",
+               unit_scale=True, dynamic_ncols=True, disable=not progress)
+    last_log = (start_step, time.perf_counter())
+    try:
+        for step in range(start_step + 1, total_steps + 1):
+            state, metrics = train_step(state, next(batches), step_key)
+            bar.update(t.batch_size)
+            is_last = step == total_steps
+            if step % log_every == 0 or is_last:
+                values = _checked(metrics, step, checkpointer)
+                now = time.perf_counter()
+                values["img_per_sec"] = (step - last_log[0]) * t.batch_size / (now - last_log[1])
+                values["kimg"] = step * t.batch_size / 1000
+                last_log = (step, now)
+                writer.write_scalars(step, values)
+                bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
+            if step % sample_every == 0 or is_last:
+                _save_samples(generate(state, grid_latents), step, workdir, writer)
+            if step % checkpoint_every == 0 or is_last:
+                _checked(metrics, step, checkpointer)  # never save a diverged state
+                checkpointer.save(state)
+    finally:
+        bar.close()
+        batches.close()
+        writer.close()
+        checkpointer.close()
+    if start_step >= total_steps:  # nothing left to train: still leave fresh samples behind
+        _save_samples(generate(state, grid_latents), start_step, workdir, writer=None)
+    return state
+
+
+def _check_resumable(config: Config, workdir: Path, has_checkpoint: bool) -> None:
+    saved_path = workdir / "config.json"
+    if not (has_checkpoint and saved_path.is_file()):
+        return
+    changed = {k: v for k, v in config_lib.differences(config_lib.read_config(saved_path),
+                                                       config).items()
+               if k not in RESUMABLE_CHANGES}
+    if changed:
+        key, (old, new) = next(iter(changed.items()))
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise UserError(f"{workdir} holds a run with {key}={old!r} but this config has "
+                        f"{key}={new!r}{more}; use a new --workdir, or the run's own config "
+                        f"({saved_path}) to resume it")
+
+
+def _checked(metrics: dict[str, jax.Array], step: int,
+             checkpointer: Checkpointer) -> dict[str, float]:
+    values = {k: float(v) for k, v in jax.device_get(metrics).items()}
+    if not values.pop("finite"):
+        bad = ", ".join(k for k, v in values.items() if not np.isfinite(v))
+        last = checkpointer.latest_step()
+        last_good = ("no checkpoint was saved yet" if last is None
+                     else f"the last good checkpoint is step {last}")
+        raise TrainingDiverged(f"training diverged at step {step} (non-finite {bad}); "
+                               f"{last_good}; lower the learning rates or change the loss")
+    return values
+
+
+def _save_samples(images: jax.Array, step: int, workdir: Path,
+                  writer: MetricWriter | None) -> None:
+    grid = sample.image_grid(sample.to_uint8(jax.device_get(images)))
+    sample.save_png(grid, workdir / "samples" / f"step_{step:08d}.png")
+    sample.save_png(grid, workdir / "samples" / "latest.png")
+    if writer is not None:
+        writer.write_image(step, "samples", grid)

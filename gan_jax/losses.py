@@ -1,0 +1,45 @@
+"""Adversarial losses as pure functions of discriminator logits.
+
+Each loss is a pair of functions returning (scalar loss, aux dict of scalars):
+  d(real_logits, fake_logits) -> the discriminator's loss, minimised over D's parameters;
+  g(fake_logits)              -> the generator's loss, minimised over G's parameters.
+With D(x) = sigmoid(logit), log D(x) = -softplus(-logit) and log(1 - D(x)) = -softplus(logit);
+writing them with softplus keeps them finite for any logit.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Aux = dict[str, jax.Array]
+
+
+class AdversarialLoss(NamedTuple):
+    d: Callable[[jax.Array, jax.Array], tuple[jax.Array, Aux]]
+    g: Callable[[jax.Array], tuple[jax.Array, Aux]]
+
+
+def bce_discriminator(real_logits: jax.Array, fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """-[log D(x) + log(1 - D(G(z)))]: the discriminator side of the original GAN game."""
+    real_term = jnp.mean(jax.nn.softplus(-real_logits))
+    fake_term = jnp.mean(jax.nn.softplus(fake_logits))
+    return real_term + fake_term, {"d_loss_real": real_term, "d_loss_fake": fake_term}
+
+
+def minimax_generator(fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """log(1 - D(G(z))): the saturating generator loss of the minimax game (Goodfellow 2014)."""
+    return -jnp.mean(jax.nn.softplus(fake_logits)), {}
+
+
+def non_saturating_generator(fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """-log D(G(z)): the same fixed point, but strong gradients when D rejects the fakes."""
+    return jnp.mean(jax.nn.softplus(-fake_logits)), {}
+
+
+LOSSES: dict[str, AdversarialLoss] = {
+    "minimax": AdversarialLoss(bce_discriminator, minimax_generator),
+    "non_saturating": AdversarialLoss(bce_discriminator, non_saturating_generator),
+}

@@ -128,6 +128,8 @@ def _resolved_types(cls: type) -> dict[str, Any]:
 def _coerce(value: Any, field_type: Any, dotted: str) -> Any:
     """Checks (and, from strings, parses) a value for a field of type `field_type`."""
     allowed = _allowed_types(field_type)
+    if isinstance(value, str) and type(None) in allowed and value.lower() in ("none", "null"):
+        return None
     if isinstance(value, str) and str not in allowed:
         value = _parse_literal(value, dotted)
     if value is None and type(None) in allowed:

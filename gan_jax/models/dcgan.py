@@ -20,6 +20,17 @@ from gan_jax.errors import UserError
 
 _BASES = (4, 7)
 _KERNEL = (4, 4)
+# The paper initialises every weight from N(0, 0.02) (BatchNorm scales too, around 1).
+WEIGHT_INIT = nn.initializers.normal(0.02)
+
+
+def _bn_scale_init(key, shape, dtype=jnp.float32):
+    return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+
+
+def _batch_norm(train: bool, momentum: float) -> nn.BatchNorm:
+    return nn.BatchNorm(use_running_average=not train, momentum=momentum,
+                        scale_init=_bn_scale_init)
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -37,20 +48,22 @@ class DCGANGenerator(nn.Module):
     channels: int
     width: int = 64
     bn_momentum: float = 0.9
+    kernel_init: nn.initializers.Initializer = WEIGHT_INIT
 
     @nn.compact
     def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
         base, n_up = upsampling_plan(self.resolution)
-        norm = lambda: nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)
         features = self.width * 2 ** (n_up - 1)
-        x = nn.Dense(base * base * features, use_bias=False)(z)
-        x = nn.relu(norm()(x.reshape(z.shape[0], base, base, features)))
+        x = nn.Dense(base * base * features, use_bias=False, kernel_init=self.kernel_init)(z)
+        x = x.reshape(z.shape[0], base, base, features)
+        x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
         for _ in range(n_up - 1):
             features //= 2
             x = nn.ConvTranspose(features, _KERNEL, strides=(2, 2), padding="SAME",
-                                 use_bias=False)(x)
-            x = nn.relu(norm()(x))
-        x = nn.ConvTranspose(self.channels, _KERNEL, strides=(2, 2), padding="SAME")(x)
+                                 use_bias=False, kernel_init=self.kernel_init)(x)
+            x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
+        x = nn.ConvTranspose(self.channels, _KERNEL, strides=(2, 2), padding="SAME",
+                             kernel_init=self.kernel_init)(x)
         return jnp.tanh(x)
 
 
@@ -58,6 +71,7 @@ class DCGANDiscriminator(nn.Module):
     resolution: int
     width: int = 64
     bn_momentum: float = 0.9
+    kernel_init: nn.initializers.Initializer = WEIGHT_INIT
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -65,10 +79,11 @@ class DCGANDiscriminator(nn.Module):
         features = self.width
         for block in range(n_down):
             # The first block has no BatchNorm (DCGAN paper), so it keeps a bias.
-            x = nn.Conv(features, _KERNEL, strides=(2, 2), padding="SAME", use_bias=block == 0)(x)
+            x = nn.Conv(features, _KERNEL, strides=(2, 2), padding="SAME", use_bias=block == 0,
+                        kernel_init=self.kernel_init)(x)
             if block > 0:
-                x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x)
+                x = _batch_norm(train, self.bn_momentum)(x)
             x = nn.leaky_relu(x, 0.2)
             features *= 2
         # A dense layer over the base x base map: the paper's final valid 4x4 convolution.
-        return nn.Dense(1)(x.reshape(x.shape[0], -1))[:, 0]
+        return nn.Dense(1, kernel_init=self.kernel_init)(x.reshape(x.shape[0], -1))[:, 0]

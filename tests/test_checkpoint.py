@@ -1,0 +1,90 @@
+"""Checkpoints: round trip, keep-last-N, exact resume, and never saving a diverged state."""
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from gan_jax import config as config_lib
+from gan_jax.checkpoint import Checkpointer
+from gan_jax.config import with_overrides
+from gan_jax.errors import UserError
+from gan_jax.loop import TrainingDiverged, steps_for_kimg, train
+from gan_jax.train import build_gan, init_state
+from tests.conftest import DCGAN_CONFIG, requires_fashion_mnist
+from tests.helpers import leaves, tiny_config
+
+
+def _tiny_run_config(steps: int, **overrides):
+    config = config_lib.load_config(f"{DCGAN_CONFIG}:test")
+    batch = config.train.batch_size
+    return with_overrides(config, {"train.total_kimg": steps * batch / 1000,
+                                   "train.checkpoint_every_kimg": 2 * batch / 1000} | overrides)
+
+
+def _tree_digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_round_trip_and_keep_last_n(tmp_path):
+    config = tiny_config()
+    state = init_state(build_gan(config), jax.random.key(0))
+    checkpointer = Checkpointer(tmp_path, keep=2)
+    assert checkpointer.restore_latest(like=state) is None
+    for step in (1, 2, 3):
+        checkpointer.save(state.replace(step=np.int32(step)))
+    checkpointer.close()
+    assert sorted(int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()) == [2, 3]
+    restored = Checkpointer(tmp_path).restore_latest(like=state)
+    assert int(restored.step) == 3
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for a, b in zip(leaves(restored.replace(step=state.step)), leaves(state)):
+        np.testing.assert_array_equal(a, b)
+
+
+@requires_fashion_mnist
+def test_resume_equals_uninterrupted_run(tmp_path):
+    uninterrupted = train(_tiny_run_config(steps=5), tmp_path / "a", progress=False)
+    train(_tiny_run_config(steps=2), tmp_path / "b", progress=False)  # "stopped" at step 2
+    resumed = train(_tiny_run_config(steps=5), tmp_path / "b", progress=False)
+    assert int(resumed.step) == int(uninterrupted.step) == 5
+    for a, b in zip(leaves(resumed), leaves(uninterrupted)):
+        np.testing.assert_array_equal(a, b)
+    lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 5  # steps 1-2 from the first run, 3-5 from the second
+
+
+@requires_fashion_mnist
+def test_resume_with_a_different_model_is_refused_and_touches_nothing(tmp_path):
+    train(_tiny_run_config(steps=2), tmp_path, progress=False)
+    before = _tree_digest(tmp_path)
+    changed = _tiny_run_config(steps=4, **{"model.g_width": 16})
+    with pytest.raises(UserError, match=r"model.g_width=8 but this config has model.g_width=16"):
+        train(changed, tmp_path, progress=False)
+    assert _tree_digest(tmp_path) == before
+
+
+@requires_fashion_mnist
+def test_divergence_stops_the_run_without_saving_the_bad_state(tmp_path):
+    # A learning rate this large overflows the parameters within a few steps.
+    config = _tiny_run_config(steps=8, **{"optim.g_lr": 1e38, "optim.d_lr": 1e38,
+                                          "train.checkpoint_every_kimg": 0.016})
+    with pytest.raises(TrainingDiverged, match=r"diverged at step \d+ \(non-finite .*\)"):
+        train(config, tmp_path, progress=False)
+    restored = Checkpointer(tmp_path / "checkpoints").restore_latest(
+        like=init_state(build_gan(config), jax.random.key(0)))
+    if restored is not None:
+        assert all(np.all(np.isfinite(x)) for x in leaves(restored))
+
+
+def test_schedule_in_kimg():
+    assert steps_for_kimg(1.2, 64) == 19  # 19 steps show 1216 >= 1200 images
+    assert steps_for_kimg(0.001, 64) == 1
+    config = tiny_config()
+    assert dataclasses.replace(config.train, batch_size=128).total_kimg == config.train.total_kimg

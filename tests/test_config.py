@@ -1,0 +1,65 @@
+"""Config overrides: typed, named errors, round trip through the saved JSON."""
+
+import pytest
+
+from gan_jax import config as config_lib
+from gan_jax.config import Config, with_overrides
+from gan_jax.errors import UserError
+from tests.conftest import DCGAN_CONFIG, MLP_CONFIG
+
+
+def test_overrides_parse_strings_by_field_type():
+    config = with_overrides(Config(), {"train.batch_size": "128", "optim.g_lr": "1e-3",
+                                       "data.fit": "pad", "optim.d_lr": 1,
+                                       "data.tfds_data_dir": "none"})
+    assert config.train.batch_size == 128 and config.optim.g_lr == 1e-3
+    assert config.data.fit == "pad" and config.data.tfds_data_dir is None
+    assert isinstance(config.optim.d_lr, float)
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("train.batchsize", "1", "unknown config key 'train.batchsize'"),
+    ("trian.batch_size", "1", "unknown config key 'trian.batch_size'"),
+    ("train", "1", "not of the form section.key"),
+    ("train.batch_size", "64.5", "'train.batch_size' expects int, got 64.5"),
+    ("train.batch_size", "big", "'train.batch_size' expects int, got 'big'"),
+    ("optim.g_lr", "fast", "'optim.g_lr' expects float"),
+    ("model.resolution", "True", "'model.resolution' expects int, got True"),
+])
+def test_bad_overrides_are_named(key, value, message):
+    with pytest.raises(UserError, match=message):
+        with_overrides(Config(), {key: value})
+
+
+def test_saved_config_round_trips(tmp_path):
+    config = config_lib.load_config(f"{MLP_CONFIG}:test")
+    config_lib.save_config(config, tmp_path / "config.json")
+    assert config_lib.read_config(tmp_path / "config.json") == config
+
+
+def test_differences_lists_changed_keys():
+    a = Config()
+    b = with_overrides(a, {"model.g_width": 32, "train.seed": 3})
+    assert config_lib.differences(a, b) == {"model.g_width": (64, 32), "train.seed": (0, 3)}
+
+
+@pytest.mark.parametrize("path", [DCGAN_CONFIG, MLP_CONFIG])
+@pytest.mark.parametrize("variant", ["", ":test"])
+def test_experiment_configs_load(path, variant):
+    config = config_lib.load_config(f"{path}{variant}")
+    assert isinstance(config, Config)
+
+
+def test_variant_overrides_only_what_differs():
+    full = config_lib.load_config(str(DCGAN_CONFIG))
+    cpu = config_lib.load_config(f"{DCGAN_CONFIG}:cpu")
+    assert set(config_lib.differences(full, cpu)) <= {
+        "model.g_width", "model.d_width", "train.total_kimg", "train.log_every_kimg",
+        "train.sample_every_kimg", "train.checkpoint_every_kimg"}
+
+
+def test_unknown_variant_and_missing_file():
+    with pytest.raises(UserError, match="unknown variant 'huge'"):
+        config_lib.load_config(f"{DCGAN_CONFIG}:huge")
+    with pytest.raises(UserError, match="config file 'nope.py' not found"):
+        config_lib.load_config("nope.py")

@@ -219,3 +219,21 @@ def differences(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
 
 def _flatten(values: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {f"{s}.{k}": v for s, fields in values.items() for k, v in fields.items()}
+
+
+# --- experiment variants -------------------------------------------------------------------
+
+# A few steps of whatever model, with every periodic action (log, samples, checkpoint) firing:
+# the `:test` variant of each experiment config.
+TEST_SCHEDULE = {"train.batch_size": 16, "train.total_kimg": 0.048,
+                 "train.log_every_kimg": 0.016, "train.sample_every_kimg": 0.032,
+                 "train.checkpoint_every_kimg": 0.032, "train.grid_size": 16}
+
+
+def variant_config(experiment: str, variants: Mapping[str | None, Mapping[str, Any]],
+                   variant: str | None, base: Mapping[str, Any] | None = None) -> Config:
+    """The config of an experiment file: defaults, then `base`, then the variant's overrides."""
+    if variant not in variants:
+        raise UserError(f"unknown variant '{variant}' of {experiment}; choose one of "
+                        f"{', '.join(v for v in variants if v)}")
+    return with_overrides(Config(), {**(base or {}), **variants[variant]})

@@ -15,23 +15,16 @@ Full run (20 epochs = 1200 kimg, the "Are GANs Created Equal?" budget; for a GPU
 `:test`, a few steps of a tiny model for the test suite.
 """
 
-from gan_jax.config import Config, with_overrides
-from gan_jax.errors import UserError
+from gan_jax.config import TEST_SCHEDULE, Config, variant_config
 
 VARIANTS = {
     None: {},
     "cpu": {"model.g_width": 32, "model.d_width": 32, "train.total_kimg": 76.8,
             "train.log_every_kimg": 1.28, "train.sample_every_kimg": 12.8,
             "train.checkpoint_every_kimg": 12.8},
-    "test": {"model.g_width": 8, "model.d_width": 8, "train.batch_size": 16,
-             "train.total_kimg": 0.048, "train.log_every_kimg": 0.016,
-             "train.sample_every_kimg": 0.032, "train.checkpoint_every_kimg": 0.032,
-             "train.grid_size": 16},
+    "test": {"model.g_width": 8, "model.d_width": 8, **TEST_SCHEDULE},
 }
 
 
 def get_config(variant: str | None = None) -> Config:
-    if variant not in VARIANTS:
-        raise UserError(f"unknown variant '{variant}' of dcgan_fashion_mnist; choose one of "
-                        f"{', '.join(v for v in VARIANTS if v)}")
-    return with_overrides(Config(), VARIANTS[variant])
+    return variant_config("dcgan_fashion_mnist", VARIANTS, variant)

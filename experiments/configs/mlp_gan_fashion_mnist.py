@@ -12,8 +12,7 @@ Full run (20 epochs = 1200 kimg):
 `:test`, a few steps of a tiny model for the test suite.
 """
 
-from gan_jax.config import Config, with_overrides
-from gan_jax.errors import UserError
+from gan_jax.config import TEST_SCHEDULE, Config, variant_config
 
 BASE = {"model.arch": "mlp", "model.g_width": 1200, "model.d_width": 240,
         "train.loss": "minimax", "train.batch_size": 100}
@@ -21,15 +20,9 @@ BASE = {"model.arch": "mlp", "model.g_width": 1200, "model.d_width": 240,
 VARIANTS = {
     None: {},
     "ns": {"train.loss": "non_saturating"},
-    "test": {"model.g_width": 32, "model.d_width": 16, "train.batch_size": 16,
-             "train.total_kimg": 0.048, "train.log_every_kimg": 0.016,
-             "train.sample_every_kimg": 0.032, "train.checkpoint_every_kimg": 0.032,
-             "train.grid_size": 16},
+    "test": {"model.g_width": 32, "model.d_width": 16, **TEST_SCHEDULE},
 }
 
 
 def get_config(variant: str | None = None) -> Config:
-    if variant not in VARIANTS:
-        raise UserError(f"unknown variant '{variant}' of mlp_gan_fashion_mnist; choose one of "
-                        f"{', '.join(v for v in VARIANTS if v)}")
-    return with_overrides(Config(), BASE | VARIANTS[variant])
+    return variant_config("mlp_gan_fashion_mnist", VARIANTS, variant, base=BASE)

@@ -94,6 +94,9 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
                 last_log = (step, now)
                 writer.write_scalars(step, values)
                 bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
+            if step == start_step + 1:  # throughput is measured from after compilation
+                jax.block_until_ready(state)
+                last_log = (step, time.perf_counter())
             if step % sample_every == 0 or is_last:
                 _save_samples(generate(state, grid_latents), step, workdir, writer)
             if step % checkpoint_every == 0 or is_last:

@@ -94,7 +94,7 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
             raise UserError(f"config key '{dotted}' is not of the form section.key; "
                             f"sections are {', '.join(_field_names(config))}")
         _field_value(section, field_name, dotted)
-        field_type = _resolved_types(type(section))[field_name]
+        field_type = typing.get_type_hints(type(section))[field_name]
         checked = _coerce(value, field_type, dotted)
         section = dataclasses.replace(section, **{field_name: checked})
         config = dataclasses.replace(config, **{section_name: section})
@@ -119,10 +119,6 @@ def _field_value(obj: Any, name: str, dotted: str) -> Any:
         raise UserError(f"unknown config key '{dotted}': {where} has no '{name}'; "
                         f"known: {', '.join(_field_names(obj))}")
     return getattr(obj, name)
-
-
-def _resolved_types(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
 
 
 def _coerce(value: Any, field_type: Any, dotted: str) -> Any:

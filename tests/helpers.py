@@ -1,5 +1,7 @@
 """Small builders shared by the tests."""
 
+from pathlib import Path
+
 import jax
 import numpy as np
 
@@ -24,3 +26,9 @@ def random_batch(config: Config, seed: int = 0) -> dict[str, np.ndarray]:
 
 def leaves(tree) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    """Every file under `directory`, by relative path: to check a failed run touched nothing."""
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from PIL import Image
 
 from experiments.train import main
 from tests.conftest import DCGAN_CONFIG, MLP_CONFIG, REPO, requires_fashion_mnist
+from tests.helpers import snapshot
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -87,12 +87,11 @@ def test_bad_config_spec(tmp_path, capsys):
 @requires_fashion_mnist
 def test_failed_run_leaves_the_good_checkpoint_alone(tmp_path):
     assert _cli("--config", f"{DCGAN_CONFIG}:test", "--workdir", str(tmp_path)).returncode == 0
-    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    before = snapshot(tmp_path)
     result = _cli("--config", f"{DCGAN_CONFIG}:test", "--workdir", str(tmp_path),
                   "model.d_width=16", "train.total_kimg=1")
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "model.d_width=8 but this config has model.d_width=16" in result.stderr
-    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    assert after == before
+    assert snapshot(tmp_path) == before

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from gan_jax import data, sharding
-from gan_jax.config import FASHION_MNIST_DIR, DataConfig
+from gan_jax.config import DataConfig
 from gan_jax.errors import UserError
 from tests.conftest import requires_fashion_mnist
 

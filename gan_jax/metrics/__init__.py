@@ -1,0 +1,1 @@
+"""Evaluation metrics: Inception features, FID, KID, precision/recall, density/coverage."""

@@ -1,0 +1,91 @@
+"""Image sets to evaluate: a dataset split, a folder of image files, or an `.npz` array.
+
+A spec string names one:
+  "fashion_mnist:test"      a dataset split: fashion_mnist/mnist from local idx files (Debian's
+                            dataset-fashion-mnist package for the former), other names through
+                            tensorflow-datasets ("cifar10:test");
+  "path/to/folder"          every .png/.jpg/.jpeg/.bmp/.webp in it (sorted), all one size;
+  "path/to/images.npz"      a uint8 (N, H, W, C) or (N, H, W) array, named `images` or alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from gan_jax.config import DataConfig
+from gan_jax.data import LOCAL_DATASETS, load_dataset
+from gan_jax.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+def is_dataset_spec(spec: str) -> bool:
+    return not Path(spec).exists() and ":" in spec and not spec.endswith(".npz")
+
+
+def load_images(spec: str, data_dir: str | None = None) -> np.ndarray:
+    """uint8 NHWC images of `spec` (see module docstring)."""
+    path = Path(spec)
+    if path.is_dir():
+        return load_image_folder(path)
+    if path.suffix == ".npz":
+        return load_image_npz(path)
+    if is_dataset_spec(spec):
+        return load_dataset_split(spec, data_dir)
+    raise UserError(f"'{spec}' is not a folder, an .npz file or a dataset:split name "
+                    "(e.g. fashion_mnist:test)")
+
+
+def load_dataset_split(spec: str, data_dir: str | None = None) -> np.ndarray:
+    dataset, _, split = spec.partition(":")
+    config = DataConfig(dataset=dataset, split=split,
+                        source="local" if dataset in LOCAL_DATASETS else "tfds")
+    if data_dir is not None:
+        config = dataclasses.replace(config, dir=data_dir)
+    return load_dataset(config).images
+
+
+def load_image_folder(folder: Path) -> np.ndarray:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    images = [_read_image(p) for p in files]
+    shapes = {image.shape for image in images}
+    if len(shapes) != 1:
+        raise UserError(f"images in {folder} differ in size or channels ({sorted(shapes)[:3]}); "
+                        "resize them to one shape first")
+    return np.stack(images)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            mode = "L" if image.mode in ("1", "L", "I;16", "I", "F") else "RGB"
+            array = np.asarray(image.convert(mode))
+    except (OSError, UnidentifiedImageError) as error:
+        raise UserError(f"cannot read image {path} ({error})") from None
+    return array[..., None] if array.ndim == 2 else array
+
+
+def load_image_npz(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise UserError(f"{path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = archive.files
+            name = "images" if "images" in names else (names[0] if len(names) == 1 else None)
+            if name is None:
+                raise UserError(f"{path} holds {names}; name the image array 'images'")
+            images = archive[name]
+    except (OSError, ValueError) as error:
+        raise UserError(f"cannot read {path} ({error})") from None
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.dtype != np.uint8:
+        raise UserError(f"{path}: images must be uint8 in [0, 255], got {images.dtype}; "
+                        "convert [-1, 1] floats with gan_jax.sample.to_uint8")
+    return images

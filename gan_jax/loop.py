@@ -2,6 +2,9 @@
 
     state = train(config, Path("runs/dcgan"))
 
+With `eval.metrics` set (e.g. "fid10k"), the generator is evaluated every `eval.every_kimg` and at
+the end, and the results go to metrics.jsonl and TensorBoard beside the training scalars.
+
 Re-running the same call resumes from the newest checkpoint in the run directory. Because the
 batch order and the step's randomness are functions of the step number, a resumed run ends in
 the same state as an uninterrupted one.
@@ -9,6 +12,7 @@ the same state as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -22,16 +26,20 @@ from tqdm import tqdm
 from gan_jax import config as config_lib
 from gan_jax import data, sample, sharding
 from gan_jax.checkpoint import Checkpointer
-from gan_jax.config import Config
+from gan_jax.config import Config, EvalConfig
 from gan_jax.errors import UserError
+from gan_jax.evaluate import GeneratorEvaluator, describe
 from gan_jax.metric_writers import MetricWriter
+from gan_jax.metrics.images import load_dataset_split
 from gan_jax.train import TrainState, build_gan, generate_images, init_state, train_step_for
 
 # Keys that may change when a run is resumed: they change how long the run is, how it reports
 # and where data lives, never what a step computes.
 RESUMABLE_CHANGES = frozenset({
     "train.total_kimg", "train.log_every_kimg", "train.sample_every_kimg",
-    "train.checkpoint_every_kimg", "train.keep_checkpoints", "data.dir", "data.tfds_data_dir"})
+    "train.checkpoint_every_kimg", "train.keep_checkpoints", "data.dir", "data.tfds_data_dir",
+    # Evaluation reads the state and never changes it.
+    *(f"eval.{field.name}" for field in dataclasses.fields(EvalConfig))})
 
 
 class TrainingDiverged(UserError):
@@ -54,6 +62,9 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     dataset = data.load_dataset(config.data)
     images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
     data.check_channels(images, config.model.channels, config.data.dataset)
+    evaluator = GeneratorEvaluator(config, gan)
+    if evaluator.specs:  # a wrong reference must fail now, not after hours of training
+        load_dataset_split(evaluator.reference, config.data.dir)
     checkpoints_dir = workdir / "checkpoints"
     _check_resumable(config, workdir, has_checkpoint=checkpoints_dir.is_dir() and any(
         p.name.isdigit() for p in checkpoints_dir.iterdir()))
@@ -71,6 +82,8 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     log_every = steps_for_kimg(t.log_every_kimg, t.batch_size)
     sample_every = steps_for_kimg(t.sample_every_kimg, t.batch_size)
     checkpoint_every = steps_for_kimg(t.checkpoint_every_kimg, t.batch_size)
+    eval_every = (steps_for_kimg(config.eval.every_kimg, t.batch_size)
+                  if config.eval.every_kimg is not None else total_steps)
 
     train_step = sharding.jit_train_step(train_step_for(gan), mesh)
     grid_latents = jax.random.normal(grid_key, (t.grid_size, gan.latent_dim))
@@ -102,6 +115,10 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
             if step % checkpoint_every == 0 or is_last:
                 _checked(metrics, step, checkpointer)  # never save a diverged state
                 checkpointer.save(state)
+            if evaluator.specs and (step % eval_every == 0 or is_last):
+                results = evaluator(state)  # after the checkpoint: a failed eval loses nothing
+                writer.write_scalars(step, {**results, "kimg": step * t.batch_size / 1000})
+                bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")
     finally:
         bar.close()
         batches.close()

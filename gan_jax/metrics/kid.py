@@ -23,7 +23,10 @@ sums in float64. Before the row sums every kernel value of a subset is shifted b
 c (the subset's mean cross-kernel value): t is unchanged by that shift, because the a-term loses
 2c * m(m-1) / (m-1) = 2cm and the b-term gains 2 * c * m^2 / m = 2cm, but the float32 partial
 sums shrink from about m * 1.7 to the spread of the kernel values, so their rounding error no
-longer dominates the small difference.
+longer dominates the small difference. What remains is the float32 rounding of the dot products
+themselves, a roughly fixed absolute error (about 1e-8 in KID for d = 256..2048, m = 500..1000,
+far below the spread of the subset estimates); measured against float64 it is 1e-8 relative at
+KID ~ 0.2, 1e-6 at KID ~ 5e-4 and 3e-6 at KID ~ 1e-5 (d = 2048, m = 1000), growing as KID -> 0.
 """
 
 from __future__ import annotations
@@ -58,11 +61,12 @@ def _features(name: str, x) -> jax.Array:
     if len(x.shape) != 2:
         raise UserError(f"KID: {name} has shape {tuple(x.shape)}; pass a 2-D array of shape "
                         "(num_samples, feature_dim), one feature vector per row")
-    x = jnp.asarray(x, jnp.float32)
+    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+        x = jnp.asarray(x, jnp.float32)
     # Checked after the cast, so float64 values beyond float32 range are caught too.
     if not bool(jnp.all(jnp.isfinite(x))):
-        raise UserError(f"KID: {name} contains NaN or infinite values (after conversion to "
-                        "float32); remove or fix those rows before computing KID")
+        raise UserError(f"KID: {name} contains NaN, infinite or beyond-float32 (|x| > 3.4e38) "
+                        "values; remove or fix those rows before computing KID")
     return x
 
 

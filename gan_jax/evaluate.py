@@ -17,8 +17,10 @@ import numpy as np
 from gan_jax.config import Config, EvalConfig, read_config
 from gan_jax.errors import UserError
 from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compute_metrics,
-                                        parse_metrics, real_set_from_dataset)
+                                        parse_metrics, real_set_from_dataset,
+                                        real_set_from_features)
 from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor
+from gan_jax.metrics.images import is_dataset_spec, load_images
 from gan_jax.metrics.resize import RESIZE_MODES
 from gan_jax.metrics.weights import STORAGES
 from gan_jax.train import Gan, TrainState, build_gan, generate_images, init_state, sample_latents
@@ -44,8 +46,20 @@ def reference_spec(config: Config) -> str:
     return config.eval.reference or f"{config.data.dataset}:test"
 
 
-def make_extractor(config: EvalConfig) -> FeatureExtractor:
-    return FeatureExtractor(config.weights, config.storage, config.compute)
+def real_set(reference: str, extractor: FeatureExtractor, config: EvalConfig,
+             specs: list[MetricSpec], data_dir: str | None = None) -> RealSet:
+    """The real side: a dataset split (statistics cached per protocol), or a folder / .npz of
+    images (features computed here, not cached: files can change under the same name)."""
+    if is_dataset_spec(reference):
+        return real_set_from_dataset(reference, extractor, config.resize, specs,
+                                     config.batch_size, data_dir=data_dir)
+    images = load_images(reference)
+    return real_set_from_features(extractor.features(images, config.resize, config.batch_size),
+                                  reference)
+
+
+def make_extractor(config: EvalConfig, progress: bool = False) -> FeatureExtractor:
+    return FeatureExtractor(config.weights, config.storage, config.compute, progress=progress)
 
 
 def generated_features(gan: Gan, state: TrainState, count: int, extractor: FeatureExtractor,
@@ -84,9 +98,13 @@ class GeneratorEvaluator:
 
     @functools.cached_property
     def _real(self) -> RealSet:
-        e = self.config.eval
-        return real_set_from_dataset(self.reference, self._extractor, e.resize, self.specs,
-                                     e.batch_size, data_dir=self.config.data.dir)
+        return real_set(self.reference, self._extractor, self.config.eval, self.specs,
+                        data_dir=self.config.data.dir)
+
+    def check_reference(self) -> None:
+        """Load the reference images once now: a wrong name must fail before training starts."""
+        if self.specs:
+            load_images(self.reference, self.config.data.dir)
 
     def __call__(self, state: TrainState) -> dict[str, float]:
         if not self.specs:

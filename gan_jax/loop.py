@@ -30,7 +30,6 @@ from gan_jax.config import Config, EvalConfig
 from gan_jax.errors import UserError
 from gan_jax.evaluate import GeneratorEvaluator, describe
 from gan_jax.metric_writers import MetricWriter
-from gan_jax.metrics.images import load_dataset_split
 from gan_jax.train import TrainState, build_gan, generate_images, init_state, train_step_for
 
 # Keys that may change when a run is resumed: they change how long the run is, how it reports
@@ -63,8 +62,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
     data.check_channels(images, config.model.channels, config.data.dataset)
     evaluator = GeneratorEvaluator(config, gan)
-    if evaluator.specs:  # a wrong reference must fail now, not after hours of training
-        load_dataset_split(evaluator.reference, config.data.dir)
+    evaluator.check_reference()
     checkpoints_dir = workdir / "checkpoints"
     _check_resumable(config, workdir, has_checkpoint=checkpoints_dir.is_dir() and any(
         p.name.isdigit() for p in checkpoints_dir.iterdir()))

@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm import tqdm
 
 from gan_jax.errors import UserError
 from gan_jax.metrics.inception import FEATURE_DIM, INPUT_SIZE, InceptionV3, params_from_weights
@@ -60,10 +61,10 @@ class FeatureExtractor:
     """The FID network with its weights on the local devices, ready for batches of images."""
 
     def __init__(self, weights: str | os.PathLike | None = None, storage: str = "float32",
-                 compute: str = "float32", devices=None):
+                 compute: str = "float32", devices=None, progress: bool = False):
         _check_choice("compute mode", compute, COMPUTE_MODES)
         dtype, precision = COMPUTE_MODES[compute]
-        self.compute, self.storage = compute, storage
+        self.compute, self.storage, self.progress = compute, storage, progress
         self.network = InceptionV3(dtype=dtype, precision=precision)
         self.mesh = make_mesh(jax.local_devices() if devices is None else devices)
         self.params = replicate(params_from_weights(load_inception_weights(weights, storage)),
@@ -104,8 +105,12 @@ class FeatureExtractor:
             raise UserError(f"batch_size must be positive, got {batch_size}")
         images = np.asarray(images)
         size = self.padded_batch_size(min(batch_size, len(images)))
-        out = [np.asarray(self.batch_features(batch, resize))[:count]
-               for batch, count in _padded_batches(images, size)]
+        with tqdm(total=len(images), unit="img", disable=not self.progress,
+                  leave=False) as bar:
+            out = []
+            for batch, count in _padded_batches(images, size):
+                out.append(np.asarray(self.batch_features(batch, resize))[:count])
+                bar.update(count)
         result = np.concatenate(out)
         assert result.shape == (len(images), FEATURE_DIM), result.shape
         return result

@@ -1,0 +1,132 @@
+"""The evaluation CLI and evaluation during training, with the real Inception network.
+
+Counts are tiny (16 images) so this runs in about a minute on a CPU; the numbers are checked
+against each other (the CLI and the training loop must agree exactly) and against FID's
+definition (identical sets give 0).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments.evaluate import main
+from gan_jax.config import load_config, with_overrides
+from gan_jax.errors import UserError
+from gan_jax.loop import train
+from tests.conftest import MLP_CONFIG, REPO, requires_fashion_mnist
+from tests.helpers import snapshot
+
+GOLDEN = Path(__file__).parent / "golden" / "inception_features.npz"
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    """16 Fashion-MNIST images as an .npz and 16 random RGB images as a folder of PNGs."""
+    root = tmp_path_factory.mktemp("images")
+    with np.load(GOLDEN) as golden:
+        gray, rgb = golden["gray_images"], golden["rgb_images"]
+    np.savez(root / "gray.npz", images=gray)
+    (root / "rgb").mkdir()
+    for i, image in enumerate(rgb):
+        Image.fromarray(image).save(root / "rgb" / f"{i:02d}.png")
+    return root
+
+
+def _run(capsys, argv) -> dict:
+    assert main([*argv, "--no-progress"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_identical_sets_score_zero_and_different_sets_do_not(capsys, image_files):
+    gray = str(image_files / "gray.npz")
+    same = _run(capsys, ["--images", gray, "--reference", gray, "--metrics", "fid16,prdc16"])
+    assert same["metrics"]["fid16"] == pytest.approx(0, abs=1e-6)
+    assert same["metrics"]["prdc16_precision"] == same["metrics"]["prdc16_recall"] == 1.0
+    output = image_files / "results.jsonl"
+    other = _run(capsys, ["--images", gray, "--reference", str(image_files / "rgb"),
+                          "--metrics", "fid16,kid16", "--output", str(output)])
+    assert other["metrics"]["fid16"] > 50 and other["metrics"]["kid16"] > 0
+    assert other["protocol"]["resize"] == "clean"
+    assert json.loads(output.read_text()) == other
+
+
+def _error_line(capsys, argv) -> str:
+    assert main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_bad_inputs_give_one_line_and_exit_2(capsys, image_files, tmp_path):
+    gray = str(image_files / "gray.npz")
+    np.savez(tmp_path / "float.npz", images=np.zeros((4, 8, 8, 1), np.float32))
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "a.png").write_bytes(b"not a png")
+    cases = [
+        (["--images", str(tmp_path / "float.npz"), "--reference", gray, "--metrics", "fid4"],
+         "must be uint8"),
+        (["--images", str(tmp_path / "empty"), "--reference", gray, "--metrics", "fid4"],
+         "holds no images"),
+        (["--images", str(tmp_path / "broken"), "--reference", gray, "--metrics", "fid4"],
+         "cannot read image"),
+        (["--images", gray, "--reference", gray, "--metrics", "fid10k"],
+         "holds 16 images but fid10k needs 10000"),
+        (["--images", gray, "--metrics", "fid4"], "needs --reference"),
+        (["--images", gray, "--reference", gray, "--metrics", "inception_score"],
+         "unknown metric 'inception_score'"),
+        (["--images", gray, "--reference", gray, "--metrics", "fid4", "--resize", "lanczos"],
+         "eval.resize='lanczos' is unknown"),
+        (["--images", "nowhere/at/all", "--reference", gray, "--metrics", "fid4"],
+         "is not a folder, an .npz file or a dataset:split"),
+        (["--run", str(tmp_path), "--metrics", "fid4"], "is not a run directory"),
+    ]
+    for argv, message in cases:
+        assert message in _error_line(capsys, argv), argv
+
+
+def test_a_subprocess_user_error_is_one_line_without_traceback(image_files):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, "-m", "experiments.evaluate", "--images",
+                             str(image_files / "gray.npz"), "--metrics", "fid4"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: --images needs --reference (a folder, .npz or dataset:split)"]
+
+
+@requires_fashion_mnist
+def test_training_evaluates_and_the_cli_reproduces_it(capsys, image_files, tmp_path):
+    config = with_overrides(load_config(f"{MLP_CONFIG}:test"), {
+        "eval.metrics": "fid16,kid16", "eval.reference": str(image_files / "gray.npz"),
+        "eval.batch_size": 8})
+    train(config, tmp_path, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    [logged] = [row for row in rows if "fid16" in row]
+    assert logged["step"] == 3 and np.isfinite(logged["fid16"]) and logged["fid16"] > 0
+    # The CLI restores the last checkpoint and draws the same latents (eval.seed): same numbers.
+    result = _run(capsys, ["--run", str(tmp_path), "--metrics", "fid16,kid16",
+                           "--reference", str(image_files / "gray.npz"), "--batch-size", "8"])
+    assert result["metrics"]["fid16"] == pytest.approx(logged["fid16"], rel=1e-6)
+    assert result["metrics"]["kid16"] == pytest.approx(logged["kid16"], rel=1e-5)
+
+
+@requires_fashion_mnist
+def test_bad_eval_settings_are_refused_before_the_run_directory_is_touched(tmp_path):
+    base = load_config(f"{MLP_CONFIG}:test")
+    (tmp_path / "keep.txt").write_text("x")
+    before = snapshot(tmp_path)
+    for overrides, message in [({"eval.metrics": "fid10k,bogus"}, "unknown metric 'bogus'"),
+                               ({"eval.metrics": "fid10", "eval.compute": "fp8"},
+                                "eval.compute='fp8' is unknown"),
+                               ({"eval.metrics": "fid10", "eval.reference": "no_such:split"},
+                                "could not load 'no_such'")]:
+        with pytest.raises(UserError, match=message):
+            train(with_overrides(base, overrides), tmp_path, progress=False)
+        assert snapshot(tmp_path) == before

@@ -95,7 +95,7 @@ def test_float16_storage_and_bfloat16_compute_stay_close(golden):
     half_storage = FeatureExtractor(storage="float16").features(images)
     bf16 = FeatureExtractor(compute="bfloat16").features(images)
     assert 1e-6 < relative_errors(half_storage, reference).max() < 1e-2
-    assert 1e-4 < relative_errors(bf16, reference).max() < 5e-2
+    assert 1e-4 < relative_errors(bf16, reference).max() < 1e-1
 
 
 @pytest.mark.parametrize("images, message", [

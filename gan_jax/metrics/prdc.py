@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.errors import UserError
+from gan_jax.metrics.checks import check_same_dimension, feature_array, is_int_at_least
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -55,40 +56,14 @@ class PRDC(NamedTuple):
     nearest_k: int
 
 
-def _features(name: str, x) -> jax.Array:
-    """`x` as a float32 (n, d) device array, or a UserError saying what is wrong with it."""
-    if not (hasattr(x, "shape") and hasattr(x, "dtype")):  # lists, scalars: NumPy decides
-        x = np.asarray(x)
-    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
-        raise UserError(f"PRDC: {name} has dtype {x.dtype}; pass a real-valued (float) feature "
-                        "array of shape (num_samples, feature_dim)")
-    if len(x.shape) != 2:
-        raise UserError(f"PRDC: {name} has shape {tuple(x.shape)}; pass a 2-D array of shape "
-                        "(num_samples, feature_dim), one feature vector per row")
-    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
-        x = jnp.asarray(x, jnp.float32)
-    # Checked after the cast, so float64 values beyond float32 range are caught too.
-    if not bool(jnp.all(jnp.isfinite(x))):
-        raise UserError(f"PRDC: {name} contains NaN, infinite or beyond-float32 (|x| > 3.4e38) "
-                        "values; remove or fix those rows before computing PRDC")
-    return x
-
-
-def _is_int_at_least(value, low: int) -> bool:
-    return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-            and value >= low)
-
-
 def _check_inputs(real: jax.Array, fake: jax.Array, nearest_k, batch_size) -> None:
     """Raise UserError for settings or shapes with which the metrics are undefined."""
-    if not _is_int_at_least(nearest_k, 1):
+    if not is_int_at_least(nearest_k, 1):
         raise UserError(f"PRDC: nearest_k={nearest_k!r}; pass an integer >= 1 (3 and 5 are "
                         "the usual choices)")
-    if not _is_int_at_least(batch_size, 1):
+    if not is_int_at_least(batch_size, 1):
         raise UserError(f"PRDC: batch_size={batch_size!r}; pass an integer >= 1")
-    if real.shape[1] != fake.shape[1]:
-        raise UserError(f"PRDC: real features have dimension {real.shape[1]} but fake features "
-                        f"have {fake.shape[1]}; extract both with the same feature network")
+    check_same_dimension("PRDC", real, fake)
     for name, x in (("real_features", real), ("fake_features", fake)):
         if x.shape[0] < nearest_k + 1:
             raise UserError(f"PRDC: {name} has {x.shape[0]} row(s) but nearest_k={nearest_k} "
@@ -172,8 +147,8 @@ def prdc(real_features, fake_features, *, nearest_k: int = 3, batch_size: int = 
     nearest_k + 1 rows. Distances are computed in blocks of `batch_size` rows against all rows
     of the other set, so peak memory is about batch_size * max(N, M) floats beyond the inputs.
     """
-    real = _features("real_features", real_features)
-    fake = _features("fake_features", fake_features)
+    real = feature_array("PRDC", "real_features", real_features)
+    fake = feature_array("PRDC", "fake_features", fake_features)
     _check_inputs(real, fake, nearest_k, batch_size)
     k = int(nearest_k)
     shift = jnp.mean(real, axis=0)  # distances are translation invariant; see module docstring

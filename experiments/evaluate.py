@@ -4,12 +4,12 @@
     python -m experiments.evaluate --images samples.npz --reference fashion_mnist:test \
         --metrics fid10k
 
-`--run DIR` generates images from the run's latest checkpoint and compares them with
-`--reference` (default: the run's dataset's test split). `--images` takes a folder of image files,
-an .npz of uint8 images or a dataset split (`fashion_mnist:train`); when it holds more images than
-the largest metric needs, a seeded random subset is used. References may be any of the same;
-dataset splits are cached with their protocol. The result is printed as one JSON line (and
-appended to `--output` when given).
+`--run DIR` generates images from the run's latest checkpoint (or that of `--step N`) and
+compares them with `--reference` (default: the run's dataset's test split). `--images` takes a
+folder of image files, an .npz of uint8 images or a dataset split (`fashion_mnist:train`); when it
+holds more images than the largest metric needs, a seeded random subset is used. References may
+be any of the same; dataset splits are cached with their protocol. The result is printed as one
+JSON line (and appended to `--output` when given).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="training run directory (latest checkpoint)")
     source.add_argument("--images", help="folder, .npz or dataset:split of images to evaluate")
+    parser.add_argument("--step", type=int,
+                        help="with --run: the checkpoint step (default: the latest)")
     parser.add_argument("--metrics", required=True, help="e.g. fid10k,kid10k,prdc10k")
     parser.add_argument("--reference", help="folder, .npz or dataset:split of real images")
     parser.add_argument("--resize", default=_DEFAULTS.resize, help="clean, tf_legacy or pytorch")
@@ -61,7 +63,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         raise UserError("--metrics is empty; name at least one, e.g. fid10k")
     count = max(spec.count for spec in specs)
     if args.run is not None:
-        run_config, gan, state = ev.restore_run(args.run)
+        run_config, gan, state = ev.restore_run(args.run, args.step)
         reference = args.reference or ev.reference_spec(run_config)
         extractor = ev.make_extractor(config, progress=not args.no_progress)
         fake = ev.generated_features(gan, state, count, extractor, config)

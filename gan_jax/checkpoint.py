@@ -24,11 +24,16 @@ class Checkpointer:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
     def restore_latest(self, like: TrainState) -> TrainState | None:
         """The latest checkpoint, laid out (shapes, dtypes, shardings) like `like`; or None."""
         step = self.latest_step()
-        if step is None:
-            return None
+        return None if step is None else self.restore(step, like)
+
+    def restore(self, step: int, like: TrainState) -> TrainState:
+        """The checkpoint of `step`, laid out like `like`."""
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 

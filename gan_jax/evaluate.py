@@ -119,8 +119,8 @@ def describe(results: dict[str, float], reference: str, config: EvalConfig) -> s
     return f"{values} (vs {reference}, resize={config.resize}, compute={config.compute})"
 
 
-def restore_run(workdir: Path) -> tuple[Config, Gan, TrainState]:
-    """The config, networks and latest checkpointed state of a run directory."""
+def restore_run(workdir: Path, step: int | None = None) -> tuple[Config, Gan, TrainState]:
+    """The config, networks and checkpointed state (of `step`, default the latest) of a run."""
     from gan_jax.checkpoint import Checkpointer  # orbax is only needed for this path
 
     config_path, checkpoints = workdir / "config.json", workdir / "checkpoints"
@@ -135,7 +135,11 @@ def restore_run(workdir: Path) -> tuple[Config, Gan, TrainState]:
     like = jax.jit(functools.partial(init_state, gan))(jax.random.key(0))
     checkpointer = Checkpointer(checkpoints)
     try:
-        state = checkpointer.restore_latest(like=like)
+        steps = checkpointer.all_steps()
+        if step is not None and step not in steps:
+            raise UserError(f"{workdir} has no checkpoint of step {step}; it has steps "
+                            f"{', '.join(map(str, steps))}")
+        state = checkpointer.restore(steps[-1] if step is None else step, like)
     finally:
         checkpointer.close()
     return config, gan, state

@@ -115,6 +115,13 @@ def test_training_evaluates_and_the_cli_reproduces_it(capsys, image_files, tmp_p
                            "--reference", str(image_files / "gray.npz"), "--batch-size", "8"])
     assert result["metrics"]["fid16"] == pytest.approx(logged["fid16"], rel=1e-6)
     assert result["metrics"]["kid16"] == pytest.approx(logged["kid16"], rel=1e-5)
+    assert result["source"].endswith("(step 3)")
+    earlier = _run(capsys, ["--run", str(tmp_path), "--step", "2", "--metrics", "fid16",
+                            "--reference", str(image_files / "gray.npz"), "--batch-size", "8"])
+    assert earlier["source"].endswith("(step 2)")
+    assert earlier["metrics"]["fid16"] != result["metrics"]["fid16"]
+    assert "has no checkpoint of step 7; it has steps 2, 3" in _error_line(
+        capsys, ["--run", str(tmp_path), "--step", "7", "--metrics", "fid16"])
 
 
 @requires_fashion_mnist

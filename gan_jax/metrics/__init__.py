@@ -7,7 +7,7 @@
     a, b = metrics.feature_stats(real), metrics.feature_stats(fake)
     same = metrics.frechet_distance(a.mu, a.sigma, b.mu, b.sigma)
     kid = metrics.kernel_inception_distance(real, fake)            # KID(mean, std, ...)
-    scores = metrics.prdc(real, fake, nearest_k=3)                 # precision, recall, density, coverage
+    scores = metrics.prdc(real, fake, nearest_k=3)   # precision, recall, density, coverage
 
 Modules: `inception` (the Flax network), `weights` (fetch/convert/verify), `resize` (the three
 299x299 resize modes), `features` (batched, sharded extraction), `fid`, `kid`, `prdc`,

@@ -73,7 +73,8 @@ class Tower(nn.Module):
         if self.pool_first:
             x = _avg_pool_3x3(x)
         for i, spec in enumerate(self.convs):
-            x = ConvBNReLU(spec, self.dtype, self.precision, name="conv" if i == 0 else f"conv_{i}")(x)
+            name = "conv" if i == 0 else f"conv_{i}"
+            x = ConvBNReLU(spec, self.dtype, self.precision, name=name)(x)
         return x
 
 
@@ -120,13 +121,12 @@ class InceptionC(_Block):
     def __call__(self, x):
         c = self.channels_7x7
         row, col = (1, 7), (7, 1)
+        rows = lambda n: Conv(n, row, padding=_same(*row))  # noqa: E731
+        cols = lambda n: Conv(n, col, padding=_same(*col))  # noqa: E731
         return jnp.concatenate([
             self.conv(Conv(192), "conv")(x),
-            self.tower(Conv(c), Conv(c, row, padding=_same(*row)), Conv(192, col, padding=_same(*col)),
-                       name="tower")(x),
-            self.tower(Conv(c), Conv(c, col, padding=_same(*col)), Conv(c, row, padding=_same(*row)),
-                       Conv(c, col, padding=_same(*col)), Conv(192, row, padding=_same(*row)),
-                       name="tower_1")(x),
+            self.tower(Conv(c), rows(c), cols(192), name="tower")(x),
+            self.tower(Conv(c), cols(c), rows(c), cols(c), rows(192), name="tower_1")(x),
             self.tower(Conv(192), name="tower_2", pool_first=True)(x),
         ], axis=-1)
 

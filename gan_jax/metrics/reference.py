@@ -39,9 +39,10 @@ def reference_protocol(spec: str, extractor: FeatureExtractor, resize: str,
 
 
 def _cache_path(protocol: Mapping[str, Any], kind: str) -> Path:
+    count, seed = protocol["count"], protocol["subset_seed"]
     parts = [protocol["source"].replace(":", "-").replace("/", "_"), protocol["resize"],
              protocol["storage"], protocol["compute"],
-             "all" if protocol["count"] is None else f"n{protocol['count']}s{protocol['subset_seed']}"]
+             "all" if count is None else f"n{count}s{seed}"]
     return cache_dir() / "fid_stats" / f"{'-'.join(parts)}-{kind}.npz"
 
 

@@ -43,7 +43,8 @@ class _StorageType:
         self.dtype = np.dtype(_STORAGE_DTYPES[name])
 
 
-def _rebuild_tensor(storage: np.ndarray, offset: int, shape: tuple, strides: tuple, *_) -> np.ndarray:
+def _rebuild_tensor(storage: np.ndarray, offset: int, shape: tuple, strides: tuple,
+                    *_) -> np.ndarray:
     """The array torch's `_rebuild_tensor_v2` would view, copied out of the storage."""
     item = storage.itemsize
     view = np.lib.stride_tricks.as_strided(

@@ -64,22 +64,25 @@ def make_extractor(config: EvalConfig, progress: bool = False) -> FeatureExtract
 
 def generated_features(gan: Gan, state: TrainState, count: int, extractor: FeatureExtractor,
                        config: EvalConfig) -> np.ndarray:
-    """Inception features of `count` images from the generator (inference-mode BatchNorm)."""
+    """Inception features of `count` images from the generator (inference-mode BatchNorm).
+
+    The latents are drawn at once from `eval.seed`, so they do not depend on the batch size:
+    the CLI reproduces the numbers logged in training whatever `--batch-size` it uses.
+    """
     batch = extractor.padded_batch_size(min(config.batch_size, count))
-    key = jax.random.key(config.seed)
+    batches = -(-count // batch)
+    latents = sample_latents(jax.random.key(config.seed), batches * batch, gan.latent_dim)
 
     @jax.jit
-    def generate_uint8(state, index):
-        z = sample_latents(jax.random.fold_in(key, index), batch, gan.latent_dim)
+    def generate_uint8(state, z):
         images = generate_images(gan, state, z)
         # The same rounding as gan_jax.sample.to_uint8 (and saved PNGs): FID sees what a
         # viewer of the samples sees.
         return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
-    chunks = []
-    for index in range(-(-count // batch)):
-        images = np.asarray(generate_uint8(state, index))
-        chunks.append(extractor.features(images, config.resize, batch))
+    chunks = [extractor.features(np.asarray(generate_uint8(state, latents[i:i + batch])),
+                                 config.resize, batch)
+              for i in range(0, batches * batch, batch)]
     return np.concatenate(chunks)[:count]
 
 

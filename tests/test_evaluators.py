@@ -16,7 +16,7 @@ from gan_jax.metrics.evaluators import (MetricSpec, compute_metrics, parse_metri
 from gan_jax.metrics.fid import fid_from_features
 from gan_jax.metrics.kid import kernel_inception_distance
 from gan_jax.metrics.prdc import prdc
-from gan_jax.metrics.reference import reference_stats, select_subset
+from gan_jax.metrics.reference import images_digest, reference_stats, select_subset
 
 
 @pytest.mark.parametrize("name, spec", [
@@ -91,29 +91,43 @@ class PixelStatsExtractor:
         return np.stack([x.mean(1), x.std(1), x[:, :10].mean(1), x[:, -10:].mean(1)], axis=1)
 
 
+@pytest.fixture
+def test_split():
+    from gan_jax.metrics.images import load_images
+    return load_images("fashion_mnist:test")
+
+
 @requires_fashion_mnist
-def test_reference_stats_are_computed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+def test_reference_stats_are_computed_once_then_read_from_the_cache(tmp_path, monkeypatch,
+                                                                     test_split):
     monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
     extractor = PixelStatsExtractor()
-    first = reference_stats("fashion_mnist:test", extractor, "clean", count=500, seed=1)
-    again = reference_stats("fashion_mnist:test", extractor, "clean", count=500, seed=1)
+    images = select_subset(test_split, 500, seed=1)
+    first = reference_stats("fashion_mnist:test", images, extractor, "clean")
+    again = reference_stats("fashion_mnist:test", images, extractor, "clean")
     assert extractor.calls == 1 and first.n == 500
     np.testing.assert_array_equal(first.sigma, again.sigma)
-    # Another protocol (resize, subset) is another cache entry, computed afresh.
-    reference_stats("fashion_mnist:test", extractor, "tf_legacy", count=500, seed=1)
-    reference_stats("fashion_mnist:test", extractor, "clean", count=500, seed=2)
-    assert extractor.calls == 3
-    [stored] = [json.loads(str(np.load(p)["protocol"]))
-                for p in (tmp_path / "fid_stats").glob("*clean*n500s1-stats.npz")]
-    assert stored["source"] == "fashion_mnist:test" and stored["resize"] == "clean"
-    assert stored["count"] == 500 and stored["subset_seed"] == 1
+    # Another resize, or other pixels under the same name (another subset, folder or
+    # resolution fitting), is another cache entry, computed afresh: never a silent reuse.
+    reference_stats("fashion_mnist:test", images, extractor, "tf_legacy")
+    other = reference_stats("fashion_mnist:test", select_subset(test_split, 500, seed=2),
+                            extractor, "clean")
+    assert extractor.calls == 3 and not np.array_equal(other.mu, first.mu)
+    stored = [json.loads(str(np.load(p)["protocol"]))
+              for p in (tmp_path / "fid_stats").glob("*-clean-*-stats.npz")]
+    assert len(stored) == 2
+    assert {p["images_sha256"] for p in stored} == {images_digest(images), images_digest(
+        select_subset(test_split, 500, seed=2))}
+    assert all(p["source"] == "fashion_mnist:test" and p["images_shape"] == [500, 28, 28, 1]
+               for p in stored)
 
 
 @requires_fashion_mnist
-def test_a_stale_cache_is_refused_not_reused(tmp_path, monkeypatch):
+def test_a_stale_or_broken_cache_is_refused_not_reused(tmp_path, monkeypatch, test_split):
     monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
     extractor = PixelStatsExtractor()
-    reference_stats("fashion_mnist:test", extractor, "clean", count=100)
+    images = test_split[:100]
+    reference_stats("fashion_mnist:test", images, extractor, "clean")
     [path] = (tmp_path / "fid_stats").glob("*-stats.npz")
     with np.load(path) as archive:
         arrays = dict(archive)
@@ -122,19 +136,23 @@ def test_a_stale_cache_is_refused_not_reused(tmp_path, monkeypatch):
     arrays["protocol"] = np.array(json.dumps(protocol))
     np.savez(path, **arrays)
     with pytest.raises(UserError, match="stale reference cache .* its weights='some other"):
-        reference_stats("fashion_mnist:test", extractor, "clean", count=100)
+        reference_stats("fashion_mnist:test", images, extractor, "clean")
+    path.write_bytes(path.read_bytes()[:200])  # truncated
+    with pytest.raises(UserError, match="cannot read reference cache"):
+        reference_stats("fashion_mnist:test", images, extractor, "clean")
 
 
 @requires_fashion_mnist
-def test_kid_and_prdc_features_are_cached_and_reused_for_the_stats(tmp_path, monkeypatch):
+def test_kid_and_prdc_features_are_cached_and_reused_for_the_stats(tmp_path, monkeypatch,
+                                                                    test_split):
     monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
     extractor = PixelStatsExtractor()
     specs = parse_metrics("fid20,kid20")
-    real = real_set_from_dataset("fashion_mnist:test", extractor, "clean", specs)
+    real = real_set_from_dataset("fashion_mnist:test", test_split, extractor, "clean", specs)
     fake = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32) * 50 + 70
     compute_metrics(specs, fake, real)
     assert extractor.calls == 1  # features once, stats from them
     assert len(list((tmp_path / "fid_stats").glob("*-features.npz"))) == 1
-    again = real_set_from_dataset("fashion_mnist:test", extractor, "clean", specs)
+    again = real_set_from_dataset("fashion_mnist:test", test_split, extractor, "clean", specs)
     compute_metrics(specs, fake, again)
     assert extractor.calls == 1  # both read back from the cache

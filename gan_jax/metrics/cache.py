@@ -23,6 +23,12 @@ def write_npz_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     leaves a file under the real name that a later run would take as complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        np.savez(handle, **arrays)
+        try:
+            np.savez(handle, **arrays)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before it gets the real name
+        except BaseException:
+            os.unlink(handle.name)
+            raise
     os.chmod(handle.name, 0o644)  # NamedTemporaryFile creates 0600; caches may be shared
     os.replace(handle.name, path)

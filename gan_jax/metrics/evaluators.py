@@ -7,8 +7,12 @@ count (`fid500`). Results come back as flat scalars ready for metrics.jsonl / Te
 `fid10k`, `kid10k` and `kid10k_std`, `prdc10k_precision`, ... .
 
 The real side is a `RealSet`: a reference whose statistics and features are computed lazily
-(and, for dataset splits, cached by `reference.py`). PRDC uses as many real images as fake ones
-(a seeded subset when the reference is larger), as its papers and stylegan2-ada do.
+(and, for dataset splits, cached by `reference.py`). KID follows stylegan2-ada (100 subsets of
+min(1000, n) images). PRDC here is computed on Inception pool3 features with k=3 and as many
+real images as fake ones (a seeded subset when the reference is larger); the published
+precision/recall (Kynkaanniemi et al., stylegan2-ada's pr50k3) and density/coverage (Naeem et al.,
+who recommend k=5) use VGG16 features, so these values are comparable with each other, not with
+those papers' tables.
 """
 
 from __future__ import annotations
@@ -64,18 +68,18 @@ class RealSet:
     description: str
 
 
-def real_set_from_dataset(spec: str, extractor: FeatureExtractor, resize: str,
-                          specs: list[MetricSpec], batch_size: int = 200,
-                          data_dir: str | None = None) -> RealSet:
-    """A `dataset:split` reference, cached per protocol. When `specs` need features (KID,
-    PRDC), they are computed once and cached, and the stats come from them."""
-    options = dict(batch_size=batch_size, data_dir=data_dir)
-    features = functools.cache(lambda: reference_features(spec, extractor, resize, **options))
+def real_set_from_dataset(source: str, images: np.ndarray, extractor: FeatureExtractor,
+                          resize: str, specs: list[MetricSpec], batch_size: int = 200) -> RealSet:
+    """A dataset reference, cached per protocol. When `specs` need features (KID, PRDC), they
+    are computed once and cached, and the stats come from them."""
+    features = functools.cache(
+        lambda: reference_features(source, images, extractor, resize, batch_size))
     needs_features = any(s.kind != "fid" for s in specs)
     return RealSet(
         stats=functools.cache(lambda: reference_stats(
-            spec, extractor, resize, **options, features=features if needs_features else None)),
-        features=features, description=f"{spec} (resize={resize})")
+            source, images, extractor, resize, batch_size,
+            features=features if needs_features else None)),
+        features=features, description=f"{source} (resize={resize})")
 
 
 def real_set_from_features(features: np.ndarray, description: str) -> RealSet:

@@ -102,15 +102,21 @@ class FeatureExtractor:
                  batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
         """(N, 2048) float32 features of uint8 NHWC images, computed `batch_size` at a time."""
         check_images(images)
-        _check_choice("resize mode", resize, RESIZE_MODES)
         if batch_size < 1:
             raise UserError(f"batch_size must be positive, got {batch_size}")
         images = np.asarray(images)
         size = self.padded_batch_size(min(batch_size, len(images)))
+        return self.features_of_batches(_padded_batches(images, size), len(images), resize)
+
+    def features_of_batches(self, batches: Iterable[tuple[jax.Array | np.ndarray, int]],
+                            total: int, resize: str = DEFAULT_RESIZE) -> np.ndarray:
+        """Features of a stream of (uint8 batch, how many of its images are real) pairs, e.g.
+        generator output still on the device; each batch's size must be a multiple of the
+        device count. One progress bar over `total` images."""
+        _check_choice("resize mode", resize, RESIZE_MODES)
         out, in_flight = [], collections.deque()
-        with tqdm(total=len(images), unit="img", disable=not self.progress,
-                  leave=False) as bar:
-            for batch, count in _padded_batches(images, size):
+        with tqdm(total=total, unit="img", disable=not self.progress, leave=False) as bar:
+            for batch, count in batches:
                 # Dispatch is asynchronous: queue the next batch before waiting for the oldest,
                 # so the upload and the host copy overlap the device's work.
                 in_flight.append((self.batch_features(batch, resize), count))
@@ -118,7 +124,7 @@ class FeatureExtractor:
                     out.append(_fetch(*in_flight.popleft(), bar))
             out.extend(_fetch(*pending, bar) for pending in in_flight)
         result = np.concatenate(out)
-        assert result.shape == (len(images), FEATURE_DIM), result.shape
+        assert result.shape == (total, FEATURE_DIM), (result.shape, total)
         return result
 
 

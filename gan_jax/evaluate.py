@@ -115,6 +115,7 @@ class GeneratorEvaluator:
         self.specs = check_eval_config(config.eval)
         self.config, self.gan = config, gan
         self.reference = reference_spec(config)
+        self._extractor: FeatureExtractor | None = None
         self._real: RealSet | None = None
 
     def prepare(self) -> None:

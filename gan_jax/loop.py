@@ -110,13 +110,12 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
                 last_log = (step, time.perf_counter())
             if step % sample_every == 0 or is_last:
                 _save_samples(generate(state, grid_latents), step, workdir, writer)
-            if step % checkpoint_every == 0 or is_last:
+            evaluate_now = evaluator.specs and (step % eval_every == 0 or is_last)
+            # A checkpoint also precedes every evaluation, so a failed evaluation loses nothing.
+            if step % checkpoint_every == 0 or is_last or evaluate_now:
                 _checked(metrics, step, checkpointer)  # never save a diverged state
                 checkpointer.save(state)
-            if evaluator.specs and (step % eval_every == 0 or is_last):
-                if step % checkpoint_every != 0 and not is_last:  # a failed eval loses nothing
-                    _checked(metrics, step, checkpointer)
-                    checkpointer.save(state)
+            if evaluate_now:
                 results = evaluator(state)
                 writer.write_scalars(step, {**results, "kimg": step * t.batch_size / 1000})
                 bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")

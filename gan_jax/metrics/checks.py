@@ -35,6 +35,12 @@ def check_same_dimension(metric: str, real: jax.Array, fake: jax.Array) -> None:
                         f"features have {fake.shape[1]}; extract both with the same network")
 
 
+def check_choice(kind: str, value: str, choices) -> None:
+    """`value` must be one of `choices` (e.g. a resize mode), or a UserError listing them."""
+    if value not in choices:
+        raise UserError(f"unknown {kind} {value!r}: choose one of {', '.join(choices)}")
+
+
 def is_int_at_least(value, low: int) -> bool:
     return (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
             and value >= low)

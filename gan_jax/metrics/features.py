@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from gan_jax.errors import UserError
+from gan_jax.metrics.checks import check_choice
 from gan_jax.metrics.inception import FEATURE_DIM, INPUT_SIZE, InceptionV3, params_from_weights
 from gan_jax.metrics.resize import RESIZE_MODES, to_inception_input
 from gan_jax.metrics.weights import load_inception_weights
@@ -54,17 +55,12 @@ def check_images(images) -> None:
         raise UserError(f"images must be non-empty, got shape {tuple(shape)}")
 
 
-def _check_choice(kind: str, value: str, choices: Iterable[str]) -> None:
-    if value not in choices:
-        raise UserError(f"unknown {kind} {value!r}: choose one of {', '.join(choices)}")
-
-
 class FeatureExtractor:
     """The FID network with its weights on the local devices, ready for batches of images."""
 
     def __init__(self, weights: str | os.PathLike | None = None, storage: str = "float32",
                  compute: str = "float32", devices=None, progress: bool = False):
-        _check_choice("compute mode", compute, COMPUTE_MODES)
+        check_choice("compute mode", compute, COMPUTE_MODES)
         dtype, precision = COMPUTE_MODES[compute]
         self.compute, self.storage, self.progress = compute, storage, progress
         self.network = InceptionV3(dtype=dtype, precision=precision)
@@ -94,7 +90,7 @@ class FeatureExtractor:
 
     def batch_features(self, images, resize: str = DEFAULT_RESIZE) -> jax.Array:
         """Features of one uint8 batch whose size the device count divides, left on device."""
-        _check_choice("resize mode", resize, RESIZE_MODES)
+        check_choice("resize mode", resize, RESIZE_MODES)
         images = jax.device_put(images, batch_sharded(self.mesh))
         return self._compiled(resize)(self.params, images)
 
@@ -113,7 +109,7 @@ class FeatureExtractor:
         """Features of a stream of (uint8 batch, how many of its images are real) pairs, e.g.
         generator output still on the device; each batch's size must be a multiple of the
         device count. One progress bar over `total` images."""
-        _check_choice("resize mode", resize, RESIZE_MODES)
+        check_choice("resize mode", resize, RESIZE_MODES)
         out, in_flight = [], collections.deque()
         with tqdm(total=total, unit="img", disable=not self.progress, leave=False) as bar:
             for batch, count in batches:
@@ -161,6 +157,6 @@ def inception_features(images, resize: str = DEFAULT_RESIZE,
     ("clean", the default, is clean-fid's PIL bicubic); FIDs are only comparable at equal resize.
     """
     check_images(images)
-    _check_choice("compute mode", compute, COMPUTE_MODES)
+    check_choice("compute mode", compute, COMPUTE_MODES)
     extractor = feature_extractor(None if weights is None else str(weights), storage, compute)
     return extractor.features(images, resize, batch_size)

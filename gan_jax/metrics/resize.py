@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.errors import UserError
+from gan_jax.metrics.checks import check_choice
 
 RESIZE_MODES = ("clean", "tf_legacy", "pytorch")
 
@@ -119,12 +119,6 @@ _MATRIX_BUILDERS = {
 }
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in RESIZE_MODES:
-        raise UserError(f"unknown FID resize mode {mode!r}; choose one of "
-                        f"{', '.join(RESIZE_MODES)}")
-
-
 @functools.lru_cache(maxsize=None)
 def resize_matrix(mode: str, in_size: int, out_size: int) -> np.ndarray:
     """The float64 (out_size, in_size) matrix that resizes one axis the way `mode` does.
@@ -132,7 +126,7 @@ def resize_matrix(mode: str, in_size: int, out_size: int) -> np.ndarray:
     Cached: it depends only on the sizes, and the cached array is read-only so no caller can
     corrupt the next one's resize.
     """
-    _check_mode(mode)
+    check_choice("resize mode", mode, RESIZE_MODES)
     matrix = _MATRIX_BUILDERS[mode](int(in_size), int(out_size))
     matrix.setflags(write=False)
     return matrix
@@ -155,7 +149,7 @@ def to_inception_input(images: jax.Array, mode: str = "clean", size: int = 299) 
     `mode` is one of RESIZE_MODES (see the module docstring); `mode` and `size` must be static
     under jit. C is usually 3; each channel is resized on its own, so C = 1 works too.
     """
-    _check_mode(mode)
+    check_choice("resize mode", mode, RESIZE_MODES)
     images = jnp.asarray(images, jnp.float32)
     _, height, width, _ = images.shape
     rows = jnp.asarray(resize_matrix(mode, height, size), jnp.float32)

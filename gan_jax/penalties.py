@@ -1,0 +1,73 @@
+"""Gradient penalties on the discriminator (critic), as pure functions returning (loss, aux).
+
+`critic` is any function images -> logits of shape (N,), e.g. a closure over D's parameters.
+Per-sample input gradients are taken as the gradient of sum(critic(x)), which is exact when
+samples do not interact inside D: the penalised critics of WGAN-GP, DRAGAN and R1 use no
+BatchNorm (layer/instance norm or none), as their papers prescribe.
+
+  gradient_penalty  WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2] at random
+                    points x_hat on lines between real and fake samples.
+  dragan_penalty    DRAGAN (Kodali et al. 2017): the same, around perturbed real samples.
+  r1_penalty        R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real samples; R2 on fakes
+                    is the same function applied to fake samples. Callers scale it by gamma / 2.
+
+These are the building blocks; wiring them into the train step (weights, lazy regularisation
+every k steps) belongs to the step's configuration.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+Critic = Callable[[jax.Array], jax.Array]
+Aux = dict[str, jax.Array]
+
+
+def input_gradients(critic: Critic, x: jax.Array) -> jax.Array:
+    """d critic(x)_i / d x_i for every sample i, shape of x."""
+    return jax.grad(lambda inputs: jnp.sum(critic(inputs)))(x)
+
+
+def _per_sample_norm(gradients: jax.Array) -> jax.Array:
+    return jnp.sqrt(jnp.sum(jnp.square(gradients.reshape(len(gradients), -1)), axis=1))
+
+
+def interpolate(real: jax.Array, fake: jax.Array, key: jax.Array) -> jax.Array:
+    """x_hat = eps * real + (1 - eps) * fake, one eps ~ U[0, 1) per sample."""
+    eps = jax.random.uniform(key, (len(real),) + (1,) * (real.ndim - 1), real.dtype)
+    return eps * real + (1.0 - eps) * fake
+
+
+def _unit_norm_penalty(critic: Critic, points: jax.Array) -> tuple[jax.Array, Aux]:
+    norms = _per_sample_norm(input_gradients(critic, points))
+    return jnp.mean(jnp.square(norms - 1.0)), {"grad_norm": jnp.mean(norms)}
+
+
+def gradient_penalty(critic: Critic, real: jax.Array, fake: jax.Array,
+                     key: jax.Array) -> tuple[jax.Array, Aux]:
+    """WGAN-GP's two-sided penalty at random interpolates of real and (detached) fake."""
+    return _unit_norm_penalty(critic, interpolate(real, jax.lax.stop_gradient(fake), key))
+
+
+def perturb(real: jax.Array, key: jax.Array, scale: float = 0.5) -> jax.Array:
+    """DRAGAN's neighbourhood: x + scale * std(x) * u, u ~ U[0, 1) elementwise."""
+    noise = jax.random.uniform(key, real.shape, real.dtype)
+    return real + scale * jnp.std(real) * noise
+
+
+def dragan_penalty(critic: Critic, real: jax.Array, key: jax.Array,
+                   scale: float = 0.5) -> tuple[jax.Array, Aux]:
+    """DRAGAN: the unit-gradient penalty at interpolates of real and perturbed-real samples."""
+    perturb_key, mix_key = jax.random.split(key)
+    return _unit_norm_penalty(critic, interpolate(real, perturb(real, perturb_key, scale),
+                                                  mix_key))
+
+
+def r1_penalty(critic: Critic, samples: jax.Array) -> tuple[jax.Array, Aux]:
+    """E ||grad D(x)||^2 at `samples` (reals: R1; fakes: R2). Scale by gamma / 2."""
+    squared = jnp.sum(jnp.square(input_gradients(critic, samples).reshape(len(samples), -1)),
+                      axis=1)
+    return jnp.mean(squared), {"grad_norm": jnp.mean(jnp.sqrt(squared))}

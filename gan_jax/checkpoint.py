@@ -15,6 +15,14 @@ import orbax.checkpoint as ocp
 from gan_jax.train import TrainState
 
 
+def has_checkpoint(directory: Path) -> bool:
+    """Whether `directory` holds a finished checkpoint, without creating anything: orbax's
+    manager creates its directory, and input checks must write nothing. Orbax names finished
+    checkpoints by their step and unfinished ones with a temporary suffix."""
+    directory = Path(directory)
+    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+
+
 class Checkpointer:
     def __init__(self, directory: Path, keep: int = 3):
         self._manager = ocp.CheckpointManager(

@@ -142,13 +142,13 @@ def describe(results: dict[str, float], reference: str, config: EvalConfig) -> s
 
 def restore_run(workdir: Path, step: int | None = None) -> tuple[Config, Gan, TrainState]:
     """The config, networks and checkpointed state (of `step`, default the latest) of a run."""
-    from gan_jax.checkpoint import Checkpointer  # orbax is only needed for this path
+    from gan_jax.checkpoint import Checkpointer, has_checkpoint  # orbax: only this path
 
     config_path, checkpoints = workdir / "config.json", workdir / "checkpoints"
     if not config_path.is_file():
         raise UserError(f"{workdir} is not a run directory (no config.json); pass the --workdir "
                         "of a training run")
-    if not checkpoints.is_dir() or not any(p.name.isdigit() for p in checkpoints.iterdir()):
+    if not has_checkpoint(checkpoints):
         raise UserError(f"{workdir} has no checkpoint yet; train longer or wait for the first "
                         "checkpoint_every_kimg")
     config = read_config(config_path)

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from gan_jax import config as config_lib
 from gan_jax import data, sample, sharding
-from gan_jax.checkpoint import Checkpointer
+from gan_jax.checkpoint import Checkpointer, has_checkpoint
 from gan_jax.config import Config, EvalConfig
 from gan_jax.errors import UserError
 from gan_jax.evaluate import GeneratorEvaluator, describe
@@ -64,8 +64,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     evaluator = GeneratorEvaluator(config, gan)
     evaluator.prepare()  # weights verified (or fetched) and reference loaded before any write
     checkpoints_dir = workdir / "checkpoints"
-    _check_resumable(config, workdir, has_checkpoint=checkpoints_dir.is_dir() and any(
-        p.name.isdigit() for p in checkpoints_dir.iterdir()))
+    _check_resumable(config, workdir, has_checkpoint=has_checkpoint(checkpoints_dir))
 
     init_key, step_key, grid_key = jax.random.split(jax.random.key(t.seed), 3)
     state = jax.jit(functools.partial(init_state, gan),

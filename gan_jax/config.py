@@ -1,8 +1,8 @@
 """Experiment configuration: typed, frozen dataclasses with dotted-key overrides.
 
-A config is a `Config` of five sections (model, data, optim, train, eval). Experiment files in
-`experiments/configs/` build one with `get_config(variant)`; the CLI applies `section.key=value`
-overrides on top. Every override is checked against the field's declared type, and an unknown key
+A config is a `Config` of seven sections (model, data, optim, train, reg, augment, eval).
+Experiment files in `experiments/configs/` build one with `get_config(variant)`; the CLI applies
+`section.key=value` overrides on top. Every override is checked against the field's declared type, and an unknown key
 is named in the error, so a typo can never silently train the wrong model.
 
 Schedules are measured in thousands of real images shown to the discriminator (kimg), as in
@@ -27,16 +27,26 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "dcgan"  # "dcgan" or "mlp" (gan_jax.models.ARCHITECTURES)
-    resolution: int = 28  # output side length; DCGAN needs 4*2^k or 7*2^k
+    arch: str = "dcgan"  # "dcgan", "resnet" or "mlp" (gan_jax.models.ARCHITECTURES)
+    resolution: int = 28  # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64
     channels: int = 1  # must match the dataset's channels
     latent_dim: int = 100
-    g_width: int = 64  # DCGAN: ngf (channels of the last G block); MLP: hidden units of G
-    d_width: int = 64  # DCGAN: ndf (channels of the first D block); MLP: maxout units of D
+    g_width: int = 64  # DCGAN: ngf (channels of the last G block); ResNet 32: channels of
+    #                    every block (SNGAN: 256), ResNet 64: of the last (Mimicry: 64);
+    #                    MLP: hidden units of G
+    d_width: int = 64  # DCGAN: ndf (channels of the first D block); ResNet 32: every block
+    #                    (SNGAN: 128), ResNet 64: the first (Mimicry: 64); MLP: maxout units
     mlp_layers: int = 2  # hidden layers of the MLP generator and discriminator
     maxout_pieces: int = 5  # MLP discriminator: linear pieces per maxout unit
     d_dropout: float = 0.5  # MLP discriminator: dropout rate on hidden layers
     bn_momentum: float = 0.9  # running-average decay of BatchNorm statistics (PyTorch's 0.1)
+    d_norm: str = "default"  # D normalisation: batch, layer, none; default: DCGAN batch, else none
+    spectral_norm: str = "none"  # "none", "d" (SNGAN) or "g_and_d" (SAGAN, BigGAN)
+    conditioning: str = "none"  # "none", "projection" (cGAN, Miyato & Koyama) or "acgan"
+    num_classes: int = 10  # classes of a conditional model (must match the dataset's labels)
+    minibatch_std: int = 0  # ProGAN minibatch-stddev group size in D; 0 = off
+    minibatch_discrimination: int = 0  # Salimans et al. kernels in D's head; 0 = off
+    compute_dtype: str = "float32"  # "bfloat16": bf16 arithmetic, float32 parameters and Adam
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,15 +61,21 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    g_lr: float = 2e-4
+    optimizer: str = "adam"  # "adam" or "rmsprop" (WGAN), both from optax
+    g_lr: float = 2e-4  # separate rates for G and D: TTUR (Heusel et al. 2017) when they differ
     d_lr: float = 2e-4
-    b1: float = 0.5
+    b1: float = 0.5  # Adam's betas; RMSprop uses b2 as its decay
     b2: float = 0.999
+    lr_decay: str = "constant"  # "constant" or "linear" (to zero at decay_kimg; WGAN-GP, SNGAN)
+    decay_kimg: float | None = None  # where a linear decay reaches zero; None: train.total_kimg
+    ema_kimg: float | None = None  # generator EMA half-life in kimg (StyleGAN2: 10); None: off
+    ema_rampup: float | None = None  # half-life at most rampup * kimg so far (StyleGAN2: 0.05)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    loss: str = "non_saturating"  # minimax, non_saturating, least_squares, hinge (losses.LOSSES)
+    loss: str = "non_saturating"  # minimax, non_saturating, least_squares, hinge, wasserstein
+    n_critic: int = 1  # discriminator updates per generator update, each on its own real batch
     batch_size: int = 64  # global batch, split over all devices
     total_kimg: float = 1200.0  # real images shown to D, in thousands (1200 = 20 epochs of 60k)
     seed: int = 0
@@ -68,6 +84,28 @@ class TrainConfig:
     checkpoint_every_kimg: float = 60.0
     keep_checkpoints: int = 3
     grid_size: int = 64  # images in each saved sample grid (a fixed latent batch)
+
+
+@dataclasses.dataclass(frozen=True)
+class RegConfig:
+    """Regularisers and the "Improved Techniques" tricks; every one composes with every loss."""
+    penalty: str = "none"  # none, wgan_gp, dragan, r1 (real), r2 (fake): gan_jax.penalties
+    penalty_weight: float = 10.0  # lambda of WGAN-GP/DRAGAN; R1/R2 add weight/2 * E||grad||^2
+    penalty_every: int = 1  # k > 1: lazy regularisation every k D updates (StyleGAN2)
+    clip: float | None = None  # WGAN weight clipping of every D parameter to [-clip, clip]
+    label_smoothing: float = 0.0  # one-sided: real targets 1 - s (BCE losses only)
+    feature_matching: float = 0.0  # weight of ||E f(real) - E f(fake)||^2 added to G's loss
+    historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2, G and D
+    class_weight: float = 1.0  # ACGAN: weight of the auxiliary classification losses
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """DiffAugment on every image D sees (real and fake), optionally ADA-adaptive."""
+    policy: str = ""  # comma-separated: color, translation, cutout; "" = off
+    p: float = 1.0  # probability each op is applied to a sample (the start value when adaptive)
+    ada_target: float | None = None  # adapt p so E[sign D(real)] stays here (ADA: 0.6); None: fixed
+    ada_kimg: float = 100.0  # images (in kimg) for p to move by 1 (ADA's speed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +128,8 @@ class Config:
     data: DataConfig = DataConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    reg: RegConfig = RegConfig()
+    augment: AugmentConfig = AugmentConfig()
     eval: EvalConfig = EvalConfig()
 
 

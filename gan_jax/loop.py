@@ -26,6 +26,7 @@ from tqdm import tqdm
 from gan_jax import config as config_lib
 from gan_jax import data, sample, sharding
 from gan_jax.checkpoint import Checkpointer, has_checkpoint
+from gan_jax.compatibility import check_labels
 from gan_jax.config import Config, EvalConfig
 from gan_jax.errors import UserError
 from gan_jax.evaluate import GeneratorEvaluator, describe
@@ -59,6 +60,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     sharding.check_batch_size(t.batch_size, mesh)
     gan = build_gan(config)
     dataset = data.load_dataset(config.data)
+    check_labels(config, dataset.num_classes, config.data.dataset)
     images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
     data.check_channels(images, config.model.channels, config.data.dataset)
     evaluator = GeneratorEvaluator(config, gan)
@@ -75,32 +77,35 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     state = checkpointer.restore_latest(like=state) or state
     start_step = int(state.step)
 
-    total_steps = steps_for_kimg(t.total_kimg, t.batch_size)
-    log_every = steps_for_kimg(t.log_every_kimg, t.batch_size)
-    sample_every = steps_for_kimg(t.sample_every_kimg, t.batch_size)
-    checkpoint_every = steps_for_kimg(t.checkpoint_every_kimg, t.batch_size)
-    eval_every = (steps_for_kimg(config.eval.every_kimg, t.batch_size)
+    # Every step shows D n_critic batches of real images; schedules count those images.
+    images_per_step = t.batch_size * t.n_critic
+    total_steps = steps_for_kimg(t.total_kimg, images_per_step)
+    log_every = steps_for_kimg(t.log_every_kimg, images_per_step)
+    sample_every = steps_for_kimg(t.sample_every_kimg, images_per_step)
+    checkpoint_every = steps_for_kimg(t.checkpoint_every_kimg, images_per_step)
+    eval_every = (steps_for_kimg(config.eval.every_kimg, images_per_step)
                   if config.eval.every_kimg is not None else total_steps)
 
     train_step = sharding.jit_train_step(train_step_for(gan), mesh)
     grid_latents = jax.random.normal(grid_key, (t.grid_size, gan.latent_dim))
     generate = jax.jit(functools.partial(generate_images, gan))
-    batches = data.device_batches(images, dataset.labels, t.batch_size, t.seed, mesh,
+    batches = data.device_batches(images, dataset.labels, images_per_step, t.seed, mesh,
                                   start_step=start_step)
     writer = MetricWriter(workdir)
-    bar = tqdm(total=total_steps * t.batch_size, initial=start_step * t.batch_size, unit="img",
-               unit_scale=True, dynamic_ncols=True, disable=not progress)
+    bar = tqdm(total=total_steps * images_per_step, initial=start_step * images_per_step,
+               unit="img", unit_scale=True, dynamic_ncols=True, disable=not progress)
     last_log = (start_step, time.perf_counter())
     try:
         for step in range(start_step + 1, total_steps + 1):
             state, metrics = train_step(state, next(batches), step_key)
-            bar.update(t.batch_size)
+            bar.update(images_per_step)
             is_last = step == total_steps
             if step % log_every == 0 or is_last:
                 values = _checked(metrics, step, checkpointer)
                 now = time.perf_counter()
-                values["img_per_sec"] = (step - last_log[0]) * t.batch_size / (now - last_log[1])
-                values["kimg"] = step * t.batch_size / 1000
+                values["img_per_sec"] = ((step - last_log[0]) * images_per_step
+                                         / (now - last_log[1]))
+                values["kimg"] = step * images_per_step / 1000
                 last_log = (step, now)
                 writer.write_scalars(step, values)
                 bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
@@ -116,7 +121,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
                 checkpointer.save(state)
             if evaluate_now:
                 results = evaluator(state)
-                writer.write_scalars(step, {**results, "kimg": step * t.batch_size / 1000})
+                writer.write_scalars(step, {**results, "kimg": step * images_per_step / 1000})
                 bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")
     finally:
         bar.close()
@@ -132,9 +137,12 @@ def _check_resumable(config: Config, workdir: Path, has_checkpoint: bool) -> Non
     saved_path = workdir / "config.json"
     if not (has_checkpoint and saved_path.is_file()):
         return
+    resumable = RESUMABLE_CHANGES
+    if config.optim.lr_decay == "linear" and config.optim.decay_kimg is None:
+        resumable = resumable - {"train.total_kimg"}  # the decay ends with the run
     changed = {k: v for k, v in config_lib.differences(config_lib.read_config(saved_path),
                                                        config).items()
-               if k not in RESUMABLE_CHANGES}
+               if k not in resumable}
     if changed:
         key, (old, new) = next(iter(changed.items()))
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""

@@ -9,6 +9,7 @@ writing them with softplus keeps them finite for any logit.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -22,9 +23,15 @@ class AdversarialLoss(NamedTuple):
     g: Callable[[jax.Array], tuple[jax.Array, Aux]]
 
 
-def bce_discriminator(real_logits: jax.Array, fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
-    """-[log D(x) + log(1 - D(G(z)))]: the discriminator side of the original GAN game."""
-    real_term = jnp.mean(jax.nn.softplus(-real_logits))
+def bce_discriminator(real_logits: jax.Array, fake_logits: jax.Array,
+                      label_smoothing: float = 0.0) -> tuple[jax.Array, Aux]:
+    """-[log D(x) + log(1 - D(G(z)))]: the discriminator side of the original GAN game.
+
+    One-sided label smoothing (Salimans et al. 2016) makes the real target 1 - s, i.e. the real
+    term -[(1 - s) log D(x) + s log(1 - D(x))]; fake targets stay 0.
+    """
+    real_term = jnp.mean((1.0 - label_smoothing) * jax.nn.softplus(-real_logits)
+                         + label_smoothing * jax.nn.softplus(real_logits))
     fake_term = jnp.mean(jax.nn.softplus(fake_logits))
     return real_term + fake_term, {"d_loss_real": real_term, "d_loss_fake": fake_term}
 
@@ -60,13 +67,40 @@ def hinge_discriminator(real_logits: jax.Array, fake_logits: jax.Array) -> tuple
 
 
 def hinge_generator(fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
-    """-D(G(z)): the generator side of the hinge game."""
+    """-D(G(z)): the generator side of the hinge game (and of WGAN)."""
     return -jnp.mean(fake_logits), {}
 
+
+def wasserstein_discriminator(real_logits: jax.Array,
+                              fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """WGAN critic (Arjovsky et al. 2017): E D(G(z)) - E D(x), the negated Wasserstein estimate.
+
+    Meaningful only for a (roughly) 1-Lipschitz critic: weight clipping, a gradient penalty or
+    spectral norm; the config refuses it otherwise.
+    """
+    real_term, fake_term = jnp.mean(real_logits), jnp.mean(fake_logits)
+    return fake_term - real_term, {"wasserstein_estimate": real_term - fake_term}
+
+
+# Losses whose discriminator side is binary cross-entropy, where label smoothing is defined.
+BCE_LOSSES = ("minimax", "non_saturating")
 
 LOSSES: dict[str, AdversarialLoss] = {
     "minimax": AdversarialLoss(bce_discriminator, minimax_generator),
     "non_saturating": AdversarialLoss(bce_discriminator, non_saturating_generator),
     "least_squares": AdversarialLoss(least_squares_discriminator, least_squares_generator),
     "hinge": AdversarialLoss(hinge_discriminator, hinge_generator),
+    # The WGAN generator loss, -E D(G(z)), is the hinge generator loss.
+    "wasserstein": AdversarialLoss(wasserstein_discriminator, hinge_generator),
 }
+
+
+def make_loss(name: str, label_smoothing: float = 0.0) -> AdversarialLoss:
+    """The loss `name` of LOSSES, with one-sided label smoothing for the BCE losses."""
+    loss = LOSSES[name]
+    if label_smoothing:
+        if name not in BCE_LOSSES:
+            raise ValueError(f"label smoothing is defined for {BCE_LOSSES}, not {name!r}")
+        loss = loss._replace(d=functools.partial(bce_discriminator,
+                                                 label_smoothing=label_smoothing))
+    return loss

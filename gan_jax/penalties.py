@@ -11,8 +11,8 @@ BatchNorm (layer/instance norm or none), as their papers prescribe.
   r1_penalty        R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real samples; R2 on fakes
                     is the same function applied to fake samples. Callers scale it by gamma / 2.
 
-These are the building blocks; wiring them into the train step (weights, lazy regularisation
-every k steps) belongs to the step's configuration.
+`penalty(name, ...)` picks one by its config name (reg.penalty); the train step multiplies it by
+reg.penalty_weight and, with lazy regularisation, applies it every reg.penalty_every D updates.
 """
 
 from __future__ import annotations
@@ -71,3 +71,20 @@ def r1_penalty(critic: Critic, samples: jax.Array) -> tuple[jax.Array, Aux]:
     squared = jnp.sum(jnp.square(input_gradients(critic, samples).reshape(len(samples), -1)),
                       axis=1)
     return jnp.mean(squared), {"grad_norm": jnp.mean(jnp.sqrt(squared))}
+
+
+PENALTIES = ("wgan_gp", "dragan", "r1", "r2")
+
+
+def penalty(name: str, critic: Critic, real: jax.Array, fake: jax.Array,
+            key: jax.Array) -> tuple[jax.Array, Aux]:
+    """The penalty `name`, to be multiplied by its weight; R1/R2 include their 1/2 factor, so
+    weight gamma gives gamma/2 E||grad D||^2 as in Mescheder et al. and StyleGAN2."""
+    if name == "wgan_gp":
+        return gradient_penalty(critic, real, fake, key)
+    if name == "dragan":
+        return dragan_penalty(critic, real, key)
+    if name in ("r1", "r2"):
+        value, aux = r1_penalty(critic, real if name == "r1" else jax.lax.stop_gradient(fake))
+        return 0.5 * value, aux
+    raise ValueError(f"unknown penalty {name!r}; expected one of {PENALTIES}")

@@ -5,10 +5,17 @@
     train_step = make_train_step(config)          # pure: (state, batch, key) -> (state, metrics)
     state, metrics = jax.jit(train_step, donate_argnums=0)(state, batch, key)
 
-One step is one discriminator update on a real and a fake batch followed by one generator update,
-the DCGAN recipe. The generator runs forward once per step: its output is detached for the D
-update, and the G update pulls the gradient back through the same forward pass with `jax.vjp`,
-as PyTorch's `fake.detach()` idiom does, so no work is repeated.
+One step is `train.n_critic` discriminator updates, each on its own real batch and fresh fakes,
+followed by one generator update. With n_critic = 1 that is the DCGAN recipe; with 5 it is
+WGAN's. The batch holds n_critic * train.batch_size real images; the first n_critic - 1 D updates
+run inside `lax.scan`. The generator runs forward once for the last D update, and the G update
+pulls the gradient back through that same forward pass with `jax.vjp` (PyTorch's
+`fake.detach()` idiom), so no work is repeated.
+
+Everything in the zoo is a choice on this one step (gan_jax.config): the loss, a gradient penalty
+(lazily every k D updates, with StyleGAN2's optimizer compensation), WGAN weight clipping,
+class conditioning (projection or ACGAN), feature matching, one-sided label smoothing,
+historical averaging, DiffAugment with an ADA-adapted probability, and a generator EMA.
 
 All randomness comes from `key`: the step folds in `state.step`, so passing the same base key
 every step gives fresh, reproducible randomness, and a resumed run draws exactly what an
@@ -25,10 +32,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from gan_jax import augment, penalties
+from gan_jax.compatibility import check_config
 from gan_jax.config import Config, OptimConfig
 from gan_jax.errors import UserError
-from gan_jax.losses import LOSSES, AdversarialLoss
-from gan_jax.models import build_networks
+from gan_jax.losses import AdversarialLoss, make_loss
+from gan_jax.models import DiscriminatorOutput, build_networks
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -39,17 +48,20 @@ Variables = dict[str, Any]
 class TrainState:
     """Everything that changes during training; a plain pytree that orbax saves as is."""
 
-    step: jax.Array  # completed train steps (one D and one G update each)
+    step: jax.Array  # completed train steps (n_critic D updates and one G update each)
     g_params: Any
     d_params: Any
     g_model_state: Variables  # non-parameter collections, e.g. {"batch_stats": ...}
     d_model_state: Variables
     g_opt_state: optax.OptState
     d_opt_state: optax.OptState
+    ema_params: Any  # exponential moving average of g_params; {} when optim.ema_kimg is None
+    param_averages: Any  # {"g": ..., "d": ...} means of all past parameters; {} when unused
+    augment_p: jax.Array  # float32 probability of each DiffAugment op (ADA adapts it)
 
 
 class Gan(NamedTuple):
-    """The static parts of a GAN: modules, optimizers and loss (never in the pytree)."""
+    """The static parts of a GAN: modules, optimizers, loss and settings (never in the pytree)."""
 
     generator: nn.Module
     discriminator: nn.Module
@@ -58,25 +70,69 @@ class Gan(NamedTuple):
     loss: AdversarialLoss
     latent_dim: int
     image_shape: tuple[int, int, int]  # (H, W, C)
+    num_classes: int  # labels the networks take; 0 when unconditional
+    config: Config
 
 
 def build_gan(config: Config) -> Gan:
-    if config.train.loss not in LOSSES:
-        raise UserError(f"train.loss='{config.train.loss}' is unknown; choose one of "
-                        f"{', '.join(LOSSES)}")
+    check_config(config)
     networks = build_networks(config.model)
     m = config.model
     return Gan(networks.generator, networks.discriminator,
-               _adam(config.optim, config.optim.g_lr), _adam(config.optim, config.optim.d_lr),
-               LOSSES[config.train.loss], m.latent_dim, (m.resolution, m.resolution, m.channels))
+               make_optimizer(config.optim, config.optim.g_lr),
+               make_optimizer(config.optim, config.optim.d_lr, lazy_every(config)),
+               make_loss(config.train.loss, config.reg.label_smoothing), m.latent_dim,
+               (m.resolution, m.resolution, m.channels),
+               m.num_classes if m.conditioning != "none" else 0, config)
 
 
-def _adam(optim: OptimConfig, lr: float) -> optax.GradientTransformation:
-    return optax.adam(lr, b1=optim.b1, b2=optim.b2)
+def lazy_every(config: Config) -> int:
+    """D updates per penalty update: 1 means the penalty is part of every D loss."""
+    return config.reg.penalty_every if config.reg.penalty != "none" else 1
+
+
+def make_optimizer(optim: OptimConfig, lr: float, lazy_every: int = 1
+                   ) -> optax.GradientTransformation:
+    """Adam or RMSprop whose learning rate the step sets (`set_learning_rate`).
+
+    With lazy regularisation every k updates the optimizer takes k + 1 steps per k updates, so
+    StyleGAN2 scales the rate by k / (k + 1) and raises the betas to that power.
+    """
+    ratio = lazy_every / (lazy_every + 1) if lazy_every > 1 else 1.0
+    if optim.optimizer == "adam":
+        return optax.inject_hyperparams(optax.adam)(
+            learning_rate=lr * ratio, b1=optim.b1 ** ratio, b2=optim.b2 ** ratio)
+    if optim.optimizer == "rmsprop":
+        return optax.inject_hyperparams(optax.rmsprop)(learning_rate=lr * ratio,
+                                                       decay=optim.b2 ** ratio, eps=1e-8)
+    raise UserError(f"optim.optimizer='{optim.optimizer}' is unknown; choose adam or rmsprop")
+
+
+def learning_rate_scale(optim: OptimConfig, total_kimg: float, kimg: jax.Array) -> jax.Array:
+    """1 for a constant rate; linear decay 1 -> 0 at optim.decay_kimg (or the run's end)."""
+    if optim.lr_decay == "constant":
+        return jnp.ones(())
+    end = optim.decay_kimg if optim.decay_kimg is not None else total_kimg
+    return jnp.clip(1.0 - kimg / end, 0.0, 1.0)
+
+
+def _with_learning_rate(opt_state: Any, lr: jax.Array) -> Any:
+    hyperparams = dict(opt_state.hyperparams, learning_rate=lr)
+    return opt_state._replace(hyperparams=hyperparams)
 
 
 def sample_latents(key: jax.Array, n: int, latent_dim: int) -> jax.Array:
     return jax.random.normal(key, (n, latent_dim))
+
+
+def sample_labels(key: jax.Array, n: int, num_classes: int) -> jax.Array | None:
+    """Uniform class labels for fakes; None for an unconditional GAN."""
+    return jax.random.randint(key, (n,), 0, num_classes) if num_classes else None
+
+
+def balanced_labels(n: int, num_classes: int) -> jax.Array | None:
+    """0, 1, ..., K-1, 0, 1, ...: equal classes for sample grids and metrics."""
+    return jnp.arange(n) % num_classes if num_classes else None
 
 
 def images_to_float(images: jax.Array) -> jax.Array:
@@ -89,12 +145,19 @@ def images_to_float(images: jax.Array) -> jax.Array:
 def init_state(gan: Gan, key: jax.Array) -> TrainState:
     g_key, d_key = jax.random.split(key)
     z = jnp.zeros((1, gan.latent_dim))
-    g_vars = dict(gan.generator.init(g_key, z, train=False))
-    d_vars = dict(gan.discriminator.init(d_key, jnp.zeros((1, *gan.image_shape)), train=False))
+    labels = jnp.zeros((1,), jnp.int32) if gan.num_classes else None
+    g_vars = dict(gan.generator.init(g_key, z, labels, train=False))
+    d_vars = dict(gan.discriminator.init(d_key, jnp.zeros((1, *gan.image_shape)), labels,
+                                         train=False))
     g_params, d_params = g_vars.pop("params"), d_vars.pop("params")
+    c = gan.config
+    averages = ({"g": g_params, "d": d_params} if c.reg.historical_averaging else {})
     return TrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                       g_model_state=g_vars, d_model_state=d_vars,
-                      g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params))
+                      g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
+                      ema_params=g_params if c.optim.ema_kimg is not None else {},
+                      param_averages=averages,
+                      augment_p=jnp.asarray(c.augment.p, jnp.float32))
 
 
 def make_train_step(config: Config) -> Callable[[TrainState, Batch, jax.Array],
@@ -102,69 +165,306 @@ def make_train_step(config: Config) -> Callable[[TrainState, Batch, jax.Array],
     return train_step_for(build_gan(config))
 
 
+# --- the pieces of a step ------------------------------------------------------------------
+
+
+def generate(gan: Gan, g_params: Any, g_model_state: Variables, z: jax.Array,
+             labels: jax.Array | None) -> tuple[jax.Array, Variables]:
+    """G(z, labels) in training mode; returns the images and G's updated model state."""
+    return gan.generator.apply({"params": g_params, **g_model_state}, z, labels, train=True,
+                               mutable=list(g_model_state))
+
+
+def discriminate(gan: Gan, d_params: Any, d_model_state: Variables, images: jax.Array,
+                 labels: jax.Array | None, key: jax.Array,
+                 augment_p: jax.Array) -> tuple[DiscriminatorOutput, Variables]:
+    """D(augment(images)) in training mode; `key` drives the augmentation and dropout."""
+    augment_key, dropout_key = jax.random.split(key)
+    policy = augment.parse_policy(gan.config.augment.policy)
+    if policy:
+        images = augment.diff_augment(images, augment_key, policy, augment_p)
+    return gan.discriminator.apply({"params": d_params, **d_model_state}, images, labels,
+                                   train=True, mutable=list(d_model_state),
+                                   rngs={"dropout": dropout_key})
+
+
+def _class_loss(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+
+
+def _distance_to(params: Any, averages: Any) -> jax.Array:
+    return sum(jnp.sum(jnp.square(p - a)) for p, a in
+               zip(jax.tree.leaves(params), jax.tree.leaves(averages)))
+
+
+def _clip(params: Any, bound: float | None) -> Any:
+    if bound is None:
+        return params
+    return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
+
+
+class StepKeys(NamedTuple):
+    z: jax.Array
+    fake_labels: jax.Array
+    real: jax.Array
+    fake: jax.Array
+    penalty: jax.Array
+
+    @classmethod
+    def of(cls, key: jax.Array) -> "StepKeys":
+        return cls(*jax.random.split(key, len(cls._fields)))
+
+
+def _penalty_loss(gan: Gan, d_params: Any, d_model_state: Variables, real: jax.Array,
+                  fake: jax.Array, labels: jax.Array | None, fake_labels: jax.Array | None,
+                  key: jax.Array, augment_p: jax.Array) -> tuple[jax.Array, Metrics]:
+    """reg.penalty_weight times the penalty, on the (augmented) critic at fixed parameters."""
+    r = gan.config.reg
+    d_key, penalty_key = jax.random.split(key)
+    # The penalties of WGAN-GP/DRAGAN/R1 act on real samples (and, for interpolates, on the
+    # real labels); R2 acts on fakes and their labels.
+    critic_labels = fake_labels if r.penalty == "r2" else labels
+
+    def critic(images):
+        out, _ = discriminate(gan, d_params, d_model_state, images, critic_labels, d_key,
+                              augment_p)
+        return out.logits
+
+    value, aux = penalties.penalty(r.penalty, critic, real, fake, penalty_key)
+    return r.penalty_weight * value, {"penalty": value, "penalty_grad_norm": aux["grad_norm"]}
+
+
+def _d_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | None,
+              fake: jax.Array, fake_labels: jax.Array | None, keys: StepKeys,
+              d_index: jax.Array) -> tuple[TrainState, Metrics]:
+    """One D update on a real batch and a (detached) fake batch, then any lazy penalty."""
+    c = gan.config
+    lazy = lazy_every(c)
+    fake = jax.lax.stop_gradient(fake)
+
+    def objective(d_params):
+        real_out, d_state = discriminate(gan, d_params, state.d_model_state, real, labels,
+                                         keys.real, state.augment_p)
+        # Real and fake go through D separately, each with its own batch statistics (as in the
+        # DCGAN reference).
+        fake_out, d_state = discriminate(gan, d_params, d_state, fake, fake_labels, keys.fake,
+                                         state.augment_p)
+        loss, aux = gan.loss.d(real_out.logits, fake_out.logits)
+        aux = aux | {"d_real_logit": real_out.logits.mean(),
+                     "d_fake_logit": fake_out.logits.mean()}
+        if c.model.conditioning == "acgan":
+            class_loss = (_class_loss(real_out.class_logits, labels)
+                          + _class_loss(fake_out.class_logits, fake_labels))
+            loss += c.reg.class_weight * class_loss
+            aux["d_class_loss"] = class_loss
+        if c.reg.penalty != "none" and lazy == 1:
+            weighted, penalty_aux = _penalty_loss(gan, d_params, d_state, real, fake, labels,
+                                                  fake_labels, keys.penalty, state.augment_p)
+            loss += weighted
+            aux |= penalty_aux
+        if c.reg.historical_averaging:
+            loss += c.reg.historical_averaging * _distance_to(d_params,
+                                                              state.param_averages["d"])
+        return loss, (aux, d_state, real_out.logits)
+
+    (loss, (aux, d_model_state, real_logits)), grads = jax.value_and_grad(
+        objective, has_aux=True)(state.d_params)
+    d_params, d_opt_state = _apply_gradients(gan.d_tx, grads, state.d_opt_state,
+                                             state.d_params, c.reg.clip)
+    state = state.replace(d_params=d_params, d_opt_state=d_opt_state,
+                          d_model_state=d_model_state)
+    metrics = {"d_loss": loss, **aux, "d_grad_norm": optax.global_norm(grads)}
+
+    if lazy > 1:  # StyleGAN2's separate regularisation update, weighted by the interval
+        def regularize(state):
+            def objective(d_params):
+                weighted, aux = _penalty_loss(gan, d_params, state.d_model_state, real, fake,
+                                              labels, fake_labels, keys.penalty,
+                                              state.augment_p)
+                return lazy * weighted, aux
+
+            (_, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.d_params)
+            d_params, d_opt_state = _apply_gradients(gan.d_tx, grads, state.d_opt_state,
+                                                     state.d_params, c.reg.clip)
+            return state.replace(d_params=d_params, d_opt_state=d_opt_state), aux
+
+        def skip(state):
+            zero = jnp.zeros((), jnp.float32)
+            return state, {"penalty": zero, "penalty_grad_norm": zero}
+
+        state, penalty_aux = jax.lax.cond(d_index % lazy == 0, regularize, skip, state)
+        metrics |= penalty_aux
+
+    if c.augment.ada_target is not None:
+        state = state.replace(augment_p=augment.adjust_probability(
+            state.augment_p, real_logits, c.augment.ada_target, real.shape[0],
+            c.augment.ada_kimg))
+    return state, metrics
+
+
+def _apply_gradients(tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any,
+                     clip: float | None) -> tuple[Any, Any]:
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return _clip(optax.apply_updates(params, updates), clip), opt_state
+
+
+def discriminator_step(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | None,
+                       key: jax.Array, d_index: jax.Array) -> tuple[TrainState, Metrics]:
+    """One complete D update: fresh fakes from `key`, then `_d_update`. `d_index` counts D
+    updates over the run (it decides when a lazy penalty is due)."""
+    keys = StepKeys.of(key)
+    z = sample_latents(keys.z, real.shape[0], gan.latent_dim)
+    fake_labels = sample_labels(keys.fake_labels, real.shape[0], gan.num_classes)
+    fake, g_model_state = generate(gan, state.g_params, state.g_model_state, z, fake_labels)
+    state = state.replace(g_model_state=g_model_state)
+    return _d_update(gan, state, real, labels, fake, fake_labels, keys, d_index)
+
+
+def critic_batches(batch: Batch, n_critic: int) -> Batch:
+    """(n * B, ...) -> (n, B, ...): row j * n + i of the batch is sample j of D update i.
+
+    Splitting this way keeps every D update's batch evenly spread over the devices that hold
+    the data-sharded batch, so the scan over D updates needs no communication.
+    """
+    def split(x):
+        return x.reshape(x.shape[0] // n_critic, n_critic, *x.shape[1:]).swapaxes(0, 1)
+    return {name: split(value) for name, value in batch.items()}
+
+
+def ema_beta(step: jax.Array, batch_size: int, half_life_kimg: float,
+             rampup: float | None) -> jax.Array:
+    """Per-step EMA decay for a half-life in images (StyleGAN2-ADA): 0.5 ** (B / half_life).
+
+    With ramp-up the half-life is at most `rampup` times the images seen so far, so early,
+    fast-changing weights are not averaged over a long past.
+    """
+    half_life = jnp.asarray(half_life_kimg * 1000.0, jnp.float32)
+    if rampup is not None:
+        half_life = jnp.minimum(half_life, step.astype(jnp.float32) * batch_size * rampup)
+    return 0.5 ** (batch_size / jnp.maximum(half_life, 1e-8))
+
+
+def ema_update(ema: Any, params: Any, beta: jax.Array) -> Any:
+    """ema <- beta * ema + (1 - beta) * params, leaf by leaf."""
+    return jax.tree.map(lambda e, p: p + beta * (e - p), ema, params)
+
+
 def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
                                          tuple[TrainState, Metrics]]:
     """The pure train step of `gan`; see the module docstring."""
-
-    def apply_d(params, model_state, images, dropout_key):
-        logits, new_state = gan.discriminator.apply(
-            {"params": params, **model_state}, images, train=True,
-            mutable=list(model_state), rngs={"dropout": dropout_key})
-        return logits, new_state
+    c = gan.config
+    n_critic = c.train.n_critic
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
-        keys = dict(zip(("z", "d_real", "d_fake", "g"),
-                        jax.random.split(jax.random.fold_in(key, state.step), 4)))
-        real = images_to_float(batch["image"])
-        z = sample_latents(keys["z"], real.shape[0], gan.latent_dim)
+        step_keys = jax.random.split(jax.random.fold_in(key, state.step), n_critic + 1)
+        batches = critic_batches(batch, n_critic)
+        reals = jax.vmap(images_to_float)(batches["image"])
+        all_labels = batches["label"] if gan.num_classes else None
+        labels_at = lambda i: all_labels[i] if all_labels is not None else None
+        kimg = state.step.astype(jnp.float32) * batch["image"].shape[0] / 1000.0
+        lr_scale = learning_rate_scale(c.optim, c.train.total_kimg, kimg)
+        state = state.replace(
+            g_opt_state=_with_learning_rate(state.g_opt_state, c.optim.g_lr * lr_scale),
+            d_opt_state=_with_learning_rate(
+                state.d_opt_state, c.optim.d_lr * lr_scale * _lazy_ratio(c)))
+        first_d_index = state.step * n_critic
 
-        def generate(g_params):
-            return gan.generator.apply({"params": g_params, **state.g_model_state}, z,
-                                       train=True, mutable=list(state.g_model_state))
+        if n_critic > 1:
+            def critic_update(state, xs):
+                real, labels, key, i = xs
+                state, _ = discriminator_step(gan, state, real, labels, key, first_d_index + i)
+                return state, None
+            state, _ = jax.lax.scan(critic_update, state, (
+                reals[:-1], all_labels[:-1] if all_labels is not None else None,
+                step_keys[:n_critic - 1], jnp.arange(n_critic - 1)))
 
-        fake, pull_back_to_g, g_model_state = jax.vjp(generate, state.g_params, has_aux=True)
+        # The last D update shares its fakes with the G update.
+        real, labels = reals[-1], labels_at(-1)
+        keys = StepKeys.of(step_keys[n_critic - 1])
+        z = sample_latents(keys.z, real.shape[0], gan.latent_dim)
+        fake_labels = sample_labels(keys.fake_labels, real.shape[0], gan.num_classes)
+        fake, pull_back_to_g, g_model_state = jax.vjp(
+            lambda g_params: generate(gan, g_params, state.g_model_state, z, fake_labels),
+            state.g_params, has_aux=True)
+        state = state.replace(g_model_state=g_model_state)
+        state, d_metrics = _d_update(gan, state, real, labels, fake, fake_labels, keys,
+                                     first_d_index + n_critic - 1)
 
-        # Discriminator update on the real batch and the detached fake batch, each with its
-        # own batch statistics (two forward passes, as in the DCGAN reference).
-        def d_objective(d_params):
-            real_logits, d_state = apply_d(d_params, state.d_model_state, real, keys["d_real"])
-            fake_logits, d_state = apply_d(d_params, d_state, jax.lax.stop_gradient(fake),
-                                           keys["d_fake"])
-            loss, aux = gan.loss.d(real_logits, fake_logits)
-            aux |= {"d_real_logit": real_logits.mean(), "d_fake_logit": fake_logits.mean()}
-            return loss, (aux, d_state)
-
-        (d_loss, (d_aux, d_model_state)), d_grads = jax.value_and_grad(
-            d_objective, has_aux=True)(state.d_params)
-        d_updates, d_opt_state = gan.d_tx.update(d_grads, state.d_opt_state, state.d_params)
-        d_params = optax.apply_updates(state.d_params, d_updates)
-
-        # Generator update against the updated discriminator, through the same fakes.
-        def g_objective(fake_images):
-            fake_logits, d_state = apply_d(d_params, d_model_state, fake_images, keys["g"])
-            loss, aux = gan.loss.g(fake_logits)
-            return loss, (aux, d_state)
-
-        (g_loss, (g_aux, d_model_state)), d_fake = jax.value_and_grad(
-            g_objective, has_aux=True)(fake)
-        (g_grads,) = pull_back_to_g(d_fake)
-        g_updates, g_opt_state = gan.g_tx.update(g_grads, state.g_opt_state, state.g_params)
-        g_params = optax.apply_updates(state.g_params, g_updates)
-
-        new_state = TrainState(step=state.step + 1, g_params=g_params, d_params=d_params,
-                               g_model_state=g_model_state, d_model_state=d_model_state,
-                               g_opt_state=g_opt_state, d_opt_state=d_opt_state)
-        metrics = {"d_loss": d_loss, "g_loss": g_loss, **d_aux, **g_aux,
-                   "g_grad_norm": optax.global_norm(g_grads),
-                   "d_grad_norm": optax.global_norm(d_grads),
-                   "g_param_norm": optax.global_norm(g_params),
-                   "d_param_norm": optax.global_norm(d_params)}
-        metrics["finite"] = jnp.all(jnp.isfinite(jnp.stack(list(metrics.values()))))
-        return new_state, metrics
+        state, g_metrics = _g_update(gan, state, real, labels, fake, fake_labels,
+                                     pull_back_to_g, step_keys[n_critic])
+        metrics = {**d_metrics, **g_metrics,
+                   "g_param_norm": optax.global_norm(state.g_params),
+                   "d_param_norm": optax.global_norm(state.d_params),
+                   "augment_p": state.augment_p, "lr_scale": lr_scale}
+        metrics["finite"] = jnp.all(jnp.isfinite(jnp.stack(
+            [jnp.asarray(v, jnp.float32) for v in metrics.values()])))
+        return state.replace(step=state.step + 1), metrics
 
     return train_step
 
 
-def generate_images(gan: Gan, state: TrainState, z: jax.Array) -> jax.Array:
-    """Images in [-1, 1] from latents, in inference mode (BatchNorm running statistics)."""
-    return gan.generator.apply({"params": state.g_params, **state.g_model_state}, z, train=False)
+def _lazy_ratio(c: Config) -> float:
+    k = lazy_every(c)
+    return k / (k + 1) if k > 1 else 1.0
+
+
+def _g_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | None,
+              fake: jax.Array, fake_labels: jax.Array | None, pull_back_to_g: Callable,
+              key: jax.Array) -> tuple[TrainState, Metrics]:
+    """The generator update against the updated D, through the fakes' forward pass."""
+    c = gan.config
+    fake_key, real_key = jax.random.split(key)
+
+    def objective(fake_images):
+        fake_out, d_state = discriminate(gan, state.d_params, state.d_model_state, fake_images,
+                                         fake_labels, fake_key, state.augment_p)
+        loss, aux = gan.loss.g(fake_out.logits)
+        if c.model.conditioning == "acgan":
+            class_loss = _class_loss(fake_out.class_logits, fake_labels)
+            loss += c.reg.class_weight * class_loss
+            aux = aux | {"g_class_loss": class_loss}
+        if c.reg.feature_matching:
+            real_out, d_state = discriminate(gan, state.d_params, d_state, real, labels,
+                                             real_key, state.augment_p)
+            gap = jnp.mean(jax.lax.stop_gradient(real_out.features), 0) - jnp.mean(
+                fake_out.features, 0)
+            matching = jnp.sum(jnp.square(gap))
+            loss += c.reg.feature_matching * matching
+            aux = aux | {"feature_matching": matching}
+        return loss, (aux, d_state)
+
+    (loss, (aux, d_model_state)), d_fake = jax.value_and_grad(objective, has_aux=True)(fake)
+    (grads,) = pull_back_to_g(d_fake)
+    if c.reg.historical_averaging:  # d/dtheta of w ||theta - mean||^2, added outside the vjp
+        grads = jax.tree.map(lambda g, p, a: g + 2 * c.reg.historical_averaging * (p - a),
+                             grads, state.g_params, state.param_averages["g"])
+    g_params, g_opt_state = _apply_gradients(gan.g_tx, grads, state.g_opt_state,
+                                             state.g_params, None)
+    state = state.replace(g_params=g_params, g_opt_state=g_opt_state,
+                          d_model_state=d_model_state)
+    if c.optim.ema_kimg is not None:
+        beta = ema_beta(state.step, fake.shape[0], c.optim.ema_kimg, c.optim.ema_rampup)
+        state = state.replace(ema_params=ema_update(state.ema_params, g_params, beta))
+    if c.reg.historical_averaging:
+        # Running means over the parameters after every step so far (and the initial ones).
+        count = state.step.astype(jnp.float32) + 2.0
+        state = state.replace(param_averages=jax.tree.map(
+            lambda a, p: a + (p - a) / count, state.param_averages,
+            {"g": g_params, "d": state.d_params}))
+    return state, {"g_loss": loss, **aux, "g_grad_norm": optax.global_norm(grads)}
+
+
+def sampling_params(state: TrainState) -> Any:
+    """The generator weights to sample and evaluate with: the EMA when there is one."""
+    return state.ema_params if jax.tree.leaves(state.ema_params) else state.g_params
+
+
+def generate_images(gan: Gan, state: TrainState, z: jax.Array,
+                    labels: jax.Array | None = None) -> jax.Array:
+    """Images in [-1, 1] from latents, in inference mode (BatchNorm running statistics), with
+    the EMA generator when there is one; a conditional GAN gets balanced classes by default."""
+    if labels is None:
+        labels = balanced_labels(len(z), gan.num_classes)
+    images = gan.generator.apply({"params": sampling_params(state), **state.g_model_state}, z,
+                                 labels, train=False)
+    return images.astype(jnp.float32)

@@ -19,7 +19,9 @@ def tiny_config(**overrides) -> Config:
 def random_batch(config: Config, seed: int = 0) -> dict[str, np.ndarray]:
     m = config.model
     rng = np.random.default_rng(seed)
-    shape = (config.train.batch_size, m.resolution, m.resolution, m.channels)
+    # One step reads n_critic batches of real images.
+    rows = config.train.batch_size * config.train.n_critic
+    shape = (rows, m.resolution, m.resolution, m.channels)
     return {"image": rng.integers(0, 256, shape, dtype=np.uint8),
             "label": rng.integers(0, 10, shape[:1], dtype=np.int32)}
 

@@ -77,3 +77,30 @@ def test_hinge_losses_penalise_only_inside_the_margin():
     # Reals beyond the margin (logit > 1) give D no gradient.
     grad = jax.grad(lambda r: LOSSES["hinge"].d(r, jnp.asarray(FAKE))[0])(jnp.asarray(REAL))
     np.testing.assert_array_equal(np.asarray(grad) == 0, REAL > 1)
+
+
+def test_wasserstein_critic_and_generator():
+    d_loss, aux = LOSSES["wasserstein"].d(jnp.asarray(REAL), jnp.asarray(FAKE))
+    np.testing.assert_allclose(float(d_loss), FAKE.mean() - REAL.mean(), rtol=1e-6)
+    np.testing.assert_allclose(float(aux["wasserstein_estimate"]), REAL.mean() - FAKE.mean(),
+                               rtol=1e-6)
+    g_loss, _ = LOSSES["wasserstein"].g(jnp.asarray(FAKE))
+    np.testing.assert_allclose(float(g_loss), -FAKE.mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["minimax", "non_saturating"])
+def test_one_sided_label_smoothing_moves_only_the_real_target(name):
+    from gan_jax.losses import make_loss
+    s = 0.1
+    loss, aux = make_loss(name, label_smoothing=s).d(jnp.asarray(REAL), jnp.asarray(FAKE))
+    real_term = -np.mean((1 - s) * _log_sigmoid(REAL) + s * _log_sigmoid(-REAL))
+    fake_term = -np.mean(_log_sigmoid(-FAKE))  # fake targets stay 0: "one-sided"
+    np.testing.assert_allclose(float(aux["d_loss_real"]), real_term, rtol=1e-6)
+    np.testing.assert_allclose(float(aux["d_loss_fake"]), fake_term, rtol=1e-6)
+    np.testing.assert_allclose(float(loss), real_term + fake_term, rtol=1e-6)
+
+
+def test_label_smoothing_is_refused_for_non_cross_entropy_losses():
+    from gan_jax.losses import make_loss
+    with pytest.raises(ValueError, match="hinge"):
+        make_loss("hinge", label_smoothing=0.1)

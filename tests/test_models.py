@@ -28,10 +28,11 @@ def test_generator_and_discriminator_shapes(arch, resolution, channels, train):
     assert float(jnp.abs(images).max()) <= 1.0  # tanh output matches the data's [-1, 1]
 
     d_vars = d.init(jax.random.key(2), images, train=False)
-    logits, _ = d.apply(d_vars, images, train=train, mutable=["batch_stats"],
-                        rngs={"dropout": jax.random.key(3)})
-    assert logits.shape == (3,)
-    assert logits.dtype == jnp.float32
+    out, _ = d.apply(d_vars, images, train=train, mutable=["batch_stats"],
+                     rngs={"dropout": jax.random.key(3)})
+    assert out.logits.shape == (3,)
+    assert out.logits.dtype == jnp.float32
+    assert out.features.ndim == 2 and out.class_logits is None
 
 
 def test_dcgan_widths_follow_the_paper():
@@ -43,9 +44,9 @@ def test_dcgan_widths_follow_the_paper():
     g_out = [g_vars["params"][f"ConvTranspose_{i}"]["kernel"].shape[-1] for i in range(4)]
     assert g_out == [256, 128, 64, 3]
     # D: 64 -> 128 -> 256 -> 512 channels, then one logit from the 4x4x512 map
-    d_out = [d_vars["params"][f"Conv_{i}"]["kernel"].shape[-1] for i in range(4)]
+    d_out = [d_vars["params"]["body"][f"Conv_{i}"]["kernel"].shape[-1] for i in range(4)]
     assert d_out == [64, 128, 256, 512]
-    assert d_vars["params"]["Dense_0"]["kernel"].shape == (4 * 4 * 512, 1)
+    assert d_vars["params"]["logit"]["kernel"].shape == (4 * 4 * 512, 1)
 
 
 @pytest.mark.parametrize("resolution,plan", [(28, (7, 2)), (32, (4, 3)), (56, (7, 3)),

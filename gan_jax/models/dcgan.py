@@ -12,11 +12,15 @@ modelled natively (7 -> 14 -> 28) instead of padded.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
+from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
 
 _BASES = (4, 7)
 _KERNEL = (4, 4)
@@ -26,11 +30,6 @@ WEIGHT_INIT = nn.initializers.normal(0.02)
 
 def _bn_scale_init(key, shape, dtype=jnp.float32):
     return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
-
-
-def _batch_norm(train: bool, momentum: float) -> nn.BatchNorm:
-    return nn.BatchNorm(use_running_average=not train, momentum=momentum,
-                        scale_init=_bn_scale_init)
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -49,41 +48,65 @@ class DCGANGenerator(nn.Module):
     width: int = 64
     bn_momentum: float = 0.9
     kernel_init: nn.initializers.Initializer = WEIGHT_INIT
+    num_classes: int = 0  # > 0: class-conditional BatchNorm gains and biases
+    spectral_norm: bool = False
+    dtype: Any = jnp.float32  # compute dtype; parameters stay float32
 
     @nn.compact
-    def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
+                 train: bool) -> jax.Array:
         base, n_up = upsampling_plan(self.resolution)
+        layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
+        norm = lambda x: GeneratorNorm(self.num_classes, self.bn_momentum, _bn_scale_init,
+                                       self.dtype)(x, labels, train=train)
         features = self.width * 2 ** (n_up - 1)
-        x = nn.Dense(base * base * features, use_bias=False, kernel_init=self.kernel_init)(z)
+        x = layer(nn.Dense(base * base * features, use_bias=False, kernel_init=self.kernel_init,
+                           dtype=self.dtype), z)
         x = x.reshape(z.shape[0], base, base, features)
-        x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
+        x = nn.relu(norm(x))
         for _ in range(n_up - 1):
             features //= 2
-            x = nn.ConvTranspose(features, _KERNEL, strides=(2, 2), padding="SAME",
-                                 use_bias=False, kernel_init=self.kernel_init)(x)
-            x = nn.relu(_batch_norm(train, self.bn_momentum)(x))
-        x = nn.ConvTranspose(self.channels, _KERNEL, strides=(2, 2), padding="SAME",
-                             kernel_init=self.kernel_init)(x)
+            x = layer(nn.ConvTranspose(features, _KERNEL, strides=(2, 2), padding="SAME",
+                                       use_bias=False, kernel_init=self.kernel_init,
+                                       dtype=self.dtype), x)
+            x = nn.relu(norm(x))
+        x = layer(nn.ConvTranspose(self.channels, _KERNEL, strides=(2, 2), padding="SAME",
+                                   kernel_init=self.kernel_init, dtype=self.dtype), x)
         return jnp.tanh(x)
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminatorBody(nn.Module):
+    """Strided convolutions down to the base x base map, flattened: the features under the head.
+
+    The head's Dense(1) over these features is the paper's final valid 4x4 convolution.
+    """
+
     resolution: int
     width: int = 64
     bn_momentum: float = 0.9
     kernel_init: nn.initializers.Initializer = WEIGHT_INIT
+    norm: str = "batch"  # "batch" (the paper), "layer" or "none" (gradient penalties, SNGAN)
+    spectral_norm: bool = False
+    minibatch_std: int = 0  # group size of ProGAN's stddev feature before the head; 0 = off
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         _, n_down = upsampling_plan(self.resolution)
         features = self.width
         for block in range(n_down):
-            # The first block has no BatchNorm (DCGAN paper), so it keeps a bias.
-            x = nn.Conv(features, _KERNEL, strides=(2, 2), padding="SAME", use_bias=block == 0,
-                        kernel_init=self.kernel_init)(x)
-            if block > 0:
-                x = _batch_norm(train, self.bn_momentum)(x)
+            # The first block has no normalisation (DCGAN paper); a normalised block needs no
+            # bias of its own.
+            normalised = block > 0 and self.norm != "none"
+            x = maybe_spectral(nn.Conv(features, _KERNEL, strides=(2, 2), padding="SAME",
+                                       use_bias=not normalised, kernel_init=self.kernel_init,
+                                       dtype=self.dtype), x,
+                               spectral_norm=self.spectral_norm, train=train)
+            if normalised:
+                x = feature_norm(self.norm, x, train=train, momentum=self.bn_momentum,
+                                 dtype=self.dtype)
             x = nn.leaky_relu(x, 0.2)
             features *= 2
-        # A dense layer over the base x base map: the paper's final valid 4x4 convolution.
-        return nn.Dense(1, kernel_init=self.kernel_init)(x.reshape(x.shape[0], -1))[:, 0]
+        if self.minibatch_std:
+            x = minibatch_stddev(x, self.minibatch_std)
+        return x.reshape(x.shape[0], -1)

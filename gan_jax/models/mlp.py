@@ -2,14 +2,22 @@
 
 Generator: ReLU hidden layers (1200 units in the paper) and a tanh output, since gan_jax scales
 images to [-1, 1] (the paper used sigmoid on [0, 1]). Discriminator: maxout hidden layers
-(240 units of 5 pieces in the paper) with dropout, as in the paper's pylearn2 model.
+(240 units of 5 pieces in the paper) with dropout, as in the paper's pylearn2 model; its output
+layer is the shared head in `gan_jax.models.Discriminator`.
+
+Conditional variants (Mirza & Osindero 2014) concatenate a learned class embedding to z.
 """
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gan_jax.models.layers import maybe_spectral
 
 
 class MLPGenerator(nn.Module):
@@ -17,14 +25,20 @@ class MLPGenerator(nn.Module):
     channels: int
     width: int = 1200
     layers: int = 2
+    num_classes: int = 0  # > 0: a class embedding of z's size is concatenated to z
+    spectral_norm: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
-        del train  # no layer behaves differently in training
+    def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
+                 train: bool) -> jax.Array:
+        layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
         x = z
+        if self.num_classes:
+            x = jnp.concatenate([z, nn.Embed(self.num_classes, z.shape[-1])(labels)], axis=-1)
         for _ in range(self.layers):
-            x = nn.relu(nn.Dense(self.width)(x))
-        x = nn.Dense(self.resolution * self.resolution * self.channels)(x)
+            x = nn.relu(layer(nn.Dense(self.width, dtype=self.dtype), x))
+        x = layer(nn.Dense(self.resolution * self.resolution * self.channels, dtype=self.dtype), x)
         return jnp.tanh(x).reshape(z.shape[0], self.resolution, self.resolution, self.channels)
 
 
@@ -33,23 +47,28 @@ class Maxout(nn.Module):
 
     units: int
     pieces: int
+    spectral_norm: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        y = nn.Dense(self.units * self.pieces)(x)
+    def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        y = maybe_spectral(nn.Dense(self.units * self.pieces, dtype=self.dtype), x,
+                           spectral_norm=self.spectral_norm, train=train)
         return y.reshape(*x.shape[:-1], self.units, self.pieces).max(axis=-1)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminatorBody(nn.Module):
     width: int = 240
     layers: int = 2
     pieces: int = 5
     dropout: float = 0.5
+    spectral_norm: bool = False
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         x = x.reshape(x.shape[0], -1)
         for _ in range(self.layers):
-            x = Maxout(self.width, self.pieces)(x)
+            x = Maxout(self.width, self.pieces, self.spectral_norm, self.dtype)(x, train=train)
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
-        return nn.Dense(1)(x)[:, 0]
+        return x

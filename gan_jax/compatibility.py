@@ -1,0 +1,105 @@
+"""Config-time checks that the chosen pieces of the zoo make sense together.
+
+Each rule names both choices and says what to change, and they all run in `build_gan`, before
+anything is compiled or written, so a contradictory config never starts a run.
+"""
+
+from __future__ import annotations
+
+from gan_jax import augment
+from gan_jax.config import Config
+from gan_jax.errors import UserError
+from gan_jax.losses import BCE_LOSSES, LOSSES
+from gan_jax.models import check_model_config
+from gan_jax.penalties import PENALTIES
+
+# Penalties whose sum-of-logits input gradient is each sample's own gradient only when D treats
+# samples independently, which BatchNorm in training mode does not.
+_PER_SAMPLE_PENALTIES = PENALTIES
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise UserError(f"{key}='{value}' is unknown; choose one of {', '.join(allowed)}")
+
+
+def _at_least(key: str, value: float | None, low: float, strict: bool = False) -> None:
+    if value is not None and (value <= low if strict else value < low):
+        raise UserError(f"{key}={value} must be {'>' if strict else '>='} {low}")
+
+
+def effective_d_norm(config: Config) -> str:
+    m = config.model
+    if m.d_norm != "default":
+        return m.d_norm
+    return "batch" if m.arch == "dcgan" else "none"
+
+
+def check_config(config: Config) -> None:
+    m, o, t, r, a = config.model, config.optim, config.train, config.reg, config.augment
+    check_model_config(m)
+    _choice("train.loss", t.loss, tuple(LOSSES))
+    _choice("reg.penalty", r.penalty, ("none", *PENALTIES))
+    _choice("optim.optimizer", o.optimizer, ("adam", "rmsprop"))
+    _choice("optim.lr_decay", o.lr_decay, ("constant", "linear"))
+    augment.parse_policy(a.policy)
+    for key, value in (("train.n_critic", t.n_critic), ("reg.penalty_every", r.penalty_every)):
+        _at_least(key, value, 1)
+    for key, value in (("optim.g_lr", o.g_lr), ("optim.d_lr", o.d_lr),
+                       ("optim.decay_kimg", o.decay_kimg), ("optim.ema_kimg", o.ema_kimg),
+                       ("optim.ema_rampup", o.ema_rampup), ("reg.clip", r.clip),
+                       ("augment.ada_kimg", a.ada_kimg)):
+        _at_least(key, value, 0, strict=True)
+    for key, value in (("reg.penalty_weight", r.penalty_weight),
+                       ("reg.feature_matching", r.feature_matching),
+                       ("reg.historical_averaging", r.historical_averaging),
+                       ("reg.class_weight", r.class_weight)):
+        _at_least(key, value, 0)
+    if not 0.0 <= a.p <= 1.0:
+        raise UserError(f"augment.p={a.p} is a probability; use a value in [0, 1]")
+    if not 0.0 <= r.label_smoothing < 1.0:
+        raise UserError(f"reg.label_smoothing={r.label_smoothing} must be in [0, 1)")
+
+    if r.clip is not None and r.penalty != "none":
+        raise UserError(f"reg.clip={r.clip} and reg.penalty='{r.penalty}' both constrain the "
+                        "critic (WGAN vs WGAN-GP); keep one: set reg.clip=None or "
+                        "reg.penalty=none")
+    if r.penalty_every > 1 and r.penalty == "none":
+        raise UserError(f"reg.penalty_every={r.penalty_every} (lazy regularisation) needs a "
+                        "penalty, but reg.penalty='none'; set reg.penalty or "
+                        "reg.penalty_every=1")
+    if t.loss == "wasserstein" and r.clip is None and r.penalty not in ("wgan_gp", "dragan") \
+            and m.spectral_norm == "none":
+        raise UserError("train.loss='wasserstein' needs a Lipschitz critic, but reg.clip=None, "
+                        f"reg.penalty='{r.penalty}' and model.spectral_norm='none'; set "
+                        "reg.clip=0.01, reg.penalty=wgan_gp or model.spectral_norm=d")
+    if r.label_smoothing and t.loss not in BCE_LOSSES:
+        raise UserError(f"reg.label_smoothing={r.label_smoothing} is defined for the "
+                        f"cross-entropy losses ({', '.join(BCE_LOSSES)}), not "
+                        f"train.loss='{t.loss}'; set reg.label_smoothing=0")
+    norm = effective_d_norm(config)
+    if r.penalty in _PER_SAMPLE_PENALTIES and norm == "batch":
+        raise UserError(f"reg.penalty='{r.penalty}' needs per-sample critic gradients, but "
+                        f"model.d_norm='{m.d_norm}' gives model.arch='{m.arch}' BatchNorm in D; "
+                        "set model.d_norm=layer (WGAN-GP) or model.d_norm=none")
+    if a.ada_target is not None and not a.policy:
+        raise UserError(f"augment.ada_target={a.ada_target} adapts the augmentation "
+                        "probability, but augment.policy is empty; set augment.policy, e.g. "
+                        "augment.policy=color,translation,cutout")
+    if m.minibatch_std and t.batch_size % min(m.minibatch_std, t.batch_size):
+        raise UserError(f"model.minibatch_std={m.minibatch_std} groups must divide "
+                        f"train.batch_size={t.batch_size}; pick a divisor, e.g. 4")
+
+
+def check_labels(config: Config, num_classes: int, dataset: str) -> None:
+    """A conditional model needs a labelled dataset with the model's number of classes."""
+    m = config.model
+    if m.conditioning == "none":
+        return
+    if num_classes == 0:
+        raise UserError(f"model.conditioning='{m.conditioning}' needs class labels, but dataset "
+                        f"'{dataset}' has none; set model.conditioning=none or use a labelled "
+                        "dataset")
+    if num_classes != m.num_classes:
+        raise UserError(f"model.num_classes={m.num_classes} but dataset '{dataset}' has "
+                        f"{num_classes} classes; set model.num_classes={num_classes}")

@@ -1,0 +1,176 @@
+"""Layers shared by the architectures: spectral norm, normalisations, minibatch statistics.
+
+  SpectralNorm            W / sigma(W) with sigma from power iteration (Miyato et al. 2018); the
+                          iteration vector u lives in the "batch_stats" collection, is advanced
+                          once per training call, and evaluation uses the stored estimate.
+  maybe_spectral          applies a layer with or without spectral norm (one config flag).
+  ConditionalBatchNorm    BatchNorm whose gain and bias are looked up by class (de Vries 2017;
+                          the generator of the projection cGAN and of ACGAN in StudioGAN).
+  feature_norm            the discriminator's normalisation: "batch", "layer" or "none"
+                          (gradient penalties need a per-sample one: layer or none).
+  minibatch_stddev        ProGAN's extra feature map: the standard deviation across a group.
+  MinibatchDiscrimination Salimans et al. 2016: per-sample closeness to the rest of the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+NORMS = ("batch", "layer", "none")
+
+
+def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x), eps * eps))
+
+
+def power_iteration(matrix: jax.Array, u: jax.Array, steps: int) -> tuple[jax.Array, jax.Array]:
+    """Advances the left-singular estimate u (out,) of `matrix` (in, out); returns (u, sigma)."""
+    v = u
+    for _ in range(steps):
+        v = _l2_normalize(matrix @ u)
+        u = _l2_normalize(matrix.T @ v)
+    u, v = jax.lax.stop_gradient(u), jax.lax.stop_gradient(v)
+    return u, v @ matrix @ u
+
+
+class SpectralNorm(nn.Module):
+    """Wraps a Dense/Conv/ConvTranspose/Embed so that each weight matrix is divided by its top
+    singular value. Kernels are flattened to (fan_in, out) as in Miyato et al.; biases (ndim 1)
+    are left alone.
+
+    Training calls (`update_stats=True`) run `n_steps` of power iteration from the stored u,
+    normalise by the resulting sigma, and store u and sigma (PyTorch's spectral_norm). Evaluation
+    divides by the stored sigma, so it is deterministic and does not move the estimate (Flax's
+    own wrapper iterates once more at evaluation).
+    """
+
+    layer: nn.Module
+    n_steps: int = 1
+
+    @nn.compact
+    def __call__(self, *args: Any, update_stats: bool, **kwargs: Any) -> jax.Array:
+        def normalize(path, value):
+            if value.ndim < 2:
+                return value
+            name = "/".join([self.layer.name, *(str(getattr(k, "key", k)) for k in path[1:])])
+            matrix = value.reshape(-1, value.shape[-1]).astype(jnp.float32)
+            u_var = self.variable("batch_stats", f"{name}/u", lambda: _l2_normalize(
+                jax.random.normal(self.make_rng("params"), (matrix.shape[-1],))))
+            sigma_var = self.variable("batch_stats", f"{name}/sigma", lambda: jnp.ones(()))
+            if self.is_initializing():
+                # map_variables stores what this returns at init: keep the raw weight, as
+                # PyTorch does, so optimizer steps are relative to the initialiser's scale.
+                return value
+            if update_stats:
+                u, sigma = power_iteration(matrix, u_var.value, self.n_steps)
+                u_var.value, sigma_var.value = u, sigma
+            else:
+                sigma = sigma_var.value
+            return (value / sigma.astype(value.dtype)).astype(value.dtype)
+
+        return nn.map_variables(
+            lambda layer: layer(*args, **kwargs),
+            trans_in_fn=lambda variables: jax.tree_util.tree_map_with_path(normalize, variables),
+            init=self.is_initializing(), mutable=True)(self.layer)
+
+
+def maybe_spectral(layer: nn.Module, x: jax.Array, *, spectral_norm: bool,
+                   train: bool) -> jax.Array:
+    """`layer(x)`, spectrally normalised when asked; call from inside a compact method."""
+    if spectral_norm:
+        return SpectralNorm(layer)(x, update_stats=train)
+    return layer(x)
+
+
+def feature_norm(kind: str, x: jax.Array, *, train: bool, momentum: float,
+                 dtype: Any = jnp.float32) -> jax.Array:
+    """The discriminator's normalisation after a convolution; call from a compact method."""
+    if kind == "batch":
+        return nn.BatchNorm(use_running_average=not train, momentum=momentum, dtype=dtype)(x)
+    if kind == "layer":
+        # Over all of a sample's features (C, H, W) with a per-channel gain and bias: WGAN-GP's
+        # layer norm (PyTorch's GroupNorm with one group).
+        return nn.LayerNorm(reduction_axes=tuple(range(1, x.ndim)), feature_axes=-1,
+                            dtype=dtype)(x)
+    if kind == "none":
+        return x
+    raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
+
+
+class ConditionalBatchNorm(nn.Module):
+    """BatchNorm without its own affine part, then a per-class gain (init 1) and bias (init 0)."""
+
+    num_classes: int
+    momentum: float = 0.9
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, labels: jax.Array, *, train: bool) -> jax.Array:
+        features = x.shape[-1]
+        x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, use_scale=False,
+                         use_bias=False, dtype=self.dtype)(x)
+        gain = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.ones,
+                        name="gain")(labels)
+        bias = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros,
+                        name="bias")(labels)
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (features,)
+        return x * gain.reshape(shape).astype(x.dtype) + bias.reshape(shape).astype(x.dtype)
+
+
+class GeneratorNorm(nn.Module):
+    """The generator's BatchNorm: class-conditional when `num_classes` > 0 and labels are given."""
+
+    num_classes: int = 0
+    momentum: float = 0.9
+    scale_init: Any = nn.initializers.ones
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, labels: jax.Array | None, *, train: bool) -> jax.Array:
+        if self.num_classes:
+            return ConditionalBatchNorm(self.num_classes, self.momentum, self.dtype)(
+                x, labels, train=train)
+        return nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
+                            scale_init=self.scale_init, dtype=self.dtype)(x)
+
+
+def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
+    """Appends ProGAN's minibatch standard-deviation map to NHWC features.
+
+    Samples are split into groups of `group_size` (the batch must divide evenly); for each group
+    the standard deviation of every feature across the group is averaged to one number, which
+    is broadcast as an extra channel to the group's samples. A collapsed generator gives a
+    near-zero value that the discriminator can see.
+    """
+    n, h, w, c = x.shape
+    group = min(group_size, n)
+    if n % group:
+        raise ValueError(f"minibatch stddev: batch {n} is not divisible by group {group}")
+    y = x.astype(jnp.float32).reshape(group, n // group, h, w, c)
+    std = jnp.sqrt(jnp.var(y, axis=0) + 1e-8)  # (n/group, h, w, c)
+    value = jnp.mean(std, axis=(1, 2, 3))  # (n/group,)
+    stat = jnp.tile(value, group)[:, None, None, None]  # sample i belongs to subgroup i % (n/g)
+    return jnp.concatenate([x, jnp.broadcast_to(stat, (n, h, w, 1)).astype(x.dtype)], axis=-1)
+
+
+class MinibatchDiscrimination(nn.Module):
+    """Salimans et al. 2016, section 3.2: o(x_i)_b = sum_{j != i} exp(-||M_i,b - M_j,b||_1).
+
+    M = f(x) T reshaped to (N, kernels, kernel_dim); the outputs are appended to the features.
+    """
+
+    kernels: int = 50
+    kernel_dim: int = 5
+
+    @nn.compact
+    def __call__(self, features: jax.Array) -> jax.Array:
+        m = nn.Dense(self.kernels * self.kernel_dim, use_bias=False,
+                     kernel_init=nn.initializers.normal(0.02))(features.astype(jnp.float32))
+        m = m.reshape(-1, self.kernels, self.kernel_dim)
+        l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # (N, N, kernels)
+        closeness = jnp.sum(jnp.exp(-l1), axis=1) - 1.0  # exp(0) = 1 is the sample itself
+        return jnp.concatenate([features, closeness.astype(features.dtype)], axis=-1)

@@ -1,0 +1,494 @@
+"""Tests of the ResNet generator and discriminator body (gan_jax.models.resnet).
+
+The strong check is an independent PyTorch re-implementation of the SNGAN 32x32 networks
+(written after Mimicry's sngan_32 / chainer-gan-lib's resnet_32): the Flax parameters and
+BatchNorm statistics are copied into it and both must give the same outputs, so a mis-wired
+block (a missing or misplaced ReLU, a norm after instead of before its ReLU, an identity
+shortcut where a 1x1 convolution belongs, mean instead of sum pooling) fails here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn as tnn
+
+from gan_jax.errors import UserError
+from gan_jax.models.resnet import ResNetDiscriminatorBody, ResNetGenerator
+
+LATENT = 16
+KEY = jax.random.PRNGKey(0)
+
+
+# Inputs and noise come from NumPy: XLA:CPU compiles JAX's random bits slowly for every new
+# multi-dimensional shape, and these tests are about the networks, not the generator of noise.
+
+
+def _latents(n: int, seed: int = 1) -> jax.Array:
+    return jnp.asarray(np.random.default_rng(seed).normal(size=(n, LATENT)), jnp.float32)
+
+
+def _images(n: int, resolution: int, seed: int = 2) -> jax.Array:
+    x = np.random.default_rng(seed).uniform(-1, 1, (n, resolution, resolution, 3))
+    return jnp.asarray(x, jnp.float32)
+
+
+def _perturb(tree: Any, seed: int, scale: float = 0.3) -> Any:
+    """Adds noise to every leaf, so zero biases and unit gains cannot hide a wiring mistake."""
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda x: x + jnp.asarray(scale * rng.normal(size=x.shape), x.dtype),
+                        tree)
+
+
+# Compiling without XLA's expensive optimisations halves the time of these tiny networks.
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(*args: Any) -> Any:
+        return jax.jit(fn).lower(*args).compile(_FAST_COMPILE)(*args)
+
+    return call
+
+
+def _init(model: Any, *inputs: Any) -> dict:
+    """model.init under one jit: a single compilation instead of one per operation."""
+    return _jit(lambda *a: model.init(KEY, *a, train=False))(*inputs)
+
+
+def _apply(model: Any, *, train: bool) -> Callable[..., Any]:
+    """(variables, *inputs) -> (output, updated batch_stats), compiled at each call."""
+    return _jit(lambda v, *a: model.apply(v, *a, train=train, mutable=["batch_stats"]))
+
+
+def _count(tree: Any) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+# ----------------------------------------------------------------------------------------------
+# PyTorch reference (NCHW), module names mirror the Flax ones to keep the copy readable.
+
+
+class TorchGBlock(tnn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.bn1, self.bn2 = tnn.BatchNorm2d(cin), tnn.BatchNorm2d(cout)
+        self.conv1 = tnn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1)
+        self.shortcut = tnn.Conv2d(cin, cout, 1, 1, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class TorchGenerator32(tnn.Module):
+    def __init__(self, nz: int, ngf: int, channels: int = 3):
+        super().__init__()
+        self.ngf = ngf
+        self.dense = tnn.Linear(nz, 4 * 4 * ngf)
+        self.blocks = tnn.ModuleList([TorchGBlock(ngf, ngf) for _ in range(3)])
+        self.bn_out = tnn.BatchNorm2d(ngf)
+        self.conv_out = tnn.Conv2d(ngf, channels, 3, 1, 1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.dense(z).view(-1, self.ngf, 4, 4)
+        for block in self.blocks:
+            h = block(h)
+        return torch.tanh(self.conv_out(F.relu(self.bn_out(h))))
+
+
+class SampleLayerNorm(tnn.GroupNorm):
+    """WGAN-GP's layer norm: over each sample's (C, H, W), with a per-channel gain and bias."""
+
+    def __init__(self, channels: int, eps: float):
+        super().__init__(1, channels, eps=eps)
+
+
+def _torch_norm(kind: str, c: int) -> tnn.Module:
+    return {"none": tnn.Identity, "batch": lambda: tnn.BatchNorm2d(c),
+            "layer": lambda: SampleLayerNorm(c, eps=1e-6)}[kind]()
+
+
+class TorchDBlockFirst(tnn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = tnn.Conv2d(cin, cout, 3, 1, 1)
+        self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1)
+        self.shortcut = tnn.Conv2d(cin, cout, 1, 1, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.avg_pool2d(self.conv2(F.relu(self.conv1(x))), 2)
+        return h + self.shortcut(F.avg_pool2d(x, 2))
+
+
+class TorchDBlock(tnn.Module):
+    def __init__(self, cin: int, cout: int, downsample: bool, norm: str):
+        super().__init__()
+        self.downsample = downsample
+        self.norm1, self.norm2 = _torch_norm(norm, cin), _torch_norm(norm, cin)
+        self.conv1 = tnn.Conv2d(cin, cin, 3, 1, 1)
+        self.conv2 = tnn.Conv2d(cin, cout, 3, 1, 1)
+        self.shortcut = (tnn.Conv2d(cin, cout, 1, 1, 0) if downsample or cin != cout
+                         else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.relu(self.norm1(x)))
+        h = self.conv2(F.relu(self.norm2(h)))
+        sc = x if self.shortcut is None else self.shortcut(x)
+        if self.downsample:
+            h, sc = F.avg_pool2d(h, 2), F.avg_pool2d(sc, 2)
+        return h + sc
+
+
+class TorchDiscriminatorBody32(tnn.Module):
+    def __init__(self, ndf: int, norm: str = "none", channels: int = 3):
+        super().__init__()
+        self.blocks = tnn.ModuleList([
+            TorchDBlockFirst(channels, ndf), TorchDBlock(ndf, ndf, True, norm),
+            TorchDBlock(ndf, ndf, False, norm), TorchDBlock(ndf, ndf, False, norm)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x)
+        return torch.sum(F.relu(x), dim=(2, 3))
+
+
+def _set(param: torch.Tensor, value: Any) -> None:
+    value = torch.from_numpy(np.array(value, dtype=np.float32))
+    assert param.shape == value.shape, (param.shape, value.shape)
+    param.data.copy_(value)
+
+
+def _load_conv(conv: tnn.Conv2d, p: dict) -> None:
+    _set(conv.weight, np.transpose(p["kernel"], (3, 2, 0, 1)))  # HWIO -> OIHW
+    _set(conv.bias, p["bias"])
+
+
+def _load_norm(norm: tnn.Module, params: dict, stats: dict | None) -> None:
+    if isinstance(norm, tnn.Identity):
+        return
+    _set(norm.weight, params["scale"])
+    _set(norm.bias, params["bias"])
+    if stats is not None:
+        _set(norm.running_mean, stats["mean"])
+        _set(norm.running_var, stats["var"])
+
+
+def load_generator(model: TorchGenerator32, params: dict, stats: dict) -> None:
+    ngf = model.ngf
+    kernel = np.asarray(params["dense"]["kernel"])  # (nz, 4*4*ngf), columns in (h, w, c) order
+    nz = kernel.shape[0]
+    _set(model.dense.weight, kernel.reshape(nz, 4, 4, ngf).transpose(3, 1, 2, 0)
+         .reshape(ngf * 16, nz))  # rows in torch's (c, h, w) order
+    _set(model.dense.bias, np.asarray(params["dense"]["bias"]).reshape(4, 4, ngf)
+         .transpose(2, 0, 1).reshape(-1))
+    bn = lambda tree: tree["BatchNorm_0"]
+    for i, block in enumerate(model.blocks, start=1):
+        p, s = params[f"block{i}"], stats[f"block{i}"]
+        for name in ("conv1", "conv2", "shortcut"):
+            _load_conv(getattr(block, name), p[name])
+        _load_norm(block.bn1, bn(p["bn1"]), bn(s["bn1"]))
+        _load_norm(block.bn2, bn(p["bn2"]), bn(s["bn2"]))
+    _load_norm(model.bn_out, bn(params["bn_out"]), bn(stats["bn_out"]))
+    _load_conv(model.conv_out, params["conv_out"])
+
+
+def load_discriminator(model: TorchDiscriminatorBody32, params: dict, stats: dict) -> None:
+    for i, block in enumerate(model.blocks, start=1):
+        p, s = params[f"block{i}"], stats.get(f"block{i}", {})
+        for name in ("conv1", "conv2", "shortcut"):
+            if getattr(block, name, None) is not None:
+                _load_conv(getattr(block, name), p[name])
+            else:
+                assert name not in p, f"block{i} has a {name} the reference lacks"
+        for j in (1, 2):
+            norm = getattr(block, f"norm{j}", tnn.Identity())
+            key = {SampleLayerNorm: "LayerNorm", tnn.BatchNorm2d: "BatchNorm"}.get(type(norm))
+            if key:
+                name = f"{key}_{j - 1}"
+                _load_norm(norm, p[name], s.get(name))
+
+
+def _nchw(x: jax.Array) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())
+
+
+def _assert_close(actual: Any, expected: Any, rtol: float = 1e-5) -> None:
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    scale = np.max(np.abs(expected))
+    assert scale > 0
+    err = np.max(np.abs(actual - expected)) / scale
+    assert err < rtol, f"max relative error {err:.2e}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Agreement with the reference
+
+
+def test_generator_matches_torch_reference() -> None:
+    g = ResNetGenerator(32, 3, width=8)
+    z = _latents(6)
+    variables = _init(g, z)
+    params = _perturb(variables["params"], 3, scale=0.1)
+    train_step = _apply(g, train=True)
+    # One training call moves the running statistics away from (0, 1).
+    _, updated = train_step({**variables, "params": params}, z * 2 + 0.5)
+    variables = {"params": params, **updated}
+
+    ref = TorchGenerator32(LATENT, 8)
+    load_generator(ref, jax.device_get(params), jax.device_get(updated["batch_stats"]))
+    for train, ours in ((False, _apply(g, train=False)(variables, z)[0]),
+                        (True, train_step(variables, z)[0])):
+        ref.train(train)
+        with torch.no_grad():
+            expected = ref(torch.tensor(np.asarray(z))).numpy().transpose(0, 2, 3, 1)
+        assert np.std(expected) > 0.05  # neither constant nor saturated
+        _assert_close(ours, expected)
+
+
+@pytest.mark.parametrize("norm", ["none", "layer", "batch"])
+def test_discriminator_matches_torch_reference(norm: str) -> None:
+    d = ResNetDiscriminatorBody(32, width=8, norm=norm)
+    x = _images(5, 32)
+    variables = _init(d, x)
+    params = _perturb(variables["params"], 4, scale=0.1)
+    stats = variables.get("batch_stats", {})
+    if norm == "batch":
+        _, updated = _apply(d, train=True)({"params": params, "batch_stats": stats},
+                                           x * 0.5 + 0.2)
+        stats = updated["batch_stats"]
+    ours, _ = _apply(d, train=False)({"params": params, "batch_stats": stats}, x)
+
+    ref = TorchDiscriminatorBody32(8, norm).eval()
+    load_discriminator(ref, jax.device_get(params), jax.device_get(stats))
+    with torch.no_grad():
+        expected = ref(_nchw(x)).numpy()
+    assert ours.shape == (5, 8) and ours.dtype == jnp.float32
+    _assert_close(ours, expected)
+
+
+def test_sngan32_parameter_counts() -> None:
+    """SNGAN CIFAR widths (G 256, D 128, z 128): Flax = the torch reference = hand count."""
+    g = ResNetGenerator(32, 3, width=256)
+    d = ResNetDiscriminatorBody(32, width=128)
+    g_shapes = jax.eval_shape(lambda: g.init(KEY, jnp.zeros((2, 128)), train=False))
+    d_shapes = jax.eval_shape(lambda: d.init(KEY, jnp.zeros((2, 32, 32, 3)), train=False))
+    torch_count = lambda m: sum(p.numel() for p in m.parameters())
+    # Dense 128 -> 4096 (528,384); 3 GBlocks of 1,246,976; BN 512; conv 256 -> 3 (6,915).
+    assert _count(g_shapes["params"]) == torch_count(TorchGenerator32(128, 256)) == 4_276_739
+    # 151,680 + 311,680 + 2 x 295,168; with the head's Dense(128 -> 1) this is 1,053,825.
+    assert _count(d_shapes["params"]) == torch_count(TorchDiscriminatorBody32(128)) == 1_053_696
+
+
+def test_sngan64_layout() -> None:
+    """Width 64 is Mimicry's SNGAN-64: G 1024 -> 512 -> 256 -> 128 -> 64, D 64 ... 1024."""
+    g = ResNetGenerator(64, 3, width=64)
+    d = ResNetDiscriminatorBody(64, width=64)
+    gp = jax.eval_shape(lambda: g.init(KEY, jnp.zeros((2, 128)), train=False))["params"]
+    dp = jax.eval_shape(lambda: d.init(KEY, jnp.zeros((2, 64, 64, 3)), train=False))["params"]
+    assert gp["dense"]["kernel"].shape == (128, 4 * 4 * 1024)
+    assert [gp[f"block{i}"]["conv1"]["kernel"].shape[2:] for i in range(1, 5)] == [
+        (1024, 512), (512, 256), (256, 128), (128, 64)]
+    assert gp["conv_out"]["kernel"].shape == (3, 3, 64, 3)
+    assert [dp[f"block{i}"]["conv2"]["kernel"].shape[3] for i in range(1, 6)] == [
+        64, 128, 256, 512, 1024]
+    assert dp["block2"]["conv1"]["kernel"].shape == (3, 3, 64, 64)  # hidden = input width
+    out = jax.eval_shape(lambda p: d.apply({"params": p}, jnp.zeros((2, 64, 64, 3)),
+                                           train=False), dp)
+    assert out.shape == (2, 1024)
+
+
+def test_glorot_initialisation() -> None:
+    """Xavier uniform: gain sqrt(2) in the residual 3x3 convolutions, 1 in the shortcuts."""
+    params = _init(ResNetDiscriminatorBody(32, width=16), _images(2, 32))["params"]
+
+    def check(kernel: jax.Array, gain: float) -> None:
+        kernel = np.asarray(kernel)
+        receptive = kernel.shape[0] * kernel.shape[1]
+        limit = gain * np.sqrt(6 / (receptive * (kernel.shape[2] + kernel.shape[3])))
+        assert np.max(np.abs(kernel)) <= limit
+        assert abs(np.std(kernel) / (limit / np.sqrt(3)) - 1) < 0.1
+        assert abs(np.mean(kernel)) < 0.1 * limit
+
+    check(params["block3"]["conv1"]["kernel"], np.sqrt(2))
+    check(params["block2"]["conv2"]["kernel"], np.sqrt(2))
+    check(params["block2"]["shortcut"]["kernel"], 1.0)
+    assert not np.any(np.asarray(params["block3"]["conv1"]["bias"]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Shapes, dtypes, options
+
+
+def _shapes(model: Any, *inputs: Any, train: bool) -> tuple[Any, Any]:
+    """(parameter shapes, output shape) by tracing only: no compilation, no computation."""
+    variables = jax.eval_shape(lambda: model.init(KEY, *inputs, train=False))
+    out = jax.eval_shape(lambda v: model.apply(v, *inputs, train=train, mutable=["batch_stats"])[0],
+                         variables)
+    return variables, out
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("num_classes,spectral_norm,dtype", [
+    (0, False, jnp.float32), (5, True, jnp.bfloat16)])
+def test_generator_shapes_and_dtypes(resolution: int, num_classes: int, spectral_norm: bool,
+                                     dtype: Any) -> None:
+    g = ResNetGenerator(resolution, 3, width=4, num_classes=num_classes,
+                        spectral_norm=spectral_norm, dtype=dtype)
+    labels = jnp.zeros((4,), jnp.int32) if num_classes else None
+    for train in (True, False):
+        variables, images = _shapes(g, jnp.zeros((4, LATENT)), labels, train=train)
+        assert images.shape == (4, resolution, resolution, 3) and images.dtype == dtype
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables["params"]))
+    n_sn = sum(k.endswith("/sigma") for k in flax.traverse_util.flatten_dict(
+        flax.core.unfreeze(variables["batch_stats"]), sep="|").keys())
+    assert n_sn == (2 + 3 * (3 if resolution == 32 else 4) if spectral_norm else 0)
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("norm,spectral_norm,minibatch_std,dtype", [
+    ("none", True, 0, jnp.float32), ("layer", False, 2, jnp.bfloat16),
+    ("batch", True, 4, jnp.bfloat16)])
+def test_discriminator_shapes_and_dtypes(resolution: int, norm: str, spectral_norm: bool,
+                                         minibatch_std: int, dtype: Any) -> None:
+    d = ResNetDiscriminatorBody(resolution, width=4, norm=norm, spectral_norm=spectral_norm,
+                                minibatch_std=minibatch_std, dtype=dtype)
+    for train in (True, False):
+        variables, h = _shapes(d, jnp.zeros((4, resolution, resolution, 3)), train=train)
+        assert h.shape == (4, 4 if resolution == 32 else 64) and h.dtype == jnp.float32
+    params = variables["params"]
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(params))
+    # The stddev map is one more input channel of the last block, not of its hidden layer.
+    last = params[f"block{4 if resolution == 32 else 5}"]
+    width_in = 4 if resolution == 32 else 32
+    extra = 1 if minibatch_std else 0
+    assert last["conv1"]["kernel"].shape[2:] == (width_in + extra, width_in)
+    if extra or resolution == 64:
+        assert last["shortcut"]["kernel"].shape[2] == width_in + extra
+    else:
+        assert "shortcut" not in last  # identity shortcut: same width, no downsampling
+    for i in range(2, 5 if resolution == 32 else 6):
+        norms = sorted(k for k in params[f"block{i}"] if k[0].isupper())
+        assert norms == {"none": [], "layer": ["LayerNorm_0", "LayerNorm_1"],
+                         "batch": ["BatchNorm_0", "BatchNorm_1"]}[norm]
+    assert not [k for k in params["block1"] if k[0].isupper()]  # the first block: no norm
+
+
+def _spectral_sigmas(stats: Any) -> dict[tuple[str, ...], jax.Array]:
+    """{path of the normalised layer: stored sigma}, from the batch_stats collection."""
+    out = {}
+    for path, value in flax.traverse_util.flatten_dict(flax.core.unfreeze(stats)).items():
+        if path[-1].endswith("/kernel/sigma"):
+            out[path[:-2] + (path[-1].split("/")[0],)] = value
+    return out
+
+
+@pytest.mark.parametrize("network", ["generator", "discriminator"])
+def test_spectral_norm_covers_every_layer(network: str) -> None:
+    """After a training call, SN(w) in evaluation equals the plain network with w / sigma."""
+    if network == "generator":
+        make = lambda sn: ResNetGenerator(32, 3, width=4, spectral_norm=sn)
+        x = _latents(4)
+    else:
+        make = lambda sn: ResNetDiscriminatorBody(32, width=4, norm="layer", spectral_norm=sn,
+                                                  minibatch_std=2)
+        x = _images(4, 32)
+    # Initialising the plain network compiles much faster; the power-iteration vectors that the
+    # spectral one adds are drawn here. Doubled weights have singular values far from the
+    # initial estimates of 1.
+    plain = _init(make(False), x)
+    shapes = jax.eval_shape(lambda: make(True).init(KEY, x, train=False))["batch_stats"]
+    plain_stats = flax.traverse_util.flatten_dict(flax.core.unfreeze(plain.get("batch_stats",
+                                                                                 {})))
+    rng = np.random.default_rng(6)
+    stats = {}
+    for path, leaf in flax.traverse_util.flatten_dict(flax.core.unfreeze(shapes)).items():
+        if path[-1].endswith("/u"):
+            u = rng.normal(size=leaf.shape)
+            stats[path] = jnp.asarray(u / np.linalg.norm(u), jnp.float32)
+        else:
+            stats[path] = plain_stats[path] if path in plain_stats else jnp.ones(leaf.shape)
+    variables = {"params": jax.tree.map(lambda p: 2 * p, plain["params"]),
+                 "batch_stats": flax.traverse_util.unflatten_dict(stats)}
+    out, updated = _apply(make(True), train=True)(variables, x)
+    if network == "generator":
+        assert float(jnp.max(jnp.abs(out))) <= 1.0 and float(jnp.std(out)) > 0.01
+    else:
+        assert bool(jnp.all(out >= 0)) and bool(jnp.all(jnp.isfinite(out)))
+        assert float(jnp.max(out)) > 0
+    sigmas = _spectral_sigmas(updated["batch_stats"])
+    params = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables["params"]))
+    kernels = {path[:-1] for path in params if path[-1] == "kernel"}
+    assert set(sigmas) == kernels  # every convolution and dense layer, nothing else
+    assert all(float(s) > 1.5 for s in sigmas.values())
+    scaled = {path: value / sigmas[path[:-1]] if path[-1] == "kernel" else value
+              for path, value in params.items()}
+    plain_vars = {"params": flax.traverse_util.unflatten_dict(scaled)}
+    if network == "generator":  # the BatchNorm statistics the training call left
+        stats = flax.traverse_util.flatten_dict(flax.core.unfreeze(updated["batch_stats"]))
+        plain_vars["batch_stats"] = flax.traverse_util.unflatten_dict(
+            {p: v for p, v in stats.items() if not any(k.startswith("SpectralNorm") for k in p)})
+    spectral, _ = _apply(make(True), train=False)({"params": variables["params"], **updated}, x)
+    plain, _ = _apply(make(False), train=False)(plain_vars, x)
+    _assert_close(spectral, plain)
+    assert _spectral_sigmas(jax.eval_shape(lambda: make(False).init(KEY, x, train=False))
+                            .get("batch_stats", {})) == {}
+
+
+# ----------------------------------------------------------------------------------------------
+# Conditioning and errors
+
+
+def test_conditional_generator_uses_labels_in_every_norm() -> None:
+    classes = 3
+    g = ResNetGenerator(32, 3, width=4, num_classes=classes)
+    z = jnp.repeat(_latents(1), 2, axis=0)
+    labels = jnp.array([0, 1])
+    variables = _init(g, z, labels)
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables["params"]))
+    embeddings = [p for p in flat if p[-1] == "embedding"]
+    # bn1, bn2 of three blocks and bn_out: a gain and a bias table each, one row per class.
+    assert len(embeddings) == 2 * 7
+    assert all(flat[p].shape == (classes, 4) for p in embeddings)
+    assert not any(p[-1] == "scale" for p in flat)  # no unconditional BatchNorm left
+
+    base = _perturb(flat, 5, scale=0.1)
+    run = jax.jit(lambda params, lab: g.apply(
+        {"params": flax.traverse_util.unflatten_dict(params),
+         "batch_stats": variables["batch_stats"]}, z, lab, train=False)
+    ).lower(base, labels).compile(_FAST_COMPILE)  # compiled once for all the calls below
+    images = run(base, labels)
+    assert float(jnp.max(jnp.abs(images[0] - images[1]))) > 1e-3  # same z, other class
+    np.testing.assert_allclose(run(base, jnp.array([1, 1]))[0], images[1], atol=1e-5)
+    # Changing one norm's class-1 row changes the class-1 image only: every norm sees labels.
+    for path in embeddings:
+        changed = dict(base)
+        changed[path] = base[path].at[1].add(0.5)
+        out = run(changed, labels)
+        np.testing.assert_allclose(out[0], images[0], atol=1e-5)
+        assert float(jnp.max(jnp.abs(out[1] - images[1]))) > 1e-4, path
+
+
+def test_conditional_generator_needs_labels() -> None:
+    g = ResNetGenerator(32, 3, width=4, num_classes=3)
+    with pytest.raises(ValueError, match="labels"):
+        jax.eval_shape(lambda: g.init(KEY, jnp.zeros((2, LATENT)), train=False))
+
+
+@pytest.mark.parametrize("resolution", [16, 48, 128])
+def test_unsupported_resolution(resolution: int) -> None:
+    with pytest.raises(UserError, match=rf"model\.resolution={resolution}.*32, 64"):
+        ResNetGenerator(resolution, 3, width=4).init(KEY, jnp.zeros((2, LATENT)), train=False)
+    with pytest.raises(UserError, match=rf"model\.resolution={resolution}"):
+        ResNetDiscriminatorBody(resolution, width=4).init(
+            KEY, jnp.zeros((2, resolution, resolution, 3)), train=False)

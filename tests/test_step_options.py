@@ -1,0 +1,179 @@
+"""The zoo's choices on the one train step, each against an independent computation of what it
+should do: n_critic, clipping, lazy penalties, EMA, historical averaging, feature matching,
+DiffAugment/ADA wiring, bfloat16 and learning-rate decay."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.train import (build_gan, critic_batches, discriminator_step, ema_beta, ema_update,
+                           generate_images, images_to_float, init_state, train_step_for)
+from tests.helpers import leaves, random_batch, tiny_config
+
+KEY = jax.random.key(7)
+
+
+def _small(**overrides):
+    """A DCGAN at 8x8 without BatchNorm in D: compiles in a few seconds."""
+    return tiny_config(**{"model__resolution": 8, "model__d_norm": "none",
+                          "train__batch_size": 8, **overrides})
+
+
+def _steps(config, steps=1):
+    gan = build_gan(config)
+    state = init_state(gan, jax.random.key(0))
+    step = jax.jit(train_step_for(gan))
+    history = []
+    for i in range(steps):
+        state, metrics = step(state, random_batch(config, seed=i), KEY)
+        history.append(jax.device_get(metrics))
+    return gan, state, history
+
+
+def test_n_critic_five_in_one_step_equals_five_discriminator_steps():
+    config = _small(train__n_critic=5)
+    gan, state, _ = _steps(config)
+    reference = init_state(gan, jax.random.key(0))
+    batches = critic_batches(random_batch(config, seed=0), 5)
+    keys = jax.random.split(jax.random.fold_in(KEY, 0), 6)
+    d_step = jax.jit(lambda s, real, key, i: discriminator_step(gan, s, real, None, key, i))
+    for i in range(5):
+        reference, _ = d_step(reference, images_to_float(batches["image"][i]), keys[i], i)
+    for got, want in zip(leaves(state.d_params), leaves(reference.d_params)):
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
+    assert int(state.d_opt_state.inner_state[0].count) == 5  # Adam stepped five times
+
+
+def test_critic_batches_give_each_update_its_own_rows():
+    batch = {"image": np.arange(12)[:, None], "label": np.arange(12)}
+    split = critic_batches(batch, 3)
+    assert split["image"].shape == (3, 4, 1)
+    # Every row is used once, and update i gets rows i, i + 3, ... (spread over the devices).
+    np.testing.assert_array_equal(split["label"][1], [1, 4, 7, 10])
+    assert sorted(np.ravel(split["label"]).tolist()) == list(range(12))
+
+
+def test_weight_clipping_keeps_every_critic_weight_within_bounds():
+    config = _small(train__loss="wasserstein", reg__clip=0.01, model__d_norm="batch",
+                    train__n_critic=2)
+    _, state, _ = _steps(config)
+    values = np.concatenate([x.ravel() for x in leaves(state.d_params)])
+    assert np.abs(values).max() <= 0.01
+    # N(0, 0.02) initial weights exceed the bound, so clipping was active, not vacuous.
+    assert np.isclose(np.abs(values).max(), 0.01)
+
+
+def test_lazy_penalty_is_a_separate_compensated_update_every_k_steps():
+    config = _small(reg__penalty="r1", reg__penalty_every=2, reg__penalty_weight=1.0)
+    gan, state, history = _steps(config, steps=2)
+    assert history[0]["penalty"] > 0 and history[1]["penalty"] == 0
+    # Main + regularisation update at step 0, main only at step 1 (StyleGAN2's phases).
+    assert int(state.d_opt_state.inner_state[0].count) == 3
+    hyper = state.d_opt_state.hyperparams
+    ratio = 2 / 3
+    assert float(hyper["learning_rate"]) == pytest.approx(config.optim.d_lr * ratio)
+    assert float(hyper["b1"]) == pytest.approx(config.optim.b1 ** ratio)
+    assert float(hyper["b2"]) == pytest.approx(config.optim.b2 ** ratio)
+
+
+def test_eager_penalty_is_added_to_every_d_loss():
+    with_penalty = _steps(_small(reg__penalty="wgan_gp", reg__penalty_weight=10.0))[2][0]
+    without = _steps(_small())[2][0]
+    assert with_penalty["d_loss"] == pytest.approx(without["d_loss"]
+                                                   + 10.0 * with_penalty["penalty"], rel=1e-5)
+
+
+def test_ema_after_n_steps_is_the_closed_form_weighted_average():
+    beta = 0.8
+    values = [jnp.asarray(float(v)) for v in (3.0, -1.0, 4.0, 2.0)]
+    ema = jnp.asarray(10.0)
+    for value in values:
+        ema = ema_update(ema, value, beta)
+    n = len(values)
+    closed_form = beta ** n * 10.0 + sum((1 - beta) * beta ** (n - 1 - t) * float(v)
+                                         for t, v in enumerate(values))
+    assert float(ema) == pytest.approx(closed_form, rel=1e-6)
+
+
+def test_ema_half_life_and_rampup():
+    # After one half-life of images the old average keeps weight 1/2.
+    beta = float(ema_beta(jnp.asarray(1000), 64, half_life_kimg=6.4, rampup=None))
+    assert beta ** (6400 / 64) == pytest.approx(0.5, rel=1e-5)
+    # Ramp-up: at step 0 the EMA is the current weights; at step 10 (640 images) the half-life
+    # is 0.05 * 640 = 32 images.
+    assert float(ema_beta(jnp.asarray(0), 64, 10.0, rampup=0.05)) == 0.0
+    assert float(ema_beta(jnp.asarray(10), 64, 10.0, rampup=0.05)) == pytest.approx(0.5 ** 2)
+
+
+def test_ema_generator_is_updated_by_the_step_and_used_for_samples():
+    config = _small(optim__ema_kimg=0.004)  # half-life of 4 images, batch 8: beta = 1/4
+    gan, state, _ = _steps(config)
+    initial = init_state(gan, jax.random.key(0))
+    for ema, old, new in zip(leaves(state.ema_params), leaves(initial.g_params),
+                             leaves(state.g_params)):
+        np.testing.assert_allclose(ema, 0.25 * old + 0.75 * new, rtol=1e-5, atol=1e-7)
+    z = jax.random.normal(jax.random.key(1), (4, gan.latent_dim))
+    sampled = generate_images(gan, state, z)
+    with_ema = gan.generator.apply({"params": state.ema_params, **state.g_model_state}, z,
+                                   train=False)
+    raw = gan.generator.apply({"params": state.g_params, **state.g_model_state}, z, train=False)
+    np.testing.assert_array_equal(sampled, with_ema)
+    assert not np.allclose(sampled, raw)
+
+
+def test_historical_averages_are_the_mean_of_all_parameters_so_far():
+    config = _small(reg__historical_averaging=0.01)
+    gan = build_gan(config)
+    state = init_state(gan, jax.random.key(0))
+    step = jax.jit(train_step_for(gan))
+    snapshots = [jax.device_get(state.g_params)]
+    for i in range(3):
+        state, _ = step(state, random_batch(config, seed=i), KEY)
+        snapshots.append(jax.device_get(state.g_params))
+    mean = jax.tree.map(lambda *xs: np.mean(np.stack(xs).astype(np.float64), 0), *snapshots)
+    for got, want in zip(leaves(state.param_averages["g"]), leaves(mean)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+def test_feature_matching_adds_its_weighted_term_to_the_generator_loss():
+    plain = _steps(_small())[2][0]
+    matched = _steps(_small(reg__feature_matching=0.5))[2][0]
+    assert matched["feature_matching"] > 0
+    assert matched["g_loss"] == pytest.approx(plain["g_loss"] + 0.5 * matched["feature_matching"],
+                                              rel=1e-5)
+
+
+def test_diffaugment_is_wired_into_the_step_and_p_zero_is_the_identity():
+    _, plain, _ = _steps(_small())
+    _, off, _ = _steps(_small(augment__policy="color,translation,cutout", augment__p=0.0))
+    _, on, _ = _steps(_small(augment__policy="color,translation,cutout"))
+    for a, b in zip(leaves(plain.d_params), leaves(off.d_params)):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.allclose(a, b) for a, b in zip(leaves(plain.d_params),
+                                                     leaves(on.d_params)))
+
+
+def test_ada_moves_p_by_one_batch_worth_per_d_update():
+    # Target 1: E[sign D(real)] is below it unless every real logit is positive, so p falls by
+    # batch / (ada_kimg * 1000) at each of the two D updates.
+    config = _small(augment__policy="translation", augment__p=0.5, augment__ada_target=1.0,
+                    augment__ada_kimg=1.0, train__n_critic=2)
+    _, state, history = _steps(config)
+    assert float(state.augment_p) == pytest.approx(0.5 - 2 * 8 / 1000, abs=1e-6)
+    assert history[0]["augment_p"] == pytest.approx(float(state.augment_p))
+
+
+def test_bfloat16_steps_keep_float32_parameters_and_stay_finite():
+    _, state, history = _steps(_small(model__compute_dtype="bfloat16"), steps=2)
+    assert all(h["finite"] for h in history)
+    for tree in (state.g_params, state.d_params, state.g_opt_state, state.d_opt_state):
+        dtypes = {x.dtype for x in leaves(tree) if np.issubdtype(x.dtype, np.floating)}
+        assert dtypes == {np.dtype(np.float32)}
+
+
+def test_linear_decay_reaches_zero_at_decay_kimg():
+    # batch 8: 0.016 kimg is two steps; the third step runs at rate 0.
+    config = _small(optim__lr_decay="linear", optim__decay_kimg=0.016)
+    _, _, history = _steps(config, steps=3)
+    assert [float(h["lr_scale"]) for h in history] == pytest.approx([1.0, 0.5, 0.0])

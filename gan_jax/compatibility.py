@@ -68,7 +68,9 @@ def check_config(config: Config) -> None:
         raise UserError(f"reg.penalty_every={r.penalty_every} (lazy regularisation) needs a "
                         "penalty, but reg.penalty='none'; set reg.penalty or "
                         "reg.penalty_every=1")
-    if t.loss == "wasserstein" and r.clip is None and r.penalty not in ("wgan_gp", "dragan") \
+    # DRAGAN and R1/R2 constrain D only near the data, which leaves the critic unbounded
+    # elsewhere: not a Wasserstein critic.
+    if t.loss == "wasserstein" and r.clip is None and r.penalty != "wgan_gp" \
             and m.spectral_norm == "none":
         raise UserError("train.loss='wasserstein' needs a Lipschitz critic, but reg.clip=None, "
                         f"reg.penalty='{r.penalty}' and model.spectral_norm='none'; set "
@@ -77,6 +79,17 @@ def check_config(config: Config) -> None:
         raise UserError(f"reg.label_smoothing={r.label_smoothing} is defined for the "
                         f"cross-entropy losses ({', '.join(BCE_LOSSES)}), not "
                         f"train.loss='{t.loss}'; set reg.label_smoothing=0")
+    # Settings that only mean something with another one: refused rather than ignored.
+    for key, value, needs in (
+            ("optim.ema_rampup", o.ema_rampup is not None and o.ema_kimg is None,
+             "optim.ema_kimg (the EMA it ramps up)"),
+            ("optim.decay_kimg", o.decay_kimg is not None and o.lr_decay == "constant",
+             "optim.lr_decay=linear"),
+            ("reg.class_weight", r.class_weight != 1.0 and m.conditioning != "acgan",
+             "model.conditioning=acgan (the classifier it weights)")):
+        if value:
+            raise UserError(f"{key} is set but has no effect without {needs}; set that too or "
+                            f"leave {key} at its default")
     norm = effective_d_norm(config)
     if r.penalty in _PER_SAMPLE_PENALTIES and norm == "batch":
         raise UserError(f"reg.penalty='{r.penalty}' needs per-sample critic gradients, but "

@@ -91,10 +91,12 @@ class RegConfig:
     """Regularisers and the "Improved Techniques" tricks; every one composes with every loss."""
     penalty: str = "none"  # none, wgan_gp, dragan, r1 (real), r2 (fake): gan_jax.penalties
     penalty_weight: float = 10.0  # lambda of WGAN-GP/DRAGAN; R1/R2 add weight/2 * E||grad||^2
-    penalty_every: int = 1  # k > 1: lazy regularisation every k D updates (StyleGAN2)
+    penalty_every: int = 1  # k > 1: lazy regularisation every k D updates (StyleGAN2); its
+    #                         logged value is 0 on steps without it
     clip: float | None = None  # WGAN weight clipping of every D parameter to [-clip, clip]
     label_smoothing: float = 0.0  # one-sided: real targets 1 - s (BCE losses only)
-    feature_matching: float = 0.0  # weight of ||E f(real) - E f(fake)||^2 added to G's loss
+    feature_matching: float = 0.0  # weight of ||E f(real) - E f(fake)||^2 added to G's
+    #                                adversarial loss (Salimans et al. replace it instead)
     historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2, G and D
     class_weight: float = 1.0  # ACGAN: weight of the auxiliary classification losses
 

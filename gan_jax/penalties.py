@@ -3,7 +3,9 @@
 `critic` is any function images -> logits of shape (N,), e.g. a closure over D's parameters.
 Per-sample input gradients are taken as the gradient of sum(critic(x)), which is exact when
 samples do not interact inside D: the penalised critics of WGAN-GP, DRAGAN and R1 use no
-BatchNorm (layer/instance norm or none), as their papers prescribe.
+BatchNorm (layer/instance norm or none), as their papers prescribe, and the config refuses a
+BatchNorm critic. Minibatch features (ProGAN's stddev, minibatch discrimination) add a small
+cross-sample term, accepted as StyleGAN2 and ProGAN accept it for R1 and WGAN-GP.
 
   gradient_penalty  WGAN-GP (Gulrajani et al. 2017): E[(||grad D(x_hat)|| - 1)^2] at random
                     points x_hat on lines between real and fake samples.

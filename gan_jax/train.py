@@ -103,8 +103,9 @@ def make_optimizer(optim: OptimConfig, lr: float, lazy_every: int = 1
         return optax.inject_hyperparams(optax.adam)(
             learning_rate=lr * ratio, b1=optim.b1 ** ratio, b2=optim.b2 ** ratio)
     if optim.optimizer == "rmsprop":
-        return optax.inject_hyperparams(optax.rmsprop)(learning_rate=lr * ratio,
-                                                       decay=optim.b2 ** ratio, eps=1e-8)
+        # eps outside the square root, as PyTorch's RMSprop (WGAN's reference) has it.
+        return optax.inject_hyperparams(optax.rmsprop, static_args=("eps_in_sqrt",))(
+            learning_rate=lr * ratio, decay=optim.b2 ** ratio, eps=1e-8, eps_in_sqrt=False)
     raise UserError(f"optim.optimizer='{optim.optimizer}' is unknown; choose adam or rmsprop")
 
 
@@ -128,6 +129,16 @@ def sample_latents(key: jax.Array, n: int, latent_dim: int) -> jax.Array:
 def sample_labels(key: jax.Array, n: int, num_classes: int) -> jax.Array | None:
     """Uniform class labels for fakes; None for an unconditional GAN."""
     return jax.random.randint(key, (n,), 0, num_classes) if num_classes else None
+
+
+def fake_labels_for(gan: Gan, key: jax.Array, real_labels: jax.Array | None,
+                    n: int) -> jax.Array | None:
+    """The classes D's fakes are drawn for: uniform, except under WGAN-GP, whose interpolates
+    between a real and a fake sample need both ends in one class (Gulrajani et al.'s
+    conditional code generates D's fakes for the real batch's labels)."""
+    if gan.num_classes and gan.config.reg.penalty == "wgan_gp":
+        return real_labels
+    return sample_labels(key, n, gan.num_classes)
 
 
 def balanced_labels(n: int, num_classes: int) -> jax.Array | None:
@@ -292,7 +303,9 @@ def _d_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | 
             zero = jnp.zeros((), jnp.float32)
             return state, {"penalty": zero, "penalty_grad_norm": zero}
 
-        state, penalty_aux = jax.lax.cond(d_index % lazy == 0, regularize, skip, state)
+        # At the end of each block of k D updates, so a log every multiple of k steps (with
+        # n_critic = 1) shows the penalty; other steps log it as 0.
+        state, penalty_aux = jax.lax.cond((d_index + 1) % lazy == 0, regularize, skip, state)
         metrics |= penalty_aux
 
     if c.augment.ada_target is not None:
@@ -314,7 +327,7 @@ def discriminator_step(gan: Gan, state: TrainState, real: jax.Array, labels: jax
     updates over the run (it decides when a lazy penalty is due)."""
     keys = StepKeys.of(key)
     z = sample_latents(keys.z, real.shape[0], gan.latent_dim)
-    fake_labels = sample_labels(keys.fake_labels, real.shape[0], gan.num_classes)
+    fake_labels = fake_labels_for(gan, keys.fake_labels, labels, real.shape[0])
     fake, g_model_state = generate(gan, state.g_params, state.g_model_state, z, fake_labels)
     state = state.replace(g_model_state=g_model_state)
     return _d_update(gan, state, real, labels, fake, fake_labels, keys, d_index)
@@ -382,7 +395,7 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         real, labels = reals[-1], labels_at(-1)
         keys = StepKeys.of(step_keys[n_critic - 1])
         z = sample_latents(keys.z, real.shape[0], gan.latent_dim)
-        fake_labels = sample_labels(keys.fake_labels, real.shape[0], gan.num_classes)
+        fake_labels = fake_labels_for(gan, keys.fake_labels, labels, real.shape[0])
         fake, pull_back_to_g, g_model_state = jax.vjp(
             lambda g_params: generate(gan, g_params, state.g_model_state, z, fake_labels),
             state.g_params, has_aux=True)
@@ -391,7 +404,8 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
                                      first_d_index + n_critic - 1)
 
         state, g_metrics = _g_update(gan, state, real, labels, fake, fake_labels,
-                                     pull_back_to_g, step_keys[n_critic])
+                                     pull_back_to_g, step_keys[n_critic],
+                                     images_per_step=batch["image"].shape[0])
         metrics = {**d_metrics, **g_metrics,
                    "g_param_norm": optax.global_norm(state.g_params),
                    "d_param_norm": optax.global_norm(state.d_params),
@@ -410,8 +424,10 @@ def _lazy_ratio(c: Config) -> float:
 
 def _g_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | None,
               fake: jax.Array, fake_labels: jax.Array | None, pull_back_to_g: Callable,
-              key: jax.Array) -> tuple[TrainState, Metrics]:
-    """The generator update against the updated D, through the fakes' forward pass."""
+              key: jax.Array, images_per_step: int) -> tuple[TrainState, Metrics]:
+    """The generator update against the updated D, through the fakes' forward pass, then the
+    EMA and historical averages. The EMA's half-life counts real images shown to D, like every
+    schedule (n_critic batches per step)."""
     c = gan.config
     fake_key, real_key = jax.random.split(key)
 
@@ -443,7 +459,7 @@ def _g_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | 
     state = state.replace(g_params=g_params, g_opt_state=g_opt_state,
                           d_model_state=d_model_state)
     if c.optim.ema_kimg is not None:
-        beta = ema_beta(state.step, fake.shape[0], c.optim.ema_kimg, c.optim.ema_rampup)
+        beta = ema_beta(state.step, images_per_step, c.optim.ema_kimg, c.optim.ema_rampup)
         state = state.replace(ema_params=ema_update(state.ema_params, g_params, beta))
     if c.reg.historical_averaging:
         # Running means over the parameters after every step so far (and the initial ones).
@@ -461,8 +477,13 @@ def sampling_params(state: TrainState) -> Any:
 
 def generate_images(gan: Gan, state: TrainState, z: jax.Array,
                     labels: jax.Array | None = None) -> jax.Array:
-    """Images in [-1, 1] from latents, in inference mode (BatchNorm running statistics), with
-    the EMA generator when there is one; a conditional GAN gets balanced classes by default."""
+    """Images in [-1, 1] from latents, in inference mode, with the EMA generator when there is
+    one; a conditional GAN gets balanced classes by default.
+
+    The EMA weights run with the training generator's BatchNorm running statistics, as
+    StyleGAN2-ADA and StudioGAN copy the buffers (BigGAN's "standing statistics", recomputed
+    for the EMA weights, are not implemented).
+    """
     if labels is None:
         labels = balanced_labels(len(z), gan.num_classes)
     images = gan.generator.apply({"params": sampling_params(state), **state.g_model_state}, z,

@@ -30,23 +30,32 @@ def test_spectral_norm_estimate_converges_to_the_top_singular_value(layer, x_sha
     stats = variables["batch_stats"]
     for _ in range(60):  # one power iteration per training call, as in PyTorch
         stats = step({**variables, "batch_stats": stats})["batch_stats"]
-    kernel = np.asarray(variables["params"]["layer"]["kernel"])
-    sigma = float(stats["layer/kernel/sigma"])
-    assert sigma == pytest.approx(_top_singular_value(kernel), rel=0.01)
+    kernel = np.asarray(variables["params"]["layer"]["kernel"], np.float64)
+    matrix = kernel.reshape(-1, kernel.shape[-1])
+    u = np.asarray(stats["layer/kernel/u"], np.float64)
+    assert np.linalg.norm(matrix @ u) == pytest.approx(_top_singular_value(kernel), rel=0.01)
 
 
-def test_spectral_norm_evaluation_divides_by_the_stored_sigma_and_changes_nothing():
+def test_spectral_norm_evaluation_uses_the_stored_u_and_changes_nothing():
     model = SpectralNorm(nn.Dense(3))
     x = jax.random.normal(jax.random.key(0), (4, 5))
     variables = model.init(jax.random.key(1), x, update_stats=True)
     _, updated = model.apply(variables, x, update_stats=True, mutable=["batch_stats"])
     variables = {**variables, **updated}
-    stored_sigma = variables["batch_stats"]["layer/kernel/sigma"]
-    out = model.apply(variables, x, update_stats=False)  # immutable: must not write
-    params = variables["params"]["layer"]
-    expected = (np.asarray(x, np.float64) @ (np.asarray(params["kernel"], np.float64)
-                                             / float(stored_sigma)) + np.asarray(params["bias"]))
+    # Other weights than the ones the iteration saw (as an EMA generator's are).
+    params = jax.tree.map(lambda p: 1.5 * p + 0.1, variables["params"])["layer"]
+    out = model.apply({**variables, "params": {"layer": params}}, x, update_stats=False)
+    kernel = np.asarray(params["kernel"], np.float64)
+    sigma = np.linalg.norm(kernel @ np.asarray(variables["batch_stats"]["layer/kernel/u"]))
+    expected = np.asarray(x, np.float64) @ (kernel / sigma) + np.asarray(params["bias"])
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_spectral_norm_stores_the_raw_initial_weights():
+    x = jnp.ones((2, 5))
+    spectral = SpectralNorm(nn.Dense(3, kernel_init=nn.initializers.constant(0.7)))
+    kernel = spectral.init(jax.random.key(0), x, update_stats=True)["params"]["layer"]["kernel"]
+    np.testing.assert_array_equal(kernel, np.full((5, 3), 0.7, np.float32))
 
 
 def test_spectral_norm_keeps_the_gradient_through_sigma():

@@ -350,7 +350,7 @@ def test_generator_shapes_and_dtypes(resolution: int, num_classes: int, spectral
         variables, images = _shapes(g, jnp.zeros((4, LATENT)), labels, train=train)
         assert images.shape == (4, resolution, resolution, 3) and images.dtype == dtype
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(variables["params"]))
-    n_sn = sum(k.endswith("/sigma") for k in flax.traverse_util.flatten_dict(
+    n_sn = sum(k.endswith("/u") for k in flax.traverse_util.flatten_dict(
         flax.core.unfreeze(variables["batch_stats"]), sep="|").keys())
     assert n_sn == (2 + 3 * (3 if resolution == 32 else 4) if spectral_norm else 0)
 
@@ -384,18 +384,22 @@ def test_discriminator_shapes_and_dtypes(resolution: int, norm: str, spectral_no
     assert not [k for k in params["block1"] if k[0].isupper()]  # the first block: no norm
 
 
-def _spectral_sigmas(stats: Any) -> dict[tuple[str, ...], jax.Array]:
-    """{path of the normalised layer: stored sigma}, from the batch_stats collection."""
+def _spectral_sigmas(stats: Any, params: Any) -> dict[tuple[str, ...], np.ndarray]:
+    """{path of the normalised layer: the sigma evaluation divides by}, i.e. ||M u|| for the
+    stored u and the layer's kernel flattened to M = (fan_in, out)."""
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params))
     out = {}
-    for path, value in flax.traverse_util.flatten_dict(flax.core.unfreeze(stats)).items():
-        if path[-1].endswith("/kernel/sigma"):
-            out[path[:-2] + (path[-1].split("/")[0],)] = value
+    for path, u in flax.traverse_util.flatten_dict(flax.core.unfreeze(stats)).items():
+        if path[-1].endswith("/kernel/u"):
+            layer = path[:-2] + (path[-1].split("/")[0],)
+            kernel = np.asarray(flat[layer + ("kernel",)], np.float64)
+            out[layer] = np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]) @ np.asarray(u))
     return out
 
 
 @pytest.mark.parametrize("network", ["generator", "discriminator"])
 def test_spectral_norm_covers_every_layer(network: str) -> None:
-    """After a training call, SN(w) in evaluation equals the plain network with w / sigma."""
+    """After a training call, SN(w) in evaluation equals the plain network with w / ||M u||."""
     if network == "generator":
         make = lambda sn: ResNetGenerator(32, 3, width=4, spectral_norm=sn)
         x = _latents(4)
@@ -426,7 +430,7 @@ def test_spectral_norm_covers_every_layer(network: str) -> None:
     else:
         assert bool(jnp.all(out >= 0)) and bool(jnp.all(jnp.isfinite(out)))
         assert float(jnp.max(out)) > 0
-    sigmas = _spectral_sigmas(updated["batch_stats"])
+    sigmas = _spectral_sigmas(updated["batch_stats"], variables["params"])
     params = flax.traverse_util.flatten_dict(flax.core.unfreeze(variables["params"]))
     kernels = {path[:-1] for path in params if path[-1] == "kernel"}
     assert set(sigmas) == kernels  # every convolution and dense layer, nothing else
@@ -442,7 +446,7 @@ def test_spectral_norm_covers_every_layer(network: str) -> None:
     plain, _ = _apply(make(False), train=False)(plain_vars, x)
     _assert_close(spectral, plain)
     assert _spectral_sigmas(jax.eval_shape(lambda: make(False).init(KEY, x, train=False))
-                            .get("batch_stats", {})) == {}
+                            .get("batch_stats", {}), variables["params"]) == {}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -67,8 +67,9 @@ def test_weight_clipping_keeps_every_critic_weight_within_bounds():
 def test_lazy_penalty_is_a_separate_compensated_update_every_k_steps():
     config = _small(reg__penalty="r1", reg__penalty_every=2, reg__penalty_weight=1.0)
     gan, state, history = _steps(config, steps=2)
-    assert history[0]["penalty"] > 0 and history[1]["penalty"] == 0
-    # Main + regularisation update at step 0, main only at step 1 (StyleGAN2's phases).
+    # At the end of each block of two D updates (StyleGAN2's separate phases): main only at
+    # step 0, main + regularisation at step 1.
+    assert history[0]["penalty"] == 0 and history[1]["penalty"] > 0
     assert int(state.d_opt_state.inner_state[0].count) == 3
     hyper = state.d_opt_state.hyperparams
     ratio = 2 / 3
@@ -177,3 +178,17 @@ def test_linear_decay_reaches_zero_at_decay_kimg():
     config = _small(optim__lr_decay="linear", optim__decay_kimg=0.016)
     _, _, history = _steps(config, steps=3)
     assert [float(h["lr_scale"]) for h in history] == pytest.approx([1.0, 0.5, 0.0])
+
+
+def test_conditional_wgan_gp_draws_fakes_for_the_real_labels():
+    """Interpolates between a real and a fake sample must share one class (Gulrajani et al.)."""
+    from gan_jax.train import fake_labels_for
+    real_labels = jnp.array([3, 1, 4, 1])
+    key = jax.random.key(0)
+    gp = build_gan(tiny_config(model__conditioning="projection", model__d_norm="layer",
+                               reg__penalty="wgan_gp"))
+    np.testing.assert_array_equal(fake_labels_for(gp, key, real_labels, 4), real_labels)
+    plain = build_gan(tiny_config(model__conditioning="projection"))
+    drawn = fake_labels_for(plain, key, real_labels, 4)
+    np.testing.assert_array_equal(drawn, jax.random.randint(key, (4,), 0, 10))
+    assert fake_labels_for(build_gan(tiny_config()), key, None, 4) is None

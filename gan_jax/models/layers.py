@@ -2,7 +2,7 @@
 
   SpectralNorm            W / sigma(W) with sigma from power iteration (Miyato et al. 2018); the
                           iteration vector u lives in the "batch_stats" collection, is advanced
-                          once per training call, and evaluation uses the stored estimate.
+                          once per training call, and evaluation uses the stored u.
   maybe_spectral          applies a layer with or without spectral norm (one config flag).
   ConditionalBatchNorm    BatchNorm whose gain and bias are looked up by class (de Vries 2017;
                           the generator of the projection cGAN and of ACGAN in StudioGAN).
@@ -28,11 +28,13 @@ def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
 
 
 def power_iteration(matrix: jax.Array, u: jax.Array, steps: int) -> tuple[jax.Array, jax.Array]:
-    """Advances the left-singular estimate u (out,) of `matrix` (in, out); returns (u, sigma)."""
-    v = u
+    """Advances the estimate u (out,) of the top right-singular vector of `matrix` (in, out);
+    returns (u, sigma) with sigma = v . matrix u, v = normalize(matrix u) from the last step."""
+    v = _l2_normalize(matrix @ u)
     for _ in range(steps):
         v = _l2_normalize(matrix @ u)
         u = _l2_normalize(matrix.T @ v)
+    # u and v are constants to the gradient, which still flows through sigma (Miyato et al.).
     u, v = jax.lax.stop_gradient(u), jax.lax.stop_gradient(v)
     return u, v @ matrix @ u
 
@@ -40,12 +42,12 @@ def power_iteration(matrix: jax.Array, u: jax.Array, steps: int) -> tuple[jax.Ar
 class SpectralNorm(nn.Module):
     """Wraps a Dense/Conv/ConvTranspose/Embed so that each weight matrix is divided by its top
     singular value. Kernels are flattened to (fan_in, out) as in Miyato et al.; biases (ndim 1)
-    are left alone.
+    are left alone, and the stored parameters are the raw weights (as in PyTorch).
 
     Training calls (`update_stats=True`) run `n_steps` of power iteration from the stored u,
-    normalise by the resulting sigma, and store u and sigma (PyTorch's spectral_norm). Evaluation
-    divides by the stored sigma, so it is deterministic and does not move the estimate (Flax's
-    own wrapper iterates once more at evaluation).
+    normalise by the resulting sigma and store the new u. Evaluation computes sigma from the
+    stored u and the weights in use, without advancing or storing anything: deterministic, and
+    right for weights the iteration never saw (a generator EMA), unlike a stored sigma would be.
     """
 
     layer: nn.Module
@@ -60,16 +62,13 @@ class SpectralNorm(nn.Module):
             matrix = value.reshape(-1, value.shape[-1]).astype(jnp.float32)
             u_var = self.variable("batch_stats", f"{name}/u", lambda: _l2_normalize(
                 jax.random.normal(self.make_rng("params"), (matrix.shape[-1],))))
-            sigma_var = self.variable("batch_stats", f"{name}/sigma", lambda: jnp.ones(()))
             if self.is_initializing():
                 # map_variables stores what this returns at init: keep the raw weight, as
                 # PyTorch does, so optimizer steps are relative to the initialiser's scale.
                 return value
+            u, sigma = power_iteration(matrix, u_var.value, self.n_steps if update_stats else 0)
             if update_stats:
-                u, sigma = power_iteration(matrix, u_var.value, self.n_steps)
-                u_var.value, sigma_var.value = u, sigma
-            else:
-                sigma = sigma_var.value
+                u_var.value = u
             return (value / sigma.astype(value.dtype)).astype(value.dtype)
 
         return nn.map_variables(

@@ -20,16 +20,14 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
+from gan_jax.models import initializers
 from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
 
 _BASES = (4, 7)
 _KERNEL = (4, 4)
 # The paper initialises every weight from N(0, 0.02) (BatchNorm scales too, around 1).
-WEIGHT_INIT = nn.initializers.normal(0.02)
-
-
-def _bn_scale_init(key, shape, dtype=jnp.float32):
-    return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
+WEIGHT_INIT = initializers.normal(0.02)
+_BN_SCALE_INIT = initializers.normal(0.02, mean=1.0)
 
 
 def upsampling_plan(resolution: int) -> tuple[int, int]:
@@ -57,7 +55,7 @@ class DCGANGenerator(nn.Module):
                  train: bool) -> jax.Array:
         base, n_up = upsampling_plan(self.resolution)
         layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
-        norm = lambda x: GeneratorNorm(self.num_classes, self.bn_momentum, _bn_scale_init,
+        norm = lambda x: GeneratorNorm(self.num_classes, self.bn_momentum, _BN_SCALE_INIT,
                                        self.dtype)(x, labels, train=train)
         features = self.width * 2 ** (n_up - 1)
         x = layer(nn.Dense(base * base * features, use_bias=False, kernel_init=self.kernel_init,

@@ -57,29 +57,11 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
+from gan_jax.models.initializers import glorot_uniform
 from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
 
 RESOLUTIONS = (32, 64)
 BOTTOM = 4  # side of G's first feature map
-
-
-def glorot_uniform(gain: float = 1.0) -> nn.initializers.Initializer:
-    """torch.nn.init.xavier_uniform_(w, gain) for HWIO / (in, out) kernels: U(-a, a) with
-    a = gain * sqrt(6 / (fan_in + fan_out)), fans counting the receptive field.
-
-    The same distribution as nn.initializers.variance_scaling(gain**2, "fan_avg", "uniform"),
-    but drawn as a flat vector and reshaped: XLA:CPU takes ~20 s to compile the partitionable
-    threefry for each new 4-D shape and well under a second for a flat one.
-    """
-
-    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-        receptive = math.prod(shape[:-2])
-        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
-        limit = gain * math.sqrt(6.0 / (fan_in + fan_out))
-        flat = jax.random.uniform(key, (math.prod(shape),), dtype, -limit, limit)
-        return flat.reshape(shape)
-
-    return init
 
 
 RESIDUAL_INIT = glorot_uniform(math.sqrt(2.0))  # 3x3 convolutions of the residual branches

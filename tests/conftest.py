@@ -6,14 +6,18 @@ jax; pytest imports conftest.py before the test modules.
 
 import os
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
 import tempfile  # noqa: E402
 
 os.environ["JAX_PLATFORMS"] = "cpu"
 # One compilation cache per test session, shared with the CLI subprocesses: the same train step
-# or Inception network, compiled by several tests, compiles once. A fresh folder each session,
-# so nothing compiled by other code is ever reused.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
-                      tempfile.mkdtemp(prefix="gan_jax_test_compile_cache_"))
+# or Inception network, compiled by several tests, compiles once. A fresh folder each session
+# (removed at exit), so nothing compiled by other code is ever reused.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="gan_jax_test_compile_cache_")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=8").strip()

@@ -91,6 +91,11 @@ def lazy_every(config: Config) -> int:
     return config.reg.penalty_every if config.reg.penalty != "none" else 1
 
 
+def lazy_compensation(lazy_every: int) -> float:
+    """k / (k + 1) for lazy regularisation every k > 1 updates (StyleGAN2), else 1."""
+    return lazy_every / (lazy_every + 1) if lazy_every > 1 else 1.0
+
+
 def make_optimizer(optim: OptimConfig, lr: float, lazy_every: int = 1
                    ) -> optax.GradientTransformation:
     """Adam or RMSprop whose learning rate the step sets (`set_learning_rate`).
@@ -98,7 +103,7 @@ def make_optimizer(optim: OptimConfig, lr: float, lazy_every: int = 1
     With lazy regularisation every k updates the optimizer takes k + 1 steps per k updates, so
     StyleGAN2 scales the rate by k / (k + 1) and raises the betas to that power.
     """
-    ratio = lazy_every / (lazy_every + 1) if lazy_every > 1 else 1.0
+    ratio = lazy_compensation(lazy_every)
     if optim.optimizer == "adam":
         return optax.inject_hyperparams(optax.adam)(
             learning_rate=lr * ratio, b1=optim.b1 ** ratio, b2=optim.b2 ** ratio)
@@ -371,7 +376,7 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
         step_keys = jax.random.split(jax.random.fold_in(key, state.step), n_critic + 1)
         batches = critic_batches(batch, n_critic)
-        reals = jax.vmap(images_to_float)(batches["image"])
+        reals = images_to_float(batches["image"])
         all_labels = batches["label"] if gan.num_classes else None
         labels_at = lambda i: all_labels[i] if all_labels is not None else None
         kimg = state.step.astype(jnp.float32) * batch["image"].shape[0] / 1000.0
@@ -379,7 +384,7 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         state = state.replace(
             g_opt_state=_with_learning_rate(state.g_opt_state, c.optim.g_lr * lr_scale),
             d_opt_state=_with_learning_rate(
-                state.d_opt_state, c.optim.d_lr * lr_scale * _lazy_ratio(c)))
+                state.d_opt_state, c.optim.d_lr * lr_scale * lazy_compensation(lazy_every(c))))
         first_d_index = state.step * n_critic
 
         if n_critic > 1:
@@ -415,11 +420,6 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         return state.replace(step=state.step + 1), metrics
 
     return train_step
-
-
-def _lazy_ratio(c: Config) -> float:
-    k = lazy_every(c)
-    return k / (k + 1) if k > 1 else 1.0
 
 
 def _g_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | None,

@@ -7,7 +7,7 @@ anything is compiled or written, so a contradictory config never starts a run.
 from __future__ import annotations
 
 from gan_jax import augment
-from gan_jax.config import Config
+from gan_jax.config import Config, check_key_choice
 from gan_jax.errors import UserError
 from gan_jax.losses import BCE_LOSSES, LOSSES
 from gan_jax.models import check_model_config
@@ -16,11 +16,6 @@ from gan_jax.penalties import PENALTIES
 # Penalties whose sum-of-logits input gradient is each sample's own gradient only when D treats
 # samples independently, which BatchNorm in training mode does not.
 _PER_SAMPLE_PENALTIES = PENALTIES
-
-
-def _choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise UserError(f"{key}='{value}' is unknown; choose one of {', '.join(allowed)}")
 
 
 def _at_least(key: str, value: float | None, low: float, strict: bool = False) -> None:
@@ -38,10 +33,10 @@ def effective_d_norm(config: Config) -> str:
 def check_config(config: Config) -> None:
     m, o, t, r, a = config.model, config.optim, config.train, config.reg, config.augment
     check_model_config(m)
-    _choice("train.loss", t.loss, tuple(LOSSES))
-    _choice("reg.penalty", r.penalty, ("none", *PENALTIES))
-    _choice("optim.optimizer", o.optimizer, ("adam", "rmsprop"))
-    _choice("optim.lr_decay", o.lr_decay, ("constant", "linear"))
+    check_key_choice("train.loss", t.loss, tuple(LOSSES))
+    check_key_choice("reg.penalty", r.penalty, ("none", *PENALTIES))
+    check_key_choice("optim.optimizer", o.optimizer, ("adam", "rmsprop"))
+    check_key_choice("optim.lr_decay", o.lr_decay, ("constant", "linear"))
     augment.parse_policy(a.policy)
     for key, value in (("train.n_critic", t.n_critic), ("reg.penalty_every", r.penalty_every)):
         _at_least(key, value, 1)

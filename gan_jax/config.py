@@ -158,6 +158,13 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
     return config
 
 
+def check_key_choice(key: str, value: str, allowed) -> None:
+    """A string setting `key` (e.g. "model.arch") must be one of `allowed`; the error names
+    the key, the value and the choices."""
+    if value not in allowed:
+        raise UserError(f"{key}='{value}' is unknown; choose one of {', '.join(allowed)}")
+
+
 def parse_override(text: str) -> tuple[str, str]:
     """Splits a command-line `section.key=value` into its key and (unparsed) value."""
     key, sep, value = text.partition("=")

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.config import Config, DataConfig, EvalConfig, ModelConfig, read_config
+from gan_jax.config import (Config, DataConfig, EvalConfig, ModelConfig, check_key_choice,
+                             read_config)
 from gan_jax.data import fit_resolution
 from gan_jax.errors import UserError
 from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compute_metrics,
@@ -34,8 +35,7 @@ def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
     for key, value, choices in (("resize", config.resize, RESIZE_MODES),
                                 ("storage", config.storage, STORAGES),
                                 ("compute", config.compute, COMPUTE_MODES)):
-        if value not in choices:
-            raise UserError(f"eval.{key}='{value}' is unknown; choose one of {', '.join(choices)}")
+        check_key_choice(f"eval.{key}", value, choices)
     if config.batch_size < 1:
         raise UserError(f"eval.batch_size must be positive, got {config.batch_size}")
     if config.every_kimg is not None and config.every_kimg <= 0:

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.config import ModelConfig
+from gan_jax.config import ModelConfig, check_key_choice
 from gan_jax.errors import UserError
 from gan_jax.models.dcgan import WEIGHT_INIT as DCGAN_WEIGHT_INIT
 from gan_jax.models.dcgan import DCGANDiscriminatorBody, DCGANGenerator, upsampling_plan
@@ -132,8 +132,7 @@ def check_model_config(c: ModelConfig) -> None:
                "model.d_norm": (c.d_norm, ("default", "batch", "layer", "none")),
                "model.compute_dtype": (c.compute_dtype, tuple(COMPUTE_DTYPES))}
     for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise UserError(f"{key}='{value}' is unknown; choose one of {', '.join(allowed)}")
+        check_key_choice(key, value, allowed)
     if c.conditioning != "none" and c.num_classes < 2:
         raise UserError(f"model.conditioning='{c.conditioning}' needs model.num_classes >= 2, "
                         f"got {c.num_classes}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gan_jax import augment
 from gan_jax.config import Config, check_key_choice
+from gan_jax.data import PLACEMENTS
 from gan_jax.errors import UserError
 from gan_jax.losses import BCE_LOSSES, LOSSES
 from gan_jax.models import check_model_config
@@ -37,6 +38,7 @@ def check_config(config: Config) -> None:
     check_key_choice("reg.penalty", r.penalty, ("none", *PENALTIES))
     check_key_choice("optim.optimizer", o.optimizer, ("adam", "rmsprop"))
     check_key_choice("optim.lr_decay", o.lr_decay, ("constant", "linear"))
+    check_key_choice("data.placement", config.data.placement, PLACEMENTS)
     augment.parse_policy(a.policy)
     for key, value in (("train.n_critic", t.n_critic), ("reg.penalty_every", r.penalty_every)):
         _at_least(key, value, 1)

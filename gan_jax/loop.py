@@ -38,6 +38,7 @@ from gan_jax.train import TrainState, build_gan, generate_images, init_state, tr
 RESUMABLE_CHANGES = frozenset({
     "train.total_kimg", "train.log_every_kimg", "train.sample_every_kimg",
     "train.checkpoint_every_kimg", "train.keep_checkpoints", "data.dir", "data.tfds_data_dir",
+    "data.placement",
     # Evaluation reads the state and never changes it.
     *(f"eval.{field.name}" for field in dataclasses.fields(EvalConfig))})
 
@@ -88,9 +89,11 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
 
     train_step = sharding.jit_train_step(train_step_for(gan), mesh)
     grid_latents = jax.random.normal(grid_key, (t.grid_size, gan.latent_dim))
-    generate = jax.jit(functools.partial(generate_images, gan))
-    batches = data.device_batches(images, dataset.labels, images_per_step, t.seed, mesh,
-                                  start_step=start_step)
+    # Compiled now, so the first sample grid does not stall training or count against img/s.
+    generate = jax.jit(functools.partial(generate_images, gan)).lower(state,
+                                                                      grid_latents).compile()
+    batches = data.batches_for(config.data.placement, images, dataset.labels, images_per_step,
+                               t.seed, mesh, start_step=start_step)
     writer = MetricWriter(workdir)
     bar = tqdm(total=total_steps * images_per_step, initial=start_step * images_per_step,
                unit="img", unit_scale=True, dynamic_ncols=True, disable=not progress)

@@ -169,3 +169,34 @@ def test_device_batches_are_sharded_over_the_mesh():
     batches.close()
     with pytest.raises(UserError, match="not divisible by the 8 devices"):
         next(data.device_batches(images, labels, 12, seed=0, mesh=mesh))
+
+
+@pytest.mark.parametrize("start_step", [0, 3])
+def test_resident_batches_equal_host_batches(start_step):
+    # 40 examples, batches of 16: steps 2 and 4 span an epoch boundary.
+    mesh = sharding.make_mesh()
+    images = np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1)
+    labels = np.arange(40, dtype=np.int32) + 100
+    resident = data.resident_batches(images, labels, 16, seed=3, mesh=mesh, start_step=start_step)
+    expected = data.host_batches(images, labels, 16, seed=3, start_step=start_step)
+    for _ in range(6):
+        got, want = next(resident), next(expected)
+        for name in ("image", "label"):
+            assert got[name].sharding.is_equivalent_to(sharding.batch_sharded(mesh),
+                                                       want[name].ndim)
+            assert got[name].dtype == want[name].dtype
+            np.testing.assert_array_equal(np.asarray(got[name]), want[name])
+    with pytest.raises(UserError, match="not divisible by the 8 devices"):
+        next(data.resident_batches(images, labels, 12, seed=0, mesh=mesh))
+
+
+def test_placement_picks_the_pipeline(monkeypatch):
+    mesh = sharding.make_mesh()
+    images, labels = np.zeros((16, 2, 2, 1), np.uint8), np.zeros(16, np.int32)
+    name = lambda placement: data.batches_for(placement, images, labels, 8, 0, mesh).__name__
+    assert (name("auto"), name("device"), name("host")) == (
+        "resident_batches", "resident_batches", "device_batches")
+    monkeypatch.setattr(data, "RESIDENT_LIMIT_BYTES", images.nbytes)  # labels tip it over
+    assert name("auto") == "device_batches"
+    with pytest.raises(UserError, match="data.placement='disk' is unknown; choose one of"):
+        data.batches_for("disk", images, labels, 8, 0, mesh)

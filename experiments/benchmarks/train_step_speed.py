@@ -1,0 +1,283 @@
+"""Train-step speed: gan_jax's jitted step against the same DCGAN work in PyTorch.
+
+    python -m experiments.benchmarks.train_step_speed --out runs/bench_step
+
+Times the compiled train step (`sharding.jit_train_step(train_step_for(gan))`, the one the
+training loop runs) on a device-resident batch: `--warmup` calls (compilation, autotuning),
+then the median over `--repeats` of `--steps` calls each, ended by `block_until_ready`.
+Reports img/s (real images shown to D per second), ms/step, TFLOP/s from the analytic count of
+`gan_jax.flops`, that as a percent of the bf16 matrix peak (measured here with a large bf16
+matmul, and of the datasheet's dense figure when the device is known) and peak device memory.
+
+Cases (all 3-channel, like the published PyTorch figures):
+  dcgan64_b128, dcgan64_b512, dcgan32_b64   DCGAN, ngf = ndf = 64, BCE non-saturating, Adam
+  sngan32_b64_n5                            the gan_zoo sngan_resnet recipe, 5 D updates/step
+each in float32 (XLA's default GPU precision: TF32 convolutions) and bfloat16
+(`model.compute_dtype`). The DCGAN cases are also run in PyTorch (experiments/benchmarks/
+torch_dcgan.py; eager, torch.compile and torch.compile with CUDA graphs, float32 and bf16
+autocast) when torch is installed. Each case runs in its own subprocess so peak memory is its
+own and the two frameworks never share the GPU. Prints a table last; writes results.json
+(every row, the command, device, date and versions) under --out.
+
+`--scale tiny` shrinks every case (widths 8, batch 8) to check the script on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+CASES: dict[str, dict[str, Any]] = {
+    "dcgan64_b128": {"model.resolution": 64, "train.batch_size": 128},
+    "dcgan64_b512": {"model.resolution": 64, "train.batch_size": 512},
+    "dcgan32_b64": {"model.resolution": 32, "train.batch_size": 64},
+    "sngan32_b64_n5": {"recipe": "sngan_resnet", "train.batch_size": 64},
+}
+DCGAN = {"model.arch": "dcgan", "model.channels": 3, "model.g_width": 64, "model.d_width": 64,
+         "model.latent_dim": 100, "train.loss": "non_saturating", "optim.g_lr": 2e-4,
+         "optim.d_lr": 2e-4, "optim.b1": 0.5, "optim.b2": 0.999}
+TINY = {"model.g_width": 8, "model.d_width": 8, "train.batch_size": 8}
+DTYPES = ("float32", "bfloat16")
+# Dense bf16 matrix peaks from the datasheets (TFLOP/s, without sparsity), by device_kind.
+DATASHEET_BF16_TFLOPS = {"NVIDIA H100 80GB HBM3": 989.4, "NVIDIA H100 PCIe": 756.0,
+                         "NVIDIA H200": 989.4, "NVIDIA A100-SXM4-80GB": 312.0,
+                         "NVIDIA A100-SXM4-40GB": 312.0}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--dtypes", default=",".join(DTYPES))
+    parser.add_argument("--torch-modes", default="eager,compile,reduce-overhead",
+                        help="PyTorch modes to run ('' for none); CUDA graphs need a GPU")
+    parser.add_argument("--steps", type=int, default=50, help="steps per timed repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--scale", choices=("full", "tiny"), default="full")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench_step"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # one case, in a subprocess
+    return parser.parse_args(argv)
+
+
+# --- one case, in its own process ----------------------------------------------------------
+
+
+def case_config(case: str, dtype: str, scale: str):
+    from experiments.configs import gan_zoo
+    from gan_jax.config import Config, with_overrides
+    overrides = dict(CASES[case])
+    recipe = overrides.pop("recipe", None)
+    if recipe:
+        base = with_overrides(Config(), {**gan_zoo.RECIPES[recipe], "model.channels": 3})
+    else:
+        base = with_overrides(Config(), DCGAN)
+    values = {**overrides, "model.compute_dtype": dtype, **(TINY if scale == "tiny" else {})}
+    return with_overrides(base, values)
+
+
+def time_steps(step, state, batch, key, steps: int, repeats: int, warmup: int):
+    """Median seconds per call of `state, _ = step(state, batch, key)` and the final state."""
+    import jax
+    for _ in range(warmup):
+        state, _ = step(state, batch, key)
+    jax.block_until_ready(state)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            state, _ = step(state, batch, key)
+        jax.block_until_ready(state)
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times), state
+
+
+def time_train_step(config, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
+    """Step-only timing of `config`'s jitted, sharded train step on a device-resident batch."""
+    import jax
+    import numpy as np
+
+    from gan_jax import sharding
+    from gan_jax.flops import train_step_flops
+    from gan_jax.train import build_gan, init_state, train_step_for
+    gan = build_gan(config)
+    mesh = sharding.make_mesh()
+    state = jax.jit(lambda k: init_state(gan, k), out_shardings=sharding.replicated(mesh))(
+        jax.random.key(0))
+    t, m = config.train, config.model
+    rows = t.batch_size * t.n_critic
+    rng = np.random.default_rng(0)
+    batch = sharding.put_process_batch(
+        {"image": rng.integers(0, 256, (rows, m.resolution, m.resolution, m.channels), np.uint8),
+         "label": rng.integers(0, m.num_classes, (rows,), np.int32)}, mesh)
+    step = sharding.jit_train_step(train_step_for(gan), mesh)
+    compiled = step.lower(state, batch, jax.random.key(1)).compile()
+    seconds, state = time_steps(step, state, batch, jax.random.key(1), steps, repeats, warmup)
+    stats = jax.devices()[0].memory_stats() or {}
+    memory = compiled.memory_analysis()
+    return {"framework": "jax", "mode": "jit", "seconds_per_step": seconds,
+            "real_images_per_step": rows, "flops_per_step": train_step_flops(gan).per_step,
+            "peak_memory_bytes": stats.get("peak_bytes_in_use"),
+            "xla_temp_bytes": getattr(memory, "temp_size_in_bytes", None),
+            "device": jax.devices()[0].device_kind, "devices": jax.device_count(),
+            "jax": jax.__version__}
+
+
+def run_jax_case(case: str, dtype: str, args: argparse.Namespace) -> dict[str, Any]:
+    return time_train_step(case_config(case, dtype, args.scale), args.steps, args.repeats,
+                           args.warmup)
+
+
+def run_torch_case(case: str, dtype: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    from experiments.benchmarks import torch_dcgan
+    from gan_jax.flops import train_step_flops
+    from gan_jax.train import build_gan
+    config = case_config(case, dtype, args.scale)
+    m, t = config.model, config.train
+    result = torch_dcgan.benchmark(m.resolution, m.channels, m.g_width, m.latent_dim,
+                                   t.batch_size, mode, dtype, args.steps, args.repeats,
+                                   args.warmup)
+    return {"framework": "torch", "mode": mode, "real_images_per_step": t.batch_size,
+            "flops_per_step": train_step_flops(build_gan(config)).per_step, **result}
+
+
+def matmul_peak_tflops(dtype: str = "bfloat16", n: int = 8192, repeats: int = 10) -> float:
+    """Measured matrix throughput of one large square matmul (the achievable peak)."""
+    import jax
+    import jax.numpy as jnp
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    matmul = jax.jit(lambda a: a @ a)
+    seconds, _ = time_steps(lambda s, b, k: (matmul(b), None), None, a, None, repeats, 3, 2)
+    return 2 * n ** 3 / seconds / 1e12
+
+
+def worker(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    if spec["kind"] == "peak":
+        return {"measured_bf16_tflops": matmul_peak_tflops(n=spec["n"])}
+    if spec["framework"] == "jax":
+        return run_jax_case(spec["case"], spec["dtype"], args)
+    return run_torch_case(spec["case"], spec["dtype"], spec["mode"], args)
+
+
+# --- the driver ----------------------------------------------------------------------------
+
+
+def run_in_subprocess(spec: dict[str, Any], argv: list[str], timeout: int) -> dict[str, Any]:
+    command = [sys.executable, "-m", "experiments.benchmarks.train_step_speed", *argv,
+               "--worker", json.dumps(spec)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**spec, "error": f"timed out after {timeout} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return {**spec, **json.loads(line[len("RESULT "):])}
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {**spec, "error": f"exit {done.returncode}: {tail[:300]}"}
+
+
+def specs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    torch_modes = [m for m in args.torch_modes.split(",") if m]
+    out = []
+    for case in args.cases.split(","):
+        for dtype in args.dtypes.split(","):
+            out.append({"kind": "step", "framework": "jax", "case": case, "dtype": dtype})
+            if not case.startswith("dcgan"):
+                continue  # the PyTorch baseline is the DCGAN step
+            out += [{"kind": "step", "framework": "torch", "case": case, "dtype": dtype,
+                     "mode": mode} for mode in torch_modes]
+    return out
+
+
+def derived(row: dict[str, Any], peak: float | None, datasheet: float | None) -> dict[str, Any]:
+    if "error" in row or row.get("kind") != "step":
+        return row
+    tflops = row["flops_per_step"] / row["seconds_per_step"] / 1e12
+    return {**row, "img_per_sec": row["real_images_per_step"] / row["seconds_per_step"],
+            "ms_per_step": 1000 * row["seconds_per_step"], "tflops": tflops,
+            "pct_measured_bf16_peak": 100 * tflops / peak if peak else None,
+            "pct_datasheet_bf16_peak": 100 * tflops / datasheet if datasheet else None}
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    header = (f"{'case':<16}{'dtype':<10}{'framework':<22}{'img/s':>10}{'ms/step':>10}"
+              f"{'TFLOP/s':>9}{'%peak':>7}{'%sheet':>7}{'peak MiB':>10}")
+    lines = [header, "-" * len(header)]
+    number = lambda v, f: format(v, f) if v is not None else "-"
+    for r in rows:
+        name = r["framework"] + ("" if r["framework"] == "jax" else f" {r['mode']}")
+        if "error" in r:
+            lines.append(f"{r['case']:<16}{r['dtype']:<10}{name:<22}  failed: {r['error']}")
+            continue
+        memory = r.get("peak_memory_bytes")
+        lines.append(
+            f"{r['case']:<16}{r['dtype']:<10}{name:<22}{r['img_per_sec']:>10,.0f}"
+            f"{r['ms_per_step']:>10.3f}{r['tflops']:>9.2f}"
+            f"{number(r['pct_measured_bf16_peak'], '.1f'):>7}"
+            f"{number(r['pct_datasheet_bf16_peak'], '.1f'):>7}"
+            f"{number(memory / 2**20 if memory else None, ',.0f'):>10}")
+    return "\n".join(lines)
+
+
+def versions() -> dict[str, str]:
+    import flax
+    import jax
+    import optax
+    found = {"python": platform.python_version(), "jax": jax.__version__,
+             "flax": flax.__version__, "optax": optax.__version__}
+    try:
+        import torch
+        found["torch"] = torch.__version__
+    except ImportError:
+        found["torch"] = "not installed"
+    return found
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.worker:
+        print("RESULT " + json.dumps(worker(json.loads(args.worker), args)), flush=True)
+        return []
+    unknown = [c for c in args.cases.split(",") if c not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown case {unknown[0]!r}; choose from {', '.join(CASES)}")
+    started = datetime.datetime.now(datetime.timezone.utc)
+    peak_spec = {"kind": "peak", "n": 8192 if args.scale == "full" else 512}
+    peak = run_in_subprocess(peak_spec, argv, args.timeout).get("measured_bf16_tflops")
+    rows = []
+    for spec in specs(args):
+        rows.append(run_in_subprocess(spec, argv, args.timeout))
+        print(f"{spec['framework']:>5} {spec['case']} {spec['dtype']} {spec.get('mode', '')}: "
+              f"{rows[-1].get('error') or format(rows[-1]['seconds_per_step'] * 1e3, '.3f')} "
+              "ms", flush=True)
+    device = next((r["device"] for r in rows if r.get("framework") == "jax" and "device" in r),
+                  None)
+    datasheet = DATASHEET_BF16_TFLOPS.get(device)
+    rows = [derived(r, peak, datasheet) for r in rows]
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"command": "python -m experiments.benchmarks.train_step_speed " + " ".join(argv),
+              "date": started.isoformat(timespec="seconds"), "device": device,
+              "host": platform.node(), "versions": versions(),
+              "measured_bf16_tflops": peak, "datasheet_bf16_tflops": datasheet,
+              "settings": {k: v for k, v in vars(args).items() if k != "out" and k != "worker"},
+              "rows": rows}
+    (args.out / "results.json").write_text(json.dumps(record, indent=1, default=str))
+    print(f"\ndevice: {device}; bf16 matmul peak measured {peak or 0:.1f} TFLOP/s, datasheet "
+          f"{datasheet or '-'}; {record['date']}")
+    print(format_table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()

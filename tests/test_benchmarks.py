@@ -1,0 +1,64 @@
+"""The speed benchmark's baseline does the same work, and the script runs end to end (tiny, CPU)."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.benchmarks import train_step_speed
+from gan_jax.config import with_overrides
+from gan_jax.train import build_gan, init_state
+
+torch = pytest.importorskip("torch")
+from experiments.benchmarks import torch_dcgan  # noqa: E402 - needs torch
+
+
+def flax_parameter_count(tree) -> int:
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+
+
+@pytest.mark.parametrize("resolution", [28, 32, 64])
+def test_torch_dcgan_has_the_flax_dcgan_parameters(resolution):
+    config = with_overrides(train_step_speed.case_config("dcgan32_b64", "float32", "tiny"),
+                            {"model.resolution": resolution})
+    m = config.model
+    state = init_state(build_gan(config), jax.random.key(0))
+    g = torch_dcgan.generator(m.resolution, m.channels, m.g_width, m.latent_dim)
+    d = torch_dcgan.discriminator(m.resolution, m.channels, m.d_width)
+    assert torch_dcgan.parameter_count(g) == flax_parameter_count(state.g_params)
+    assert torch_dcgan.parameter_count(d) == flax_parameter_count(state.d_params)
+    images = g(torch.zeros(2, m.latent_dim, 1, 1))
+    assert tuple(images.shape) == (2, m.channels, resolution, resolution)
+    assert tuple(d(images).shape) == (2,)
+
+
+def test_torch_step_trains_both_networks():
+    step = torch_dcgan.DCGANStep(32, 3, 8, 16, 4, "eager", "float32", "cpu")
+    before = [p.detach().clone() for p in [*step.g.parameters(), *step.d.parameters()]]
+    step.step(torch.rand(4, 3, 32, 32) * 2 - 1)
+    after = [*step.g.parameters(), *step.d.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_benchmark_script_writes_every_row(tmp_path):
+    rows = train_step_speed.main(
+        ["--cases", "dcgan32_b64", "--dtypes", "float32", "--torch-modes", "eager",
+         "--scale", "tiny", "--steps", "2", "--repeats", "1", "--warmup", "1",
+         "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert [(r["framework"], r.get("mode")) for r in record["rows"]] == [
+        ("jax", "jit"), ("torch", "eager")]
+    assert record["measured_bf16_tflops"] > 0 and record["versions"]["jax"] == jax.__version__
+    for row in rows:
+        assert "error" not in row, row
+        assert row["img_per_sec"] == pytest.approx(8 / row["seconds_per_step"])
+        # The analytic count of this tiny DCGAN (both frameworks do the same work).
+        assert row["flops_per_step"] == rows[0]["flops_per_step"] > 0
+        assert row["tflops"] == pytest.approx(row["flops_per_step"] / row["seconds_per_step"]
+                                              / 1e12)
+
+
+def test_unknown_case_is_one_line(capsys):
+    with pytest.raises(SystemExit, match="unknown case 'dcgan99'; choose from dcgan64_b128"):
+        train_step_speed.main(["--cases", "dcgan99"])

@@ -4,6 +4,9 @@
 
 With `eval.metrics` set (e.g. "fid10k"), the generator is evaluated every `eval.every_kimg` and at
 the end, and the results go to metrics.jsonl and TensorBoard beside the training scalars.
+Every row also has `wall_s`, seconds since `train` was called in this process (a resumed run
+starts again from 0), and evaluation rows have `eval_s`, the seconds the evaluation took; the
+logged img/s leaves evaluations out.
 
 Re-running the same call resumes from the newest checkpoint in the run directory. Because the
 batch order and the step's randomness are functions of the step number, a resumed run ends in
@@ -54,6 +57,7 @@ def steps_for_kimg(kimg: float, batch_size: int) -> int:
 
 def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None = None,
           progress: bool = True) -> TrainState:
+    started = time.perf_counter()  # "wall_s" in the logs counts from here (this process)
     workdir = Path(workdir)
     t = config.train
     # Everything that can be wrong with the input is checked before the run directory is touched.
@@ -109,6 +113,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
                 values["img_per_sec"] = ((step - last_log[0]) * images_per_step
                                          / (now - last_log[1]))
                 values["kimg"] = step * images_per_step / 1000
+                values["wall_s"] = now - started
                 last_log = (step, now)
                 writer.write_scalars(step, values)
                 bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
@@ -123,8 +128,14 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
                 _checked(metrics, step, checkpointer)  # never save a diverged state
                 checkpointer.save(state)
             if evaluate_now:
+                evaluation_started = time.perf_counter()
                 results = evaluator(state)
-                writer.write_scalars(step, {**results, "kimg": step * images_per_step / 1000})
+                now = time.perf_counter()
+                # Evaluation time is reported on its own, not as slower training.
+                last_log = (last_log[0], last_log[1] + now - evaluation_started)
+                writer.write_scalars(step, {**results, "kimg": step * images_per_step / 1000,
+                                            "wall_s": now - started,
+                                            "eval_s": now - evaluation_started})
                 bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")
     finally:
         bar.close()

@@ -59,8 +59,8 @@ def test_spectral_norm_adds_no_layer_calls():
 @pytest.mark.parametrize("overrides", [
     {},
     {"model__arch": "mlp", "model__g_width": 64, "model__d_width": 32},
-    {"model__arch": "resnet", "model__resolution": 32, "model__g_width": 16,
-     "model__d_width": 16},
+    pytest.param({"model__arch": "resnet", "model__resolution": 32, "model__g_width": 16,
+                  "model__d_width": 16}, marks=pytest.mark.slow),
 ], ids=["dcgan", "mlp", "resnet"])
 def test_step_count_is_close_to_xla(overrides):
     config = tiny_config(train__batch_size=8, **overrides)

@@ -22,6 +22,10 @@ Variants are `NAME`, `NAME.cifar10` and either with `.test` appended:
                    projection discriminator.
   acgan            Odena et al. 2017: DCGAN networks with class-conditional BatchNorm in G and
                    an auxiliary classifier on D.
+  sngan_ema_diffaug  the project's candidate for its best Fashion-MNIST recipe: hinge_sngan
+                   with Adam (0, 0.9), a generator EMA (10 kimg half-life, StyleGAN2's ramp-up;
+                   samples and FID use it) and DiffAugment translation + cutout on every image
+                   D sees. Not tuned: no GPU has run it yet.
 
 Fashion-MNIST runs use the "Are GANs Created Equal?" budget: 20 epochs (1200 kimg) of real
 images shown to D, and log fid10k every 300 kimg. `.cifar10` reads CIFAR-10 through
@@ -61,6 +65,9 @@ RECIPES: dict[str, dict[str, object]] = {
                         "model.spectral_norm": "d", "train.n_critic": 5,
                         "optim.lr_decay": "linear", "model.conditioning": "projection"},
     "acgan": {**_DCGAN_ADAM, "train.loss": "non_saturating", "model.conditioning": "acgan"},
+    "sngan_ema_diffaug": {**_SNGAN_ADAM, "train.loss": "hinge", "model.spectral_norm": "d",
+                          "model.d_norm": "none", "optim.ema_kimg": 10.0,
+                          "optim.ema_rampup": 0.05, "augment.policy": "translation,cutout"},
 }
 
 FASHION_MNIST = {"eval.metrics": "fid10k", "eval.every_kimg": 300.0}

@@ -1,0 +1,75 @@
+"""The FID study's driver: its bookkeeping on made-up logs, and a tiny real study on the CPU."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from experiments import fid_study
+from tests.conftest import requires_fashion_mnist
+
+GOLDEN = Path(__file__).parent / "golden" / "inception_features.npz"
+
+
+def write_log(path: Path, rows: list[dict]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_time_to_pass_leaves_out_evaluations(tmp_path):
+    write_log(tmp_path, [
+        {"step": 10, "kimg": 1.0, "wall_s": 5.0, "d_loss": 1.0},
+        {"step": 10, "kimg": 1.0, "wall_s": 8.0, "eval_s": 3.0, "fid10k": 40.0},
+        {"step": 20, "kimg": 2.0, "wall_s": 12.0, "d_loss": 1.0},
+        {"step": 20, "kimg": 2.0, "wall_s": 16.0, "eval_s": 4.0, "fid10k": 20.0},
+        {"step": 30, "kimg": 3.0, "wall_s": 20.0, "eval_s": 2.0, "fid10k": 25.0},
+    ])
+    summary = fid_study.summarize(tmp_path, "fid10k", pass_fid=26.5)
+    assert summary["seconds_to_pass"] == 16.0 - 3.0 - 4.0
+    assert (summary["final_fid"], summary["best_fid"], summary["kimg"]) == (25.0, 20.0, 3.0)
+    assert summary["train_wall_s"] == 20.0 - 9.0
+    assert not summary["resumed"]
+    assert [p["fid"] for p in summary["curve"]] == [40.0, 20.0, 25.0]
+
+
+def test_a_resumed_run_is_not_timed(tmp_path):
+    write_log(tmp_path, [
+        {"step": 10, "kimg": 1.0, "wall_s": 8.0, "eval_s": 3.0, "fid10k": 40.0},
+        {"step": 20, "kimg": 2.0, "wall_s": 2.0, "d_loss": 1.0},  # a new process
+        {"step": 20, "kimg": 2.0, "wall_s": 6.0, "eval_s": 3.0, "fid10k": 20.0},
+    ])
+    summary = fid_study.summarize(tmp_path, "fid10k", pass_fid=26.5)
+    assert summary["resumed"] and summary["seconds_to_pass"] is None
+    assert fid_study._time_to_pass(summary) == "resumed, not timed"
+
+
+def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
+    for argv, message in [(["run", "--rows", "ns_gan,big_gan"], "unknown row 'big_gan'"),
+                          (["run", "--seeds", "0,a"], "--seeds '0,a' is not"),
+                          (["report", "--out", str(tmp_path)], "no finished runs under")]:
+        assert fid_study.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+
+
+@requires_fashion_mnist
+def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
+    with np.load(GOLDEN) as golden:  # 16 real Fashion-MNIST images as the FID reference
+        np.savez(tmp_path / "reference.npz", images=golden["gray_images"])
+    tiny = ["model.g_width=8", "model.d_width=8", "model.latent_dim=16", "train.batch_size=16",
+            f"eval.reference={tmp_path / 'reference.npz'}", "eval.batch_size=16", "train.grid_size=16"]
+    argv = ["--out", str(tmp_path / "runs"), "--rows", "ns_gan", "--seeds", "0",
+            "--kimg", "0.048", "--eval-every-kimg", "0.032", "--metric", "fid16",
+            "--pass-fid", "1e6", "--results", str(tmp_path / "results"), "--no-progress", *tiny]
+    assert fid_study.main(["run", *argv]) == 0
+    summary = json.loads((tmp_path / "runs" / "ns_gan" / "seed_0" / "study.json").read_text())
+    assert summary["metric"] == "fid16" and summary["final_fid"] > 0
+    assert [p["kimg"] for p in summary["curve"]] == [0.032, 0.048]
+    assert 0 < summary["seconds_to_pass"] < summary["curve"][0]["wall_s"]
+    capsys.readouterr()
+    assert fid_study.main(["run", *argv]) == 0  # finished runs are not trained again
+    assert capsys.readouterr().out.count("done before, skipped") == 1
+    assert fid_study.main(["report", *argv]) == 0
+    table = (tmp_path / "results" / "table.md").read_text()
+    assert "| ns_gan | 26.5 | " in table and "| lsgan | 30.7 | not run |" in table
+    assert (tmp_path / "results" / "ns_gan.png").is_file()

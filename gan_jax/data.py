@@ -28,7 +28,7 @@ from gan_jax.config import DataConfig
 from gan_jax.errors import UserError
 
 LOCAL_DATASETS = ("fashion_mnist", "mnist")  # the idx format of LeCun's MNIST files
-_IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
               "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 _IDX_DTYPES = {0x08: np.uint8}
 
@@ -55,9 +55,9 @@ def load_idx_dataset(directory: Path, split: str, name: str = "fashion_mnist") -
     if name not in LOCAL_DATASETS:
         raise UserError(f"data.dataset='{name}' cannot be read from local files (only "
                         f"{', '.join(LOCAL_DATASETS)}); set data.source=tfds")
-    if split not in _IDX_FILES:
+    if split not in IDX_FILES:
         raise UserError(f"data.split='{split}' is not a local split; use 'train' or 'test'")
-    image_file, label_file = (directory / f for f in _IDX_FILES[split])
+    image_file, label_file = (directory / f for f in IDX_FILES[split])
     for path in (image_file, label_file):
         if not path.is_file():
             hint = ("install it with: apt-get install -y dataset-fashion-mnist"

@@ -44,8 +44,9 @@ def test_torch_step_trains_both_networks():
 def test_benchmark_script_writes_every_row(tmp_path):
     rows = train_step_speed.main(
         ["--cases", "dcgan32_b64", "--dtypes", "float32", "--torch-modes", "eager",
-         "--scale", "tiny", "--steps", "2", "--repeats", "1", "--warmup", "1",
+         "--scale", "tiny", "--steps", "2", "--repeats", "1", "--warmup", "1", "--profile",
          "--out", str(tmp_path)])
+    assert list((tmp_path / "profiles" / "dcgan32_b64_float32").rglob("*.xplane.pb"))
     record = json.loads((tmp_path / "results.json").read_text())
     assert [(r["framework"], r.get("mode")) for r in record["rows"]] == [
         ("jax", "jit"), ("torch", "eager")]

@@ -64,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--scale", choices=("full", "tiny"), default="full")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
+    parser.add_argument("--profile", action="store_true",
+                        help="also write a jax.profiler trace of each JAX case under --out")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_step"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one case, in a subprocess
     return parser.parse_args(argv)
@@ -101,8 +103,11 @@ def time_steps(step, state, batch, key, steps: int, repeats: int, warmup: int):
     return statistics.median(times), state
 
 
-def time_train_step(config, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
-    """Step-only timing of `config`'s jitted, sharded train step on a device-resident batch."""
+def time_train_step(config, steps: int, repeats: int, warmup: int,
+                    profile_dir: str | None = None) -> dict[str, Any]:
+    """Step-only timing of `config`'s jitted, sharded train step on a device-resident batch;
+    with `profile_dir`, then a `jax.profiler` trace of 10 more steps (for TensorBoard/XProf or
+    Perfetto) where to look when a target is missed."""
     import jax
     import numpy as np
 
@@ -122,6 +127,9 @@ def time_train_step(config, steps: int, repeats: int, warmup: int) -> dict[str, 
     step = sharding.jit_train_step(train_step_for(gan), mesh)
     compiled = step.lower(state, batch, jax.random.key(1)).compile()
     seconds, state = time_steps(step, state, batch, jax.random.key(1), steps, repeats, warmup)
+    if profile_dir:
+        with jax.profiler.trace(profile_dir):
+            time_steps(step, state, batch, jax.random.key(1), 10, 1, 0)
     stats = jax.devices()[0].memory_stats() or {}
     memory = compiled.memory_analysis()
     return {"framework": "jax", "mode": "jit", "seconds_per_step": seconds,
@@ -133,8 +141,9 @@ def time_train_step(config, steps: int, repeats: int, warmup: int) -> dict[str, 
 
 
 def run_jax_case(case: str, dtype: str, args: argparse.Namespace) -> dict[str, Any]:
+    profile = str(args.out / "profiles" / f"{case}_{dtype}") if args.profile else None
     return time_train_step(case_config(case, dtype, args.scale), args.steps, args.repeats,
-                           args.warmup)
+                           args.warmup, profile)
 
 
 def run_torch_case(case: str, dtype: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:

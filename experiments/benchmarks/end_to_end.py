@@ -67,14 +67,15 @@ def loop_throughput(metrics_path: Path) -> tuple[float, int]:
 
 
 def pipeline_throughput(config: config_lib.Config, batches: int = 2000) -> float:
-    """Global batches per second that the input pipeline alone delivers to the devices."""
+    """Global batches per second that the configured input pipeline alone delivers."""
     import jax
 
     from gan_jax import data, sharding
     dataset = data.load_dataset(config.data)
     images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
     rows = config.train.batch_size * config.train.n_critic
-    iterator = data.device_batches(images, dataset.labels, rows, 0, sharding.make_mesh())
+    iterator = data.batches_for(config.data.placement, images, dataset.labels, rows, 0,
+                                sharding.make_mesh())
     jax.block_until_ready(next(iterator))
     start = time.perf_counter()
     for _ in range(batches):

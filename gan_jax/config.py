@@ -57,6 +57,8 @@ class DataConfig:
     split: str = "train"
     tfds_data_dir: str | None = None  # tensorflow-datasets' data_dir (None: its default)
     fit: str = "resize"  # to reach model.resolution: "resize" (bilinear) or "pad" (zeros)
+    per_class: int | None = None  # train on a balanced subset: this many images of each class
+    subset_seed: int = 0  # which images that subset holds (a seeded draw per class)
     placement: str = "auto"  # "device": the dataset in each device's memory, batches gathered
     #                          there; "host": prefetched from host memory; "auto": device up to
     #                          1 GiB of images (the batches are the same either way)

@@ -15,6 +15,7 @@ TensorFlow) are imported only when `source="tfds"`.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import gzip
 from collections import deque
 from pathlib import Path
@@ -45,6 +46,25 @@ def load_dataset(config: DataConfig) -> Dataset:
     if config.source == "tfds":
         return load_tfds_dataset(config.dataset, config.split, config.tfds_data_dir)
     raise UserError(f"data.source='{config.source}' is unknown; use 'local' or 'tfds'")
+
+
+def balanced_subset(dataset: Dataset, per_class: int, seed: int) -> Dataset:
+    """`per_class` images of every class, drawn without replacement by a generator seeded with
+    (seed, class), in dataset order: the same subset on every machine and for every run."""
+    if dataset.num_classes < 2:
+        raise UserError("data.per_class needs a labelled dataset; this one has no classes")
+    if per_class < 1:
+        raise UserError(f"data.per_class={per_class} must be at least 1 (or None for all)")
+    rows = []
+    for label in range(dataset.num_classes):
+        of_class = np.flatnonzero(dataset.labels == label)
+        if len(of_class) < per_class:
+            raise UserError(f"data.per_class={per_class} but class {label} has only "
+                            f"{len(of_class)} images; use data.per_class<={len(of_class)}")
+        rng = np.random.default_rng([seed, label])
+        rows.append(np.sort(rng.choice(of_class, per_class, replace=False)))
+    rows = np.sort(np.concatenate(rows))
+    return Dataset(dataset.images[rows], dataset.labels[rows], dataset.num_classes)
 
 
 # --- local idx files -----------------------------------------------------------------------
@@ -229,14 +249,20 @@ def resident_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, se
     replicated = sharding.replicated(mesh)
     everything = {name: jax.make_array_from_process_local_data(replicated, value)
                   for name, value in (("image", images), ("label", labels))}
-    gather = jax.jit(lambda arrays, rows: {name: x[rows] for name, x in arrays.items()},
-                     out_shardings=sharding.batch_sharded(mesh))
+    gather = _gather_rows(mesh)
     step = start_step
     while True:
         # The same rows on every process; passed as NumPy, the cheapest way into a jit call
         # (a third of the host time of building a replicated jax.Array first).
         yield gather(everything, batch_indices(step, batch_size, len(images), seed))
         step += 1
+
+
+@functools.cache
+def _gather_rows(mesh: jax.sharding.Mesh):
+    # One jitted function per mesh, so datasets of the same shape share its compilation.
+    return jax.jit(lambda arrays, rows: {name: x[rows] for name, x in arrays.items()},
+                   out_shardings=sharding.batch_sharded(mesh))
 
 
 def device_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,

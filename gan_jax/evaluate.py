@@ -11,7 +11,6 @@ import functools
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.config import (Config, DataConfig, EvalConfig, ModelConfig, check_key_choice,
@@ -25,7 +24,7 @@ from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor
 from gan_jax.metrics.images import is_dataset_spec, load_images
 from gan_jax.metrics.resize import RESIZE_MODES
 from gan_jax.metrics.weights import STORAGES
-from gan_jax.train import (Gan, TrainState, balanced_labels, build_gan, generate_images,
+from gan_jax.train import (Gan, TrainState, balanced_labels, build_gan, generate_uint8,
                            init_state, sample_latents)
 
 
@@ -93,15 +92,9 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
     # A conditional generator gets classes 0, 1, ..., K-1, 0, ... over all `count` images.
     labels = balanced_labels(batches * batch, gan.num_classes)
 
-    @jax.jit
-    def generate_uint8(state, z, labels):
-        images = generate_images(gan, state, z, labels)
-        # The same rounding as gan_jax.sample.to_uint8 (and saved PNGs): FID sees what a
-        # viewer of the samples sees.
-        return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
-
+    generate = jax.jit(functools.partial(generate_uint8, gan))
     # Images stay on the device between the generator and the Inception network.
-    stream = ((generate_uint8(state, latents[i:i + batch],
+    stream = ((generate(state, latents[i:i + batch],
                               None if labels is None else labels[i:i + batch]),
                min(batch, count - i))
               for i in range(0, batches * batch, batch))

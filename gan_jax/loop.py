@@ -65,6 +65,8 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     sharding.check_batch_size(t.batch_size, mesh)
     gan = build_gan(config)
     dataset = data.load_dataset(config.data)
+    if config.data.per_class is not None:
+        dataset = data.balanced_subset(dataset, config.data.per_class, config.data.subset_seed)
     check_labels(config, dataset.num_classes, config.data.dataset)
     images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
     data.check_channels(images, config.model.channels, config.data.dataset)

@@ -489,3 +489,11 @@ def generate_images(gan: Gan, state: TrainState, z: jax.Array,
     images = gan.generator.apply({"params": sampling_params(state), **state.g_model_state}, z,
                                  labels, train=False)
     return images.astype(jnp.float32)
+
+
+def generate_uint8(gan: Gan, state: TrainState, z: jax.Array,
+                   labels: jax.Array | None = None) -> jax.Array:
+    """`generate_images` rounded to uint8 exactly as `gan_jax.sample.to_uint8` (and so saved
+    PNGs) does: metrics and GAN-made datasets see what a viewer of the samples sees."""
+    images = generate_images(gan, state, z, labels)
+    return jnp.clip(jnp.round((images + 1.0) * 127.5), 0, 255).astype(jnp.uint8)

@@ -13,7 +13,7 @@ train: $(FASHION_MNIST)
 # Installs the test dependencies and runs the default (fast, CPU) test suite.
 test: $(FASHION_MNIST)
 	$(PYTHON) -m pip install -q -e '.[test]'
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n 2
 
 $(FASHION_MNIST):
 	apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_jax import config as config_lib
+from experiments.cli import comma_list, run_command
 from gan_jax.errors import UserError
 
 GAN_CONFIG = Path(__file__).parent / "configs" / "augmentation_study.py"
@@ -57,13 +58,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", metavar="section.key=value",
                         help="applied to the GAN config")
     return parser.parse_intermixed_args(argv)
-
-
-def _numbers(text: str, kind: type, flag: str) -> list:
-    try:
-        return [kind(v) for v in text.split(",") if v]
-    except ValueError:
-        raise UserError(f"{flag} '{text}' is not a comma-separated list of {kind.__name__}s")
 
 
 def gan_config(args: argparse.Namespace, seed: int) -> config_lib.Config:
@@ -152,8 +146,8 @@ def run_seed(args: argparse.Namespace, seed: int, ratios: list[float]) -> list[d
 
 
 def run(args: argparse.Namespace) -> None:
-    seeds = _numbers(args.seeds, int, "--seeds")
-    ratios = _numbers(args.ratios, float, "--ratios")
+    seeds = comma_list(args.seeds, int, "--seeds")
+    ratios = comma_list(args.ratios, float, "--ratios")
     if not ratios or min(ratios) <= 0:
         raise UserError(f"--ratios '{args.ratios}' must list positive numbers")
     for seed in seeds:
@@ -206,12 +200,7 @@ def report(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        run(args) if args.command == "run" else report(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(args.command, {"run": lambda: run(args), "report": lambda: report(args)})
 
 
 if __name__ == "__main__":

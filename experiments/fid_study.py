@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_jax import config as config_lib
+from experiments.cli import comma_list, run_command
 from gan_jax.errors import UserError
 
 # Best FID of each loss on Fashion-MNIST in Lucic et al. 2018 (best over their search); the
@@ -68,11 +69,7 @@ def rows_and_seeds(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     unknown = [r for r in rows if r not in TARGETS]
     if unknown:
         raise UserError(f"unknown row '{unknown[0]}'; choose from {', '.join(TARGETS)}")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        raise UserError(f"--seeds '{args.seeds}' is not a comma-separated list of integers")
-    return rows, seeds
+    return rows, comma_list(args.seeds, int, "--seeds")
 
 
 def run_config(row: str, seed: int, args: argparse.Namespace) -> config_lib.Config:
@@ -179,12 +176,7 @@ def report(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        run(args) if args.command == "run" else report(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(args.command, {"run": lambda: run(args), "report": lambda: report(args)})
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ def test_torch_step_trains_both_networks():
     assert all(not torch.equal(a, b) for a, b in zip(before, after))
 
 
+@pytest.mark.slow
 def test_benchmark_script_writes_every_row(tmp_path):
     rows = train_step_speed.main(
         ["--cases", "dcgan32_b64", "--dtypes", "float32", "--torch-modes", "eager",

@@ -55,12 +55,18 @@ def test_standard_augment_is_a_shift_and_maybe_a_flip():
     np.testing.assert_array_equal(np.asarray(same), images)
 
 
-def test_classifier_learns_and_shards_like_one_device():
+def test_classifier_learns():
     train_set = coded_dataset(per_class=16, classes=4, spacing=80)
     clf = classifier.make_classifier(num_classes=4, width=8, learning_rate=1e-2)
     state = classifier.train_classifier(clf, train_set.images, train_set.labels, steps=40,
                                         batch_size=16, seed=0, augment=False)
     assert classifier.accuracy(clf, state.params, train_set.images, train_set.labels) == 1.0
+
+
+@pytest.mark.slow
+def test_classifier_on_eight_devices_equals_one_device():
+    train_set = coded_dataset(per_class=16, classes=4, spacing=80)
+    clf = classifier.make_classifier(num_classes=4, width=8, learning_rate=1e-2)
     one = classifier.train_classifier(clf, train_set.images, train_set.labels, steps=2,
                                       batch_size=16, seed=0, augment=True,
                                       mesh=sharding.make_mesh(jax.devices()[:1]))
@@ -99,6 +105,7 @@ def test_labelled_samples_are_the_generator_output_for_their_labels():
                                    3, jax.random.key(1))
 
 
+@pytest.mark.slow
 @requires_fashion_mnist
 def test_tiny_study_runs_every_arm_and_reports(tmp_path, capsys):
     argv = ["--out", str(tmp_path), "--gan-config",

@@ -21,7 +21,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 @requires_fashion_mnist
-@pytest.mark.parametrize("config", [DCGAN_CONFIG, MLP_CONFIG])
+@pytest.mark.parametrize("config", [DCGAN_CONFIG,
+                                    pytest.param(MLP_CONFIG, marks=pytest.mark.slow)])
 def test_end_to_end_run_directory(tmp_path, config):
     result = _cli("--config", f"{config}:test", "--workdir", str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from experiments import fid_study
 from tests.conftest import requires_fashion_mnist
@@ -52,6 +53,7 @@ def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and message in err, err
 
 
+@pytest.mark.slow
 @requires_fashion_mnist
 def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     with np.load(GOLDEN) as golden:  # 16 real Fashion-MNIST images as the FID reference

@@ -22,7 +22,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from gan_jax import config as config_lib
 from gan_jax.errors import UserError

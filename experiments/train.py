@@ -12,6 +12,7 @@ metrics.jsonl and tensorboard/.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", required=True, help="path/to/config.py[:variant]")
     parser.add_argument("--workdir", required=True, type=Path, help="run directory")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    cluster = parser.add_argument_group(
+        "multi-process training (one process per host; README: Multi-host training)")
+    env = os.environ.get
+    cluster.add_argument("--coordinator-address", default=env("GAN_JAX_COORDINATOR"),
+                         help="HOST:PORT of process 0 (env GAN_JAX_COORDINATOR)")
+    cluster.add_argument("--num-processes", type=int, default=env("GAN_JAX_NUM_PROCESSES"),
+                         help="processes in the job (env GAN_JAX_NUM_PROCESSES)")
+    cluster.add_argument("--process-id", type=int, default=env("GAN_JAX_PROCESS_ID"),
+                         help="this process's index (env GAN_JAX_PROCESS_ID)")
+    cluster.add_argument("--distributed", action="store_true",
+                         help="join the job JAX detects (Slurm, Open MPI, Cloud TPU)")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value")
     return parser.parse_args(argv)
 
@@ -35,12 +47,20 @@ def main(argv: list[str] | None = None) -> int:
         config = config_lib.load_config(args.config)
         config = config_lib.with_overrides(
             config, dict(config_lib.parse_override(o) for o in args.overrides))
-        from gan_jax.loop import train  # imported late: JAX start-up is not needed to reject input
-        train(config, args.workdir, progress=not args.no_progress)
+        # Imported late: JAX start-up is not needed to reject input.
+        from gan_jax import distributed
+        from gan_jax.loop import total_steps, train
+        distributed.initialize(args.coordinator_address, args.num_processes, args.process_id,
+                               auto=args.distributed)
+        state = train(config, args.workdir, progress=not args.no_progress)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"done: samples in {args.workdir / 'samples' / 'latest.png'}")
+    if int(state.step) < total_steps(config):  # stopped by a signal, with a checkpoint
+        print(f"stopped at step {int(state.step)} of {total_steps(config)}; run the same "
+              "command to resume")
+    else:
+        print(f"done: samples in {args.workdir / 'samples' / 'latest.png'}")
     return 0
 
 

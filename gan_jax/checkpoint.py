@@ -1,17 +1,22 @@
 """Orbax checkpoints of the train state in `<workdir>/checkpoints/<step>/`.
 
-Orbax writes each checkpoint to a temporary folder and renames it when complete, so a run killed
-mid-save never leaves a half-written checkpoint that would be taken as the latest. Saves are
-asynchronous: training continues while the previous state is written.
+Orbax writes each checkpoint to `<step>.orbax-checkpoint-tmp` and renames it when complete, so a
+run killed mid-save (kill -9, preemption, a full disk) never leaves a half-written checkpoint
+that would be taken as the latest; the next run deletes the unfinished folder. Older
+checkpoints are deleted only after a newer one is complete. Saves are asynchronous: training
+continues while the previous state is written.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import jax
 import orbax.checkpoint as ocp
 
+from gan_jax.errors import UserError
+from gan_jax.files import storage_errno
 from gan_jax.train import TrainState
 
 
@@ -20,14 +25,30 @@ def has_checkpoint(directory: Path) -> bool:
     manager creates its directory, and input checks must write nothing. Orbax names finished
     checkpoints by their step and unfinished ones with a temporary suffix."""
     directory = Path(directory)
-    return directory.is_dir() and any(p.name.isdigit() for p in directory.iterdir())
+    return latest_checkpoint_step(directory) is not None
+
+
+def latest_checkpoint_step(directory: Path) -> int | None:
+    """The newest finished checkpoint's step, read without orbax (and without writing)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    return max((int(p.name) for p in directory.iterdir() if p.name.isdigit()), default=None)
+
+
+def ocp_layout(x):
+    """Shape, dtype and sharding of an array: what `Checkpointer.restore` lays a state out by."""
+    return ocp.utils.to_shape_dtype_struct(x)
 
 
 class Checkpointer:
     def __init__(self, directory: Path, keep: int = 3):
+        self.directory = Path(directory).absolute()
+        _quiet_storage_errors()
         self._manager = ocp.CheckpointManager(
-            Path(directory).absolute(),
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True))
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                                 cleanup_tmp_directories=True))
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -41,15 +62,50 @@ class Checkpointer:
         return None if step is None else self.restore(step, like)
 
     def restore(self, step: int, like: TrainState) -> TrainState:
-        """The checkpoint of `step`, laid out like `like`."""
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
-        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        """The checkpoint of `step`, laid out like `like` (arrays or ShapeDtypeStructs).
+
+        A checkpoint whose tree or shapes differ from `like` (another model or gan_jax version)
+        or whose files are damaged is a UserError naming the checkpoint; nothing is deleted.
+        """
+        abstract = jax.tree.map(ocp_layout, like)
+        try:
+            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as error:  # orbax raises ValueError, KeyError, FileNotFoundError...
+            if storage_errno(error) is not None:
+                raise
+            first_line = (str(error).strip().splitlines() or [""])[0][:300]
+            raise UserError(
+                f"checkpoint {self.directory / str(step)} does not fit this model "
+                f"({type(error).__name__}: {first_line}); it was written by another model, "
+                "config or gan_jax version, or is damaged: resume it with the config and "
+                "version that wrote it, use a new --workdir, or move that step's folder away "
+                "to resume from the one before") from None
 
     def save(self, state: TrainState) -> None:
         step = int(state.step)
         if step not in self._manager.all_steps():
             self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
+    def wait(self) -> None:
+        """Blocks until every started save is complete on disk."""
+        self._manager.wait_until_finished()
+
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+class _DropStorageErrors(logging.Filter):
+    """Orbax logs a failed background save (full or read-only disk) with tracebacks before the
+    error reaches the training loop, which reports it as one line; drop those log records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return storage_errno(error) is None and storage_errno(
+            Exception(record.getMessage())) is None
+
+
+def _quiet_storage_errors() -> None:
+    logger = logging.getLogger("absl")
+    if not any(isinstance(f, _DropStorageErrors) for f in logger.filters):
+        logger.addFilter(_DropStorageErrors())

@@ -52,6 +52,10 @@ def check_config(config: Config) -> None:
                        ("reg.historical_averaging", r.historical_averaging),
                        ("reg.class_weight", r.class_weight)):
         _at_least(key, value, 0)
+    _at_least("train.rollback_tries", t.rollback_tries, 0)
+    if not 0.0 < t.rollback_lr_factor <= 1.0:
+        raise UserError(f"train.rollback_lr_factor={t.rollback_lr_factor} must be in (0, 1]; "
+                        "e.g. 0.5 halves the learning rates at each rollback")
     if not 0.0 <= a.p <= 1.0:
         raise UserError(f"augment.p={a.p} is a probability; use a value in [0, 1]")
     if not 0.0 <= r.label_smoothing < 1.0:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from gan_jax.errors import UserError
+from gan_jax.files import write_text_atomically
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -52,8 +53,9 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     dataset: str = "fashion_mnist"  # a tensorflow-datasets name, or fashion_mnist/mnist locally
-    source: str = "local"  # "local" reads idx files from `dir`; "tfds" uses tensorflow-datasets
-    dir: str = FASHION_MNIST_DIR  # folder of the four idx .gz files (source="local")
+    source: str = "local"  # "local": idx files in `dir`; "tfds": tensorflow-datasets;
+    #                        "folder": image files in `dir` (classes from subfolders, if any)
+    dir: str = FASHION_MNIST_DIR  # folder of the four idx .gz files, or of the image files
     split: str = "train"
     tfds_data_dir: str | None = None  # tensorflow-datasets' data_dir (None: its default)
     fit: str = "resize"  # to reach model.resolution: "resize" (bilinear) or "pad" (zeros)
@@ -89,6 +91,9 @@ class TrainConfig:
     checkpoint_every_kimg: float = 60.0
     keep_checkpoints: int = 3
     grid_size: int = 64  # images in each saved sample grid (a fixed latent batch)
+    rollback_tries: int = 0  # on non-finite values: restore the last checkpoint and go on with
+    #                          both learning rates x rollback_lr_factor, at most this many times
+    rollback_lr_factor: float = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -263,7 +268,8 @@ def from_dict(values: Mapping[str, Mapping[str, Any]]) -> Config:
 
 
 def save_config(config: Config, path: Path) -> None:
-    path.write_text(json.dumps(to_dict(config), indent=2) + "\n")
+    # Atomic: a run killed while rewriting it on resume must not leave a truncated config.
+    write_text_atomically(path, json.dumps(to_dict(config), indent=2) + "\n")
 
 
 def read_config(path: Path) -> Config:

@@ -24,7 +24,7 @@ from typing import Iterator, NamedTuple
 import jax
 import numpy as np
 
-from gan_jax import sharding
+from gan_jax import image_files, sharding
 from gan_jax.config import DataConfig
 from gan_jax.errors import UserError
 
@@ -45,7 +45,10 @@ def load_dataset(config: DataConfig) -> Dataset:
         return load_idx_dataset(Path(config.dir), config.split, config.dataset)
     if config.source == "tfds":
         return load_tfds_dataset(config.dataset, config.split, config.tfds_data_dir)
-    raise UserError(f"data.source='{config.source}' is unknown; use 'local' or 'tfds'")
+    if config.source == "folder":
+        return Dataset(*image_files.load_folder_dataset(Path(config.dir)))
+    raise UserError(f"data.source='{config.source}' is unknown; use 'local', 'tfds' or "
+                    "'folder'")
 
 
 def balanced_subset(dataset: Dataset, per_class: int, seed: int) -> Dataset:
@@ -207,9 +210,11 @@ def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
 
 
 def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                 start_step: int = 0) -> Iterator[dict[str, np.ndarray]]:
-    """Endless iterator of this process's share of each global batch, from `start_step`."""
-    rows_of_process = sharding.process_slice(batch_size)
+                 start_step: int = 0, mesh: jax.sharding.Mesh | None = None
+                 ) -> Iterator[dict[str, np.ndarray]]:
+    """Endless iterator of the global batches from `start_step`; with a `mesh`, of this
+    process's rows of each (all of them when there is one process)."""
+    rows_of_process = sharding.process_rows(batch_size, mesh)
     step = start_step
     while True:
         rows = batch_indices(step, batch_size, len(images), seed)[rows_of_process]
@@ -271,7 +276,7 @@ def device_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed
     """Global batches sharded on `mesh`, `prefetch` of them prepared ahead on a thread from
     host memory; each process loads its own rows of every global batch."""
     sharding.check_batch_size(batch_size, mesh)
-    batches = host_batches(images, labels, batch_size, seed, start_step)
+    batches = host_batches(images, labels, batch_size, seed, start_step, mesh)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gan_jax_data") as pool:
         place = lambda: sharding.put_process_batch(next(batches), mesh)
         ahead = deque(pool.submit(place) for _ in range(prefetch))

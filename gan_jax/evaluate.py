@@ -44,6 +44,10 @@ def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
 
 
 def reference_spec(config: Config) -> str:
+    if config.eval.reference is None and config.data.source == "folder":
+        # The folder's "test split" would be the training images themselves.
+        raise UserError("data.source=folder has no test split to evaluate against; set "
+                        "eval.reference to a folder or .npz of held-out real images")
     return config.eval.reference or f"{config.data.dataset}:test"
 
 
@@ -112,7 +116,7 @@ class GeneratorEvaluator:
     def __init__(self, config: Config, gan: Gan):
         self.specs = check_eval_config(config.eval)
         self.config, self.gan = config, gan
-        self.reference = reference_spec(config)
+        self.reference = reference_spec(config) if self.specs else None
         self._extractor: FeatureExtractor | None = None
         self._real: RealSet | None = None
 

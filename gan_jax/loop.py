@@ -8,13 +8,24 @@ Every row also has `wall_s`, seconds since `train` was called in this process (a
 starts again from 0), and evaluation rows have `eval_s`, the seconds the evaluation took; the
 logged img/s leaves evaluations out.
 
-Re-running the same call resumes from the newest checkpoint in the run directory. Because the
-batch order and the step's randomness are functions of the step number, a resumed run ends in
-the same state as an uninterrupted one.
+Re-running the same call resumes from the newest complete checkpoint in the run directory.
+Because the batch order and the step's randomness are functions of the step number, a resumed
+run ends in the same state as an uninterrupted one, bit for bit, wherever it was killed
+(tests/test_preemption.py kills real runs with SIGKILL); metrics.jsonl forgets the rows of
+steps after that checkpoint, so every step is logged once. SIGTERM and SIGINT stop a run at the
+next step boundary with a checkpoint (gan_jax.preemption).
+
+Non-finite losses, gradients or parameters stop the run with a message naming the step and the
+last good checkpoint (a diverged state is never saved). With `train.rollback_tries=N` the run
+instead goes back to that checkpoint and continues with both learning rates multiplied by
+`train.rollback_lr_factor`, at most N times; the multiplier is part of the saved state.
+A run directory that cannot be written (full, read-only) ends the run with one line that says
+which checkpoint is complete.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -24,24 +35,27 @@ from typing import Sequence
 
 import jax
 import numpy as np
+import psutil
 from tqdm import tqdm
 
 from gan_jax import config as config_lib
 from gan_jax import data, sample, sharding
-from gan_jax.checkpoint import Checkpointer, has_checkpoint
+from gan_jax.checkpoint import Checkpointer, has_checkpoint, latest_checkpoint_step, ocp_layout
 from gan_jax.compatibility import check_labels
 from gan_jax.config import Config, EvalConfig
 from gan_jax.errors import UserError
 from gan_jax.evaluate import GeneratorEvaluator, describe
-from gan_jax.metric_writers import MetricWriter
-from gan_jax.train import TrainState, build_gan, generate_images, init_state, train_step_for
+from gan_jax.files import storage_advice, storage_errno
+from gan_jax.metric_writers import MetricWriter, forget_metrics_after
+from gan_jax.preemption import StopSignals
+from gan_jax.train import Gan, TrainState, build_gan, generate_images, init_state, train_step_for
 
 # Keys that may change when a run is resumed: they change how long the run is, how it reports
 # and where data lives, never what a step computes.
 RESUMABLE_CHANGES = frozenset({
     "train.total_kimg", "train.log_every_kimg", "train.sample_every_kimg",
     "train.checkpoint_every_kimg", "train.keep_checkpoints", "data.dir", "data.tfds_data_dir",
-    "data.placement",
+    "data.placement", "train.rollback_tries", "train.rollback_lr_factor",
     # Evaluation reads the state and never changes it.
     *(f"eval.{field.name}" for field in dataclasses.fields(EvalConfig))})
 
@@ -55,8 +69,19 @@ def steps_for_kimg(kimg: float, batch_size: int) -> int:
     return max(1, math.ceil(kimg * 1000 / batch_size))
 
 
+def total_steps(config: Config) -> int:
+    """The train steps of a whole run (each shows D train.n_critic batches)."""
+    return steps_for_kimg(config.train.total_kimg,
+                          config.train.batch_size * config.train.n_critic)
+
+
 def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None = None,
           progress: bool = True) -> TrainState:
+    """Trains (or resumes) the run in `workdir` and returns its final state.
+
+    A SIGTERM or SIGINT stops it at the next step boundary with a checkpoint: the returned
+    state is then short of `total_steps(config)`, and calling `train` again resumes it.
+    """
     started = time.perf_counter()  # "wall_s" in the logs counts from here (this process)
     workdir = Path(workdir)
     t = config.train
@@ -72,81 +97,157 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     data.check_channels(images, config.model.channels, config.data.dataset)
     evaluator = GeneratorEvaluator(config, gan)
     evaluator.prepare()  # weights verified (or fetched) and reference loaded before any write
-    checkpoints_dir = workdir / "checkpoints"
-    _check_resumable(config, workdir, has_checkpoint=has_checkpoint(checkpoints_dir))
+    _check_resumable(config, workdir, has_checkpoint=has_checkpoint(workdir / "checkpoints"))
+    if evaluator.specs and jax.process_count() > 1:
+        raise UserError("eval.metrics during multi-process training is not supported yet; "
+                        "train with eval.metrics='' and evaluate the checkpoints with "
+                        "python -m experiments.evaluate --run")
+    try:
+        with StopSignals() as stop:
+            return _train(config, gan, mesh, images, dataset.labels, evaluator, workdir, stop,
+                          started, progress)
+    except Exception as error:
+        code = storage_errno(error)
+        if code is None:
+            raise
+        last = latest_checkpoint_step(workdir / "checkpoints")
+        resume = ("no checkpoint was saved yet" if last is None else
+                  f"the checkpoint of step {last} is complete and the same command resumes it")
+        raise UserError(f"cannot write to the run directory {workdir} ({storage_advice(code)}); "
+                        f"{resume}") from None
 
+
+def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray,
+           labels: np.ndarray, evaluator: GeneratorEvaluator, workdir: Path, stop: StopSignals,
+           started: float, progress: bool) -> TrainState:
+    t = config.train
+    writes = jax.process_index() == 0  # one process writes logs and samples; all checkpoint
     init_key, step_key, grid_key = jax.random.split(jax.random.key(t.seed), 3)
     state = jax.jit(functools.partial(init_state, gan),
                     out_shardings=sharding.replicated(mesh))(init_key)
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_lib.save_config(config, workdir / "config.json")
-    checkpointer = Checkpointer(checkpoints_dir, keep=t.keep_checkpoints)
-    state = checkpointer.restore_latest(like=state) or state
+    layout = jax.tree.map(ocp_layout, state)  # kept: the live state's buffers are donated
+    checkpointer = Checkpointer(workdir / "checkpoints", keep=t.keep_checkpoints)
+    # Restored before anything is written: a checkpoint that does not fit changes no file.
+    state = checkpointer.restore_latest(like=layout) or state
     start_step = int(state.step)
+    if writes:
+        config_lib.save_config(config, workdir / "config.json")
+        forget_metrics_after(workdir, start_step)  # steps after it are trained (logged) again
 
     # Every step shows D n_critic batches of real images; schedules count those images.
     images_per_step = t.batch_size * t.n_critic
-    total_steps = steps_for_kimg(t.total_kimg, images_per_step)
+    last_step = total_steps(config)
     log_every = steps_for_kimg(t.log_every_kimg, images_per_step)
     sample_every = steps_for_kimg(t.sample_every_kimg, images_per_step)
     checkpoint_every = steps_for_kimg(t.checkpoint_every_kimg, images_per_step)
     eval_every = (steps_for_kimg(config.eval.every_kimg, images_per_step)
-                  if config.eval.every_kimg is not None else total_steps)
+                  if config.eval.every_kimg is not None else last_step)
 
     train_step = sharding.jit_train_step(train_step_for(gan), mesh)
-    grid_latents = jax.random.normal(grid_key, (t.grid_size, gan.latent_dim))
+    grid_latents = sharding.replicate(jax.random.normal(grid_key, (t.grid_size, gan.latent_dim)),
+                                      mesh)
     # Compiled now, so the first sample grid does not stall training or count against img/s.
     generate = jax.jit(functools.partial(generate_images, gan)).lower(state,
                                                                       grid_latents).compile()
-    batches = data.batches_for(config.data.placement, images, dataset.labels, images_per_step,
-                               t.seed, mesh, start_step=start_step)
-    writer = MetricWriter(workdir)
-    bar = tqdm(total=total_steps * images_per_step, initial=start_step * images_per_step,
-               unit="img", unit_scale=True, dynamic_ncols=True, disable=not progress)
+    batches_from = functools.partial(data.batches_for, config.data.placement, images, labels,
+                                     images_per_step, t.seed, mesh)
+    batches = batches_from(start_step=start_step)
+    writer = MetricWriter(workdir) if writes else None
+    bar = tqdm(total=last_step * images_per_step, initial=start_step * images_per_step,
+               unit="img", unit_scale=True, dynamic_ncols=True, disable=not (progress and writes))
     last_log = (start_step, time.perf_counter())
+    rollbacks_left = t.rollback_tries
+    step = start_step
     try:
-        for step in range(start_step + 1, total_steps + 1):
+        while step < last_step:
+            step += 1
             state, metrics = train_step(state, next(batches), step_key)
             bar.update(images_per_step)
-            is_last = step == total_steps
-            if step % log_every == 0 or is_last:
-                values = _checked(metrics, step, checkpointer)
-                now = time.perf_counter()
-                values["img_per_sec"] = ((step - last_log[0]) * images_per_step
-                                         / (now - last_log[1]))
-                values["kimg"] = step * images_per_step / 1000
-                values["wall_s"] = now - started
-                last_log = (step, now)
-                writer.write_scalars(step, values)
-                bar.set_postfix(d_loss=f"{values['d_loss']:.3f}", g_loss=f"{values['g_loss']:.3f}")
+            is_last = step == last_step
+            stopping = stop.agreed(step)
+            try:
+                if step % log_every == 0 or is_last or stopping:
+                    values = _checked(metrics, step, checkpointer)
+                    now = time.perf_counter()
+                    values["img_per_sec"] = ((step - last_log[0]) * images_per_step
+                                             / (now - last_log[1]))
+                    values["kimg"] = step * images_per_step / 1000
+                    values["wall_s"] = now - started
+                    values.update(memory_use())
+                    last_log = (step, now)
+                    if writer:
+                        writer.write_scalars(step, values)
+                    bar.set_postfix(d_loss=f"{values['d_loss']:.3f}",
+                                    g_loss=f"{values['g_loss']:.3f}")
+                evaluate_now = (evaluator.specs and not stopping
+                                and (step % eval_every == 0 or is_last))
+                # A checkpoint also precedes every evaluation, so a failed evaluation loses nothing.
+                if step % checkpoint_every == 0 or is_last or evaluate_now or stopping:
+                    _checked(metrics, step, checkpointer)  # never save a diverged state
+                    checkpointer.save(state)
+            except TrainingDiverged as diverged:
+                if rollbacks_left == 0 or checkpointer.latest_step() is None:
+                    raise
+                rollbacks_left -= 1
+                checkpointer.wait()
+                restored = checkpointer.restore_latest(like=layout)
+                state = restored.replace(lr_multiplier=restored.lr_multiplier
+                                         * t.rollback_lr_factor)
+                step = int(state.step)
+                batches.close()
+                batches = batches_from(start_step=step)
+                if writer:
+                    writer.close()
+                    forget_metrics_after(workdir, step)
+                    writer = MetricWriter(workdir)
+                    writer.write_scalars(step, {"rollback": 1.0,
+                                                "lr_multiplier": float(state.lr_multiplier)})
+                bar.n = step * images_per_step
+                bar.write(f"{diverged}: rolled back to step {step} with the learning rates x"
+                          f"{float(state.lr_multiplier):g} ({rollbacks_left} rollbacks left)")
+                last_log = (step, time.perf_counter())
+                continue
             if step == start_step + 1:  # throughput is measured from after compilation
                 jax.block_until_ready(state)
                 last_log = (step, time.perf_counter())
-            if step % sample_every == 0 or is_last:
-                _save_samples(generate(state, grid_latents), step, workdir, writer)
-            evaluate_now = evaluator.specs and (step % eval_every == 0 or is_last)
-            # A checkpoint also precedes every evaluation, so a failed evaluation loses nothing.
-            if step % checkpoint_every == 0 or is_last or evaluate_now:
-                _checked(metrics, step, checkpointer)  # never save a diverged state
-                checkpointer.save(state)
+            if stopping:
+                checkpointer.wait()
+                bar.write(f"stopped by {stop.requested} after step {step}: checkpoint saved in "
+                          f"{checkpointer.directory}; run the same command to resume")
+                break
+            if step % sample_every == 0 or is_last:  # one computation over every process
+                _save_samples(generate(state, grid_latents), step, workdir, writer, writes)
             if evaluate_now:
                 evaluation_started = time.perf_counter()
                 results = evaluator(state)
                 now = time.perf_counter()
                 # Evaluation time is reported on its own, not as slower training.
                 last_log = (last_log[0], last_log[1] + now - evaluation_started)
-                writer.write_scalars(step, {**results, "kimg": step * images_per_step / 1000,
-                                            "wall_s": now - started,
-                                            "eval_s": now - evaluation_started})
+                if writer:
+                    writer.write_scalars(step, {**results, "kimg": step * images_per_step / 1000,
+                                                "wall_s": now - started,
+                                                "eval_s": now - evaluation_started})
                 bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")
     finally:
-        bar.close()
-        batches.close()
-        writer.close()
-        checkpointer.close()
-    if start_step >= total_steps:  # nothing left to train: still leave fresh samples behind
-        _save_samples(generate(state, grid_latents), start_step, workdir, writer=None)
+        with contextlib.ExitStack() as closing:  # every one is closed, even if one fails
+            closing.callback(checkpointer.close)
+            closing.callback(batches.close)
+            if writer:
+                closing.callback(writer.close)
+            closing.callback(bar.close)
+    if start_step >= last_step:  # nothing left to train: still leave fresh samples behind
+        _save_samples(generate(state, grid_latents), start_step, workdir, None, writes)
     return state
+
+
+def memory_use() -> dict[str, float]:
+    """This process's resident host memory, and the devices' peak memory where the backend
+    reports it (GPU and TPU; not the CPU), in GiB."""
+    values = {"host_rss_gib": psutil.Process().memory_info().rss / 2**30}
+    peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
+    if all(p is not None for p in peaks):
+        values["device_peak_gib"] = max(peaks) / 2**30
+    return values
 
 
 def _check_resumable(config: Config, workdir: Path, has_checkpoint: bool) -> None:
@@ -180,8 +281,10 @@ def _checked(metrics: dict[str, jax.Array], step: int,
     return values
 
 
-def _save_samples(images: jax.Array, step: int, workdir: Path,
-                  writer: MetricWriter | None) -> None:
+def _save_samples(images: jax.Array, step: int, workdir: Path, writer: MetricWriter | None,
+                  writes: bool) -> None:
+    if not writes:
+        return
     grid = sample.image_grid(sample.to_uint8(jax.device_get(images)))
     sample.save_png(grid, workdir / "samples" / f"step_{step:08d}.png")
     sample.save_png(grid, workdir / "samples" / "latest.png")

@@ -9,10 +9,14 @@ from typing import Mapping
 import numpy as np
 from tensorboardX import SummaryWriter
 
+from gan_jax.files import write_text_atomically
+
+METRICS_FILE = "metrics.jsonl"
+
 
 class MetricWriter:
     def __init__(self, workdir: Path):
-        self._jsonl = open(workdir / "metrics.jsonl", "a", buffering=1)  # line-buffered
+        self._jsonl = open(workdir / METRICS_FILE, "a", buffering=1)  # line-buffered
         self._tb = SummaryWriter(str(workdir / "tensorboard"))
 
     def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
@@ -27,3 +31,31 @@ class MetricWriter:
     def close(self) -> None:
         self._jsonl.close()
         self._tb.close()
+
+
+def read_metrics(workdir: Path) -> list[dict]:
+    """The rows of `metrics.jsonl`, skipping a last line cut short by a killed process."""
+    path = Path(workdir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def forget_metrics_after(workdir: Path, step: int) -> None:
+    """Drops the rows of steps after `step` (and any torn line), for a run resumed or rolled
+    back to `step`: the steps it runs again are then logged once, as if it had never stopped.
+    TensorBoard event files are append-only; TensorBoard shows the rewritten steps' newer
+    values."""
+    path = Path(workdir) / METRICS_FILE
+    if not path.is_file():
+        return
+    rows = read_metrics(workdir)
+    kept = [row for row in rows if row.get("step", 0) <= step]
+    if len(kept) != len(path.read_text().splitlines()):
+        write_text_atomically(path, "".join(json.dumps(row) + "\n" for row in kept))

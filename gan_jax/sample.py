@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gan_jax.files import write_atomically
+
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """[-1, 1] floats -> [0, 255] uint8, the inverse of the input pipeline's scaling."""
@@ -30,10 +32,6 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2)
 
 
 def save_png(image: np.ndarray, path: Path) -> None:
-    """Saves an (H, W, 1|3) uint8 image, writing to a temporary name first so a reader never
-    sees a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Saves an (H, W, 1|3) uint8 image; a reader never sees a partial file (gan_jax.files)."""
     array = image[..., 0] if image.shape[-1] == 1 else image
-    tmp = path.with_suffix(".tmp.png")
-    Image.fromarray(array).save(tmp)
-    tmp.replace(path)
+    write_atomically(path, lambda handle: Image.fromarray(array).save(handle, format="PNG"))

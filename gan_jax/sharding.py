@@ -56,11 +56,18 @@ def put_process_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[st
             for name, value in local_batch.items()}
 
 
-def process_slice(global_batch_size: int) -> slice:
-    """The rows of each global batch that this process loads."""
-    local = global_batch_size // jax.process_count()
-    start = jax.process_index() * local
-    return slice(start, start + local)
+def process_rows(global_batch_size: int, mesh: Mesh | None = None) -> slice:
+    """The rows of each global batch that this process loads: those of the batch shards on its
+    own devices, read from the sharding rather than assumed from the process index. All rows
+    when `mesh` is None (one process)."""
+    if mesh is None:
+        return slice(0, global_batch_size)
+    shards = batch_sharded(mesh).addressable_devices_indices_map((global_batch_size,))
+    start = min(index[0].start or 0 for index in shards.values())
+    stop = max(index[0].stop or global_batch_size for index in shards.values())
+    if stop - start != global_batch_size // jax.process_count():  # never with a 1-D mesh
+        raise ValueError(f"this process's batch rows {start}:{stop} are not contiguous")
+    return slice(start, stop)
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:

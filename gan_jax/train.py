@@ -58,6 +58,8 @@ class TrainState:
     ema_params: Any  # exponential moving average of g_params; {} when optim.ema_kimg is None
     param_averages: Any  # {"g": ..., "d": ...} means of all past parameters; {} when unused
     augment_p: jax.Array  # float32 probability of each DiffAugment op (ADA adapts it)
+    lr_multiplier: jax.Array  # float32 factor on both learning rates: 1, lowered by each
+    #                           divergence rollback (train.rollback_tries) and saved with it
 
 
 class Gan(NamedTuple):
@@ -173,7 +175,8 @@ def init_state(gan: Gan, key: jax.Array) -> TrainState:
                       g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
                       ema_params=g_params if c.optim.ema_kimg is not None else {},
                       param_averages=averages,
-                      augment_p=jnp.asarray(c.augment.p, jnp.float32))
+                      augment_p=jnp.asarray(c.augment.p, jnp.float32),
+                      lr_multiplier=jnp.ones((), jnp.float32))
 
 
 def make_train_step(config: Config) -> Callable[[TrainState, Batch, jax.Array],
@@ -380,7 +383,7 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         all_labels = batches["label"] if gan.num_classes else None
         labels_at = lambda i: all_labels[i] if all_labels is not None else None
         kimg = state.step.astype(jnp.float32) * batch["image"].shape[0] / 1000.0
-        lr_scale = learning_rate_scale(c.optim, c.train.total_kimg, kimg)
+        lr_scale = learning_rate_scale(c.optim, c.train.total_kimg, kimg) * state.lr_multiplier
         state = state.replace(
             g_opt_state=_with_learning_rate(state.g_opt_state, c.optim.g_lr * lr_scale),
             d_opt_state=_with_learning_rate(

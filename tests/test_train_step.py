@@ -93,9 +93,12 @@ def test_eight_devices_give_the_one_device_state():
         np.testing.assert_allclose(m8[name], m1[name], rtol=1e-5)
     for a, b in zip(leaves(sharded), leaves(single)):
         # Relative error of each array as a whole: Adam's first steps are ~lr * sign(grad), so
-        # a single near-zero gradient can flip with the reduction order; the state cannot.
-        scale = max(np.linalg.norm(b.astype(np.float64)), 1e-12)
-        assert np.linalg.norm((a - b).astype(np.float64)) / scale <= 1e-5
+        # a single near-zero gradient can move with the reduction order; the state cannot.
+        # The absolute 1e-6 (0.5% of one Adam step of lr 2e-4) covers one-element arrays
+        # such as a bias; a sharding bug (per-device BatchNorm statistics, a gradient summed
+        # over one shard) moves parameters by a whole step, ~2e-4.
+        scale = np.linalg.norm(b.astype(np.float64))
+        assert np.linalg.norm((a - b).astype(np.float64)) <= 1e-5 * scale + 1e-6
 
 
 def test_batchnorm_statistics_are_global_under_sharding():

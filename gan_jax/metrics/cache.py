@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from gan_jax.files import write_atomically
 
 
 def cache_dir() -> Path:
@@ -19,16 +20,5 @@ def cache_dir() -> Path:
 
 
 def write_npz_atomically(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write to a temporary name in the same folder, then rename: an interrupted write never
-    leaves a file under the real name that a later run would take as complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        try:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())  # on disk before it gets the real name
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-    os.chmod(handle.name, 0o644)  # NamedTemporaryFile creates 0600; caches may be shared
-    os.replace(handle.name, path)
+    """An .npz that a later run never finds half-written (gan_jax.files)."""
+    write_atomically(path, lambda handle: np.savez(handle, **arrays))

@@ -15,14 +15,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from gan_jax.config import DataConfig
 from gan_jax.data import load_dataset
 from gan_jax.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-
+from gan_jax.image_files import load_image_folder
 
 def is_dataset_spec(spec: str) -> bool:
     return not Path(spec).exists() and ":" in spec and not spec.endswith(".npz")
@@ -53,32 +50,6 @@ def load_dataset_split(spec: str, data: DataConfig | None = None) -> np.ndarray:
         config = DataConfig(dataset=dataset, split=split,
                             source="local" if dataset == "fashion_mnist" else "tfds")
     return load_dataset(config).images
-
-
-def load_image_folder(folder: Path) -> np.ndarray:
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise UserError(f"folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    images = [_read_image(p) for p in files]
-    if len({image.shape[-1] for image in images}) > 1:  # mixed L and RGB: all RGB (clean-fid)
-        images = [np.broadcast_to(image, image.shape[:2] + (3,)) for image in images]
-    shapes = {image.shape for image in images}
-    if len(shapes) != 1:
-        raise UserError(f"images in {folder} differ in size or channels ({sorted(shapes)[:3]}); "
-                        "resize them to one shape first")
-    return np.stack(images)
-
-
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as image:
-            if image.mode.startswith(("I", "F")):  # convert("L") would clip, not scale
-                raise UserError(f"{path} is a {image.mode} (16/32-bit) image; FID expects 8-bit "
-                                "images: save it as 8-bit PNG first")
-            array = np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
-    except (OSError, UnidentifiedImageError) as error:
-        raise UserError(f"cannot read image {path} ({error})") from None
-    return array[..., None] if array.ndim == 2 else array
 
 
 def load_image_npz(path: Path) -> np.ndarray:

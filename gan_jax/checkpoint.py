@@ -10,6 +10,7 @@ continues while the previous state is written.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import jax
@@ -84,7 +85,23 @@ class Checkpointer:
     def save(self, state: TrainState) -> None:
         step = int(state.step)
         if step not in self._manager.all_steps():
+            self._check_space(state, step)
             self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+
+    def _check_space(self, state: TrainState, step: int) -> None:
+        """Refuses a save the disk cannot hold before anything is written: orbax would fail
+        part-way, in background threads. The state's size (checkpoints are compressed, so at
+        most that) plus 1 MiB for metadata; a newer checkpoint is written before an old one
+        is deleted."""
+        needed = sum(x.nbytes for x in jax.tree.leaves(state)) + 2**20
+        free = shutil.disk_usage(self.directory).free
+        if free < needed:
+            latest = self.latest_step()
+            resume = ("" if latest is None else
+                      f", then run the same command to resume from step {latest}")
+            raise UserError(f"the checkpoint of step {step} needs up to {needed / 2**20:.1f} "
+                            f"MiB but {self.directory} has {free / 2**20:.1f} MiB free; free "
+                            f"some space{resume}")
 
     def wait(self) -> None:
         """Blocks until every started save is complete on disk."""
@@ -106,6 +123,7 @@ class _DropStorageErrors(logging.Filter):
 
 
 def _quiet_storage_errors() -> None:
-    logger = logging.getLogger("absl")
-    if not any(isinstance(f, _DropStorageErrors) for f in logger.filters):
-        logger.addFilter(_DropStorageErrors())
+    for name in ("absl", "asyncio"):  # orbax's threads, and its futures nobody awaited
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropStorageErrors) for f in logger.filters):
+            logger.addFilter(_DropStorageErrors())

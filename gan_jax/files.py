@@ -25,14 +25,13 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Calls `write(handle)` on a temporary file, then renames it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Unbuffered, so a full disk fails in `write` and nothing is left to flush at close.
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False) as handle:
+                                     delete=False, buffering=0) as handle:
         try:
             write(handle)
-            handle.flush()
             os.fsync(handle.fileno())  # on disk before it gets the real name
         except BaseException:
-            handle.close()
             os.unlink(handle.name)
             raise
     os.chmod(handle.name, 0o644)  # NamedTemporaryFile creates 0600; caches may be shared

@@ -187,6 +187,9 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
                     checkpointer.save(state)
             except TrainingDiverged as diverged:
                 if rollbacks_left == 0 or checkpointer.latest_step() is None:
+                    if t.rollback_tries:
+                        raise TrainingDiverged(f"{diverged} (after {t.rollback_tries} "
+                                               "rollbacks)") from None
                     raise
                 rollbacks_left -= 1
                 checkpointer.wait()

@@ -1,6 +1,7 @@
 """Checkpoints: round trip, keep-last-N, exact resume, and never saving a diverged state."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -8,7 +9,9 @@ from gan_jax import config as config_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import with_overrides
 from gan_jax.errors import UserError
+from gan_jax import loop
 from gan_jax.loop import TrainingDiverged, steps_for_kimg, train
+from gan_jax.metric_writers import read_metrics
 from gan_jax.train import build_gan, init_state
 from tests.conftest import DCGAN_CONFIG, requires_fashion_mnist
 from tests.helpers import leaves, snapshot, tiny_config
@@ -79,3 +82,47 @@ def test_schedule_in_kimg():
     assert steps_for_kimg(0.001, 64) == 1
     # The schedule is in images: twice the batch, half the steps, the same images seen.
     assert steps_for_kimg(1.28, 64) == 2 * steps_for_kimg(1.28, 128) == 20
+
+
+def _poisoned_at(step: int, only_at_full_rate: bool):
+    """A train_step_for whose metrics turn non-finite at `step` (only while lr_multiplier is 1,
+    if asked): divergence exactly where a test wants it, as a rollback needs to meet it."""
+    real = loop.train_step_for
+
+    def factory(gan):
+        step_fn = real(gan)
+
+        def poisoned(state, batch, key):
+            new_state, metrics = step_fn(state, batch, key)
+            bad = new_state.step == step
+            if only_at_full_rate:
+                bad &= state.lr_multiplier == 1.0
+            return new_state, metrics | {"d_loss": jnp.where(bad, jnp.nan, metrics["d_loss"]),
+                                         "finite": metrics["finite"] & ~bad}
+        return poisoned
+    return factory
+
+
+@requires_fashion_mnist
+def test_divergence_rolls_back_to_the_last_checkpoint_with_lower_rates(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "train_step_for", _poisoned_at(5, only_at_full_rate=True))
+    config = _tiny_run_config(steps=8, **{"train.rollback_tries": 2,
+                                          "train.rollback_lr_factor": 0.5})
+    state = train(config, tmp_path, progress=False)  # checkpoints at 2, 4, 6, 8
+    assert int(state.step) == 8 and float(state.lr_multiplier) == 0.5
+    rows = read_metrics(tmp_path)
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 4, 5, 6, 7, 8]
+    assert rows[4]["rollback"] == 1 and rows[4]["lr_multiplier"] == 0.5
+    assert [row["lr_scale"] for row in rows[5:]] == [0.5] * 4  # trained on at half the rates
+    saved = Checkpointer(tmp_path / "checkpoints").restore_latest(like=state)
+    assert float(saved.lr_multiplier) == 0.5  # a resumed run keeps the lowered rates
+
+
+@requires_fashion_mnist
+def test_rollbacks_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "train_step_for", _poisoned_at(5, only_at_full_rate=False))
+    config = _tiny_run_config(steps=8, **{"train.rollback_tries": 2})
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 5 \(non-finite d_loss\); the "
+                       r"last good checkpoint is step 4; .* \(after 2 rollbacks\)"):
+        train(config, tmp_path, progress=False)
+    assert [row.get("rollback", 0) for row in read_metrics(tmp_path)].count(1) == 2

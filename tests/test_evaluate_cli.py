@@ -66,12 +66,21 @@ def _error_line(capsys, argv) -> str:
 def test_bad_inputs_give_one_line_and_exit_2(capsys, image_files, tmp_path):
     gray = str(image_files / "gray.npz")
     np.savez(tmp_path / "float.npz", images=np.zeros((4, 8, 8, 1), np.float32))
+    np.savez(tmp_path / "flat.npz", images=np.zeros(64, np.uint8))
+    np.savez(tmp_path / "two_channels.npz", images=np.zeros((4, 8, 8, 2), np.uint8))
+    np.savez(tmp_path / "int_range.npz", images=np.full((4, 8, 8, 1), 300, np.int64))
     (tmp_path / "empty").mkdir()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "a.png").write_bytes(b"not a png")
     cases = [
         (["--images", str(tmp_path / "float.npz"), "--reference", gray, "--metrics", "fid4"],
          "must be uint8"),
+        (["--images", str(tmp_path / "flat.npz"), "--reference", gray, "--metrics", "fid4"],
+         "images must be an (N, H, W) or (N, H, W, C) array, got shape (64,)"),
+        (["--images", str(tmp_path / "two_channels.npz"), "--reference", gray, "--metrics",
+          "fid4"], "images must be NHWC with 1 or 3 channels, got shape (4, 8, 8, 2)"),
+        (["--images", str(tmp_path / "int_range.npz"), "--reference", gray, "--metrics",
+          "fid4"], "must be uint8 in [0, 255], got int64"),
         (["--images", str(tmp_path / "empty"), "--reference", gray, "--metrics", "fid4"],
          "holds no images"),
         (["--images", str(tmp_path / "broken"), "--reference", gray, "--metrics", "fid4"],

@@ -120,3 +120,21 @@ def test_batchnorm_statistics_are_global_under_sharding():
                                               sharding.batch_sharded(mesh)))(state, images)
     np.testing.assert_allclose(np.asarray(sharded), np.asarray(d_logits(state, images)),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_the_lr_multiplier_scales_both_learning_rates():
+    # A rollback halves lr_multiplier; that must be the step of a config with half the rates.
+    halved = tiny_config(optim__g_lr=1e-4, optim__d_lr=1e-4)
+    gan, gan_halved = build_gan(tiny_config()), build_gan(halved)
+    state = init_state(gan, jax.random.key(0))
+    batch, key = random_batch(halved), jax.random.key(1)
+    with_multiplier, metrics = jax.jit(train_step_for(gan))(
+        state.replace(lr_multiplier=np.float32(0.5)), batch, key)
+    reference, _ = jax.jit(train_step_for(gan_halved))(init_state(gan_halved, jax.random.key(0)),
+                                                      batch, key)
+    assert float(metrics["lr_scale"]) == 0.5
+    for a, b in zip(leaves(with_multiplier.replace(lr_multiplier=np.float32(1))),
+                    leaves(reference), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    unchanged, _ = jax.jit(train_step_for(gan))(state, batch, key)
+    assert not np.allclose(leaves(unchanged.g_params)[0], leaves(reference.g_params)[0])

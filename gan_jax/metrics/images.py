@@ -66,6 +66,9 @@ def load_image_npz(path: Path) -> np.ndarray:
         raise UserError(f"cannot read {path} ({error!r})") from None
     if images.ndim == 3:
         images = images[..., None]
+    if images.ndim != 4:
+        raise UserError(f"{path}: images must be an (N, H, W) or (N, H, W, C) array, got shape "
+                        f"{images.shape}")
     if images.dtype != np.uint8:
         raise UserError(f"{path}: images must be uint8 in [0, 255], got {images.dtype}; "
                         "convert [-1, 1] floats with gan_jax.sample.to_uint8")

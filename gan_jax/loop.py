@@ -25,6 +25,7 @@ which checkpoint is complete.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -58,6 +59,13 @@ RESUMABLE_CHANGES = frozenset({
     "data.placement", "train.rollback_tries", "train.rollback_lr_factor",
     # Evaluation reads the state and never changes it.
     *(f"eval.{field.name}" for field in dataclasses.fields(EvalConfig))})
+
+
+# The host may run this many train steps ahead of the devices, no more. Enough to hide the
+# dispatch of the next step behind the current one; unbounded, the queue holds a batch per
+# step (memory grows when the host is faster than the devices), and XLA:CPU with several
+# devices deadlocks in its collectives after a few hundred queued steps (jax 0.10).
+MAX_STEPS_IN_FLIGHT = 2
 
 
 class TrainingDiverged(UserError):
@@ -157,11 +165,15 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
                unit="img", unit_scale=True, dynamic_ncols=True, disable=not (progress and writes))
     last_log = (start_step, time.perf_counter())
     rollbacks_left = t.rollback_tries
+    in_flight: collections.deque[jax.Array] = collections.deque()
     step = start_step
     try:
         while step < last_step:
             step += 1
             state, metrics = train_step(state, next(batches), step_key)
+            in_flight.append(metrics["finite"])
+            if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # see MAX_STEPS_IN_FLIGHT
+                in_flight.popleft().block_until_ready()
             bar.update(images_per_step)
             is_last = step == last_step
             stopping = stop.agreed(step)

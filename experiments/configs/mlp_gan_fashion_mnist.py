@@ -5,8 +5,8 @@ equation, with Adam 2e-4 / beta1 0.5 in place of the paper's momentum SGD.
 Full run (20 epochs = 1200 kimg):
     python -m experiments.train --config experiments/configs/mlp_gan_fashion_mnist.py \
         --workdir runs/mlp_gan_fashion_mnist
-    Expected: not yet measured (no GPU was available when this config was written, and the FID
-    evaluator arrives with issue 3).
+    Expected: not measured yet (no GPU has been available; add eval.metrics=fid10k to have
+    the run report its FID).
 
 `:ns` swaps in the non-saturating generator loss the paper recommends in practice.
 `:test`, a few steps of a tiny model for the test suite.

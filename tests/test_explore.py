@@ -42,8 +42,9 @@ def test_nearest_neighbours_match_brute_force():
     d64 = np.linalg.norm(queries.reshape(5, 1, -1) / 255.0 - pool.reshape(1, 50, -1) / 255.0,
                          axis=2)
     np.testing.assert_array_equal(rows, np.argsort(d64, 1, kind="stable")[:, :3])
-    np.testing.assert_allclose(distances, np.sort(d64, 1)[:, :3], atol=1e-3)
+    np.testing.assert_allclose(distances, np.sort(d64, 1)[:, :3], rtol=1e-12)
     assert rows[:2, 0].tolist() == [7, 31]  # a copied training image is found at distance 0
+    assert distances[:2, 0].tolist() == [0.0, 0.0]
 
 
 def test_class_grid_rows_are_classes_and_columns_share_latents():

@@ -104,12 +104,12 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
     data.check_channels(images, config.model.channels, config.data.dataset)
     evaluator = GeneratorEvaluator(config, gan)
-    evaluator.prepare()  # weights verified (or fetched) and reference loaded before any write
-    _check_resumable(config, workdir, has_checkpoint=has_checkpoint(workdir / "checkpoints"))
     if evaluator.specs and jax.process_count() > 1:
         raise UserError("eval.metrics during multi-process training is not supported yet; "
                         "train with eval.metrics='' and evaluate the checkpoints with "
                         "python -m experiments.evaluate --run")
+    evaluator.prepare()  # weights verified (or fetched) and reference loaded before any write
+    _check_resumable(config, workdir, has_checkpoint=has_checkpoint(workdir / "checkpoints"))
     try:
         with StopSignals() as stop:
             return _train(config, gan, mesh, images, dataset.labels, evaluator, workdir, stop,

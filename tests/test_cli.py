@@ -88,6 +88,7 @@ def test_bad_config_spec(tmp_path, capsys):
 
 
 @requires_fashion_mnist
+@pytest.mark.slow  # two subprocess runs; the in-process refusal tests cover the default suite
 def test_failed_run_leaves_the_good_checkpoint_alone(tmp_path):
     assert _cli("--config", f"{DCGAN_CONFIG}:test", "--workdir", str(tmp_path)).returncode == 0
     before = snapshot(tmp_path)

@@ -113,6 +113,7 @@ def test_a_subprocess_user_error_is_one_line_without_traceback(image_files):
 
 
 @requires_fashion_mnist
+@pytest.mark.slow  # 75 s: two Inception compilations
 def test_training_evaluates_and_the_cli_reproduces_it(capsys, image_files, tmp_path):
     config = with_overrides(load_config(f"{MLP_CONFIG}:test"), {
         "eval.metrics": "fid16,kid16", "eval.reference": str(image_files / "gray.npz"),

@@ -112,7 +112,8 @@ def test_sigkill_then_the_same_command_ends_in_the_uninterrupted_state(tmp_path,
     assert all(step % 3 == 0 for step in done)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM,
+                                    pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_signal_saves_a_checkpoint_and_exits_0_within_seconds(tmp_path, signum):
     # Long enough never to finish; no periodic checkpoint before the signal.
     process = _start(tmp_path, "train.total_kimg=100", "train.checkpoint_every_kimg=50")

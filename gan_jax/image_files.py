@@ -61,8 +61,8 @@ def _read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.mode.startswith(("I", "F")):  # convert("L") would clip, not scale
-                raise UserError(f"{path} is a {image.mode} (16/32-bit) image; FID expects 8-bit "
-                                "images: save it as 8-bit PNG first")
+                raise UserError(f"{path} is a {image.mode} (16/32-bit) image; gan_jax reads "
+                                "8-bit images: save it as 8-bit PNG first")
             array = np.asarray(image.convert("L" if image.mode in ("1", "L") else "RGB"))
     except (OSError, UnidentifiedImageError) as error:
         raise UserError(f"cannot read image {path} ({error})") from None

@@ -177,9 +177,15 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
             bar.update(images_per_step)
             is_last = step == last_step
             stopping = stop.agreed(step)
+            log_now = step % log_every == 0 or is_last or stopping
+            evaluate_now = (evaluator.specs and not stopping
+                            and (step % eval_every == 0 or is_last))
+            # A checkpoint also precedes every evaluation, so a failed evaluation loses nothing.
+            checkpoint_now = step % checkpoint_every == 0 or is_last or evaluate_now or stopping
             try:
-                if step % log_every == 0 or is_last or stopping:
-                    values = _checked(metrics, step, checkpointer)
+                # Never log or save a diverged state.
+                values = _checked(metrics, step, checkpointer) if log_now or checkpoint_now else {}
+                if log_now:
                     now = time.perf_counter()
                     values["img_per_sec"] = ((step - last_log[0]) * images_per_step
                                              / (now - last_log[1]))
@@ -191,11 +197,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
                         writer.write_scalars(step, values)
                     bar.set_postfix(d_loss=f"{values['d_loss']:.3f}",
                                     g_loss=f"{values['g_loss']:.3f}")
-                evaluate_now = (evaluator.specs and not stopping
-                                and (step % eval_every == 0 or is_last))
-                # A checkpoint also precedes every evaluation, so a failed evaluation loses nothing.
-                if step % checkpoint_every == 0 or is_last or evaluate_now or stopping:
-                    _checked(metrics, step, checkpointer)  # never save a diverged state
+                if checkpoint_now:
                     checkpointer.save(state)
             except TrainingDiverged as diverged:
                 if rollbacks_left == 0 or checkpointer.latest_step() is None:
@@ -204,10 +206,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
                                                "rollbacks)") from None
                     raise
                 rollbacks_left -= 1
-                checkpointer.wait()
-                restored = checkpointer.restore_latest(like=layout)
-                state = restored.replace(lr_multiplier=restored.lr_multiplier
-                                         * t.rollback_lr_factor)
+                state = _rolled_back(checkpointer, layout, t.rollback_lr_factor)
                 step = int(state.step)
                 batches.close()
                 batches = batches_from(start_step=step)
@@ -253,6 +252,14 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
     if start_step >= last_step:  # nothing left to train: still leave fresh samples behind
         _save_samples(generate(state, grid_latents), start_step, workdir, None, writes)
     return state
+
+
+def _rolled_back(checkpointer: Checkpointer, layout: TrainState,
+                 lr_factor: float) -> TrainState:
+    """The last checkpoint's state with its learning-rate multiplier lowered by `lr_factor`."""
+    checkpointer.wait()
+    restored = checkpointer.restore_latest(like=layout)
+    return restored.replace(lr_multiplier=restored.lr_multiplier * lr_factor)
 
 
 def memory_use() -> dict[str, float]:

@@ -36,10 +36,12 @@ class MetricWriter:
 def read_metrics(workdir: Path) -> list[dict]:
     """The rows of `metrics.jsonl`, skipping a last line cut short by a killed process."""
     path = Path(workdir) / METRICS_FILE
-    if not path.is_file():
-        return []
+    return _parse_rows(path.read_text().splitlines()) if path.is_file() else []
+
+
+def _parse_rows(lines: list[str]) -> list[dict]:
     rows = []
-    for line in path.read_text().splitlines():
+    for line in lines:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:
@@ -55,7 +57,7 @@ def forget_metrics_after(workdir: Path, step: int) -> None:
     path = Path(workdir) / METRICS_FILE
     if not path.is_file():
         return
-    rows = read_metrics(workdir)
-    kept = [row for row in rows if row.get("step", 0) <= step]
-    if len(kept) != len(path.read_text().splitlines()):
+    lines = path.read_text().splitlines()
+    kept = [row for row in _parse_rows(lines) if row.get("step", 0) <= step]
+    if len(kept) != len(lines):
         write_text_atomically(path, "".join(json.dumps(row) + "\n" for row in kept))

@@ -34,3 +34,16 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     """Every file under `directory`, by relative path: to check a failed run touched nothing."""
     return {str(p.relative_to(directory)): p.read_bytes()
             for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def final_state(workdir: Path):
+    """The newest checkpoint of a run directory, restored with the run's own config.json."""
+    from gan_jax.checkpoint import Checkpointer
+    from gan_jax.config import read_config
+    from gan_jax.train import build_gan, init_state
+    like = init_state(build_gan(read_config(workdir / "config.json")), jax.random.key(0))
+    checkpointer = Checkpointer(workdir / "checkpoints")
+    try:
+        return checkpointer.restore_latest(like=like)
+    finally:
+        checkpointer.close()

@@ -6,16 +6,12 @@ import socket
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
 
-from gan_jax import config as config_lib
-from gan_jax.checkpoint import Checkpointer
 from gan_jax.metric_writers import read_metrics
-from gan_jax.train import build_gan, init_state
 from tests.conftest import DCGAN_CONFIG, REPO, requires_fashion_mnist
-from tests.helpers import leaves
+from tests.helpers import final_state, leaves
 
 pytestmark = requires_fashion_mnist
 
@@ -45,15 +41,6 @@ def _wait(processes) -> None:
         assert p.returncode == 0, err
 
 
-def _final_state(workdir):
-    config = config_lib.read_config(workdir / "config.json")
-    checkpointer = Checkpointer(workdir / "checkpoints")
-    try:
-        return checkpointer.restore_latest(like=init_state(build_gan(config), jax.random.key(0)))
-    finally:
-        checkpointer.close()
-
-
 @pytest.mark.parametrize("placement", ["host", pytest.param("device", marks=pytest.mark.slow)])
 def test_two_processes_of_four_devices_equal_one_of_eight(tmp_path, placement):
     overrides = [f"data.placement={placement}"]
@@ -62,7 +49,7 @@ def test_two_processes_of_four_devices_equal_one_of_eight(tmp_path, placement):
                   "--num-processes", "2", "--process-id", str(i), overrides=overrides)
            for i in range(2)])
     _wait([_train(tmp_path / "one", 8, overrides=overrides)])
-    two, one = _final_state(tmp_path / "two"), _final_state(tmp_path / "one")
+    two, one = final_state(tmp_path / "two"), final_state(tmp_path / "one")
     assert int(two.step) == int(one.step) == 3
     for a, b in zip(leaves(two), leaves(one), strict=True):
         # Gloo sums across processes in another order than XLA does within one, so the states

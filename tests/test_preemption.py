@@ -21,7 +21,7 @@ from gan_jax.loop import train
 from gan_jax.metric_writers import read_metrics
 from gan_jax.train import build_gan, init_state
 from tests.conftest import DCGAN_CONFIG, REPO, requires_fashion_mnist
-from tests.helpers import leaves
+from tests.helpers import final_state, leaves
 
 pytestmark = requires_fashion_mnist
 
@@ -44,21 +44,11 @@ def _finish(process: subprocess.Popen) -> str:
     return out
 
 
-def _final_state(workdir: Path):
-    config = config_lib.read_config(workdir / "config.json")
-    like = init_state(build_gan(config), jax.random.key(0))
-    checkpointer = Checkpointer(workdir / "checkpoints")
-    try:
-        return checkpointer.restore_latest(like=like)
-    finally:
-        checkpointer.close()
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("uninterrupted")
     _finish(_start(workdir))
-    return _final_state(workdir)
+    return final_state(workdir)
 
 
 def _kill_when(process: subprocess.Popen, ready, timeout: float = 240) -> bool:
@@ -102,7 +92,7 @@ def test_sigkill_then_the_same_command_ends_in_the_uninterrupted_state(tmp_path,
     done = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) \
         if (tmp_path / "checkpoints").is_dir() else []
     _finish(_start(tmp_path))
-    resumed = _final_state(tmp_path)
+    resumed = final_state(tmp_path)
     assert int(resumed.step) == int(uninterrupted.step) == STEPS
     for a, b in zip(leaves(resumed), leaves(uninterrupted), strict=True):
         np.testing.assert_array_equal(a, b)

@@ -21,6 +21,7 @@ from gan_jax.data import load_dataset
 from gan_jax.errors import UserError
 from gan_jax.image_files import load_image_folder
 
+
 def is_dataset_spec(spec: str) -> bool:
     return not Path(spec).exists() and ":" in spec and not spec.endswith(".npz")
 

@@ -2,7 +2,8 @@
 
 Orbax writes each checkpoint to `<step>.orbax-checkpoint-tmp` and renames it when complete, so a
 run killed mid-save (kill -9, preemption, a full disk) never leaves a half-written checkpoint
-that would be taken as the latest; the next run deletes the unfinished folder. Older
+that would be taken as the latest; the next run deletes the unfinished folder (itself, before
+anything else is written: orbax's own clean-up runs in the background in some versions). Older
 checkpoints are deleted only after a newer one is complete. Saves are asynchronous: training
 continues while the previous state is written.
 """
@@ -42,14 +43,40 @@ def ocp_layout(x):
     return ocp.utils.to_shape_dtype_struct(x)
 
 
+# Orbax's name for a checkpoint being written: `<step>.orbax-checkpoint-tmp`, followed by a
+# timestamp in some versions.
+UNFINISHED_PATTERN = "*.orbax-checkpoint-tmp*"
+
+
+def remove_unfinished_checkpoints(directory: Path) -> list[Path]:
+    """Deletes the temporary folders of checkpoints whose writing never completed (a run killed
+    mid-save) and returns them. Only process 0 deletes: the folder is shared by all hosts."""
+    directory = Path(directory)
+    if jax.process_index() != 0 or not directory.is_dir():
+        return []
+    unfinished = sorted(directory.glob(UNFINISHED_PATTERN))
+    for path in unfinished:
+        shutil.rmtree(path)
+    return unfinished
+
+
 class Checkpointer:
-    def __init__(self, directory: Path, keep: int = 3):
+    """The checkpoints of one run. `read_only` (evaluation of a run that may still be training)
+    creates and deletes nothing, not even the temporary folder of a save in progress."""
+
+    def __init__(self, directory: Path, keep: int = 3, read_only: bool = False):
         self.directory = Path(directory).absolute()
         _quiet_storage_errors()
+        if not read_only:
+            # Synchronously, before orbax starts: whether orbax's own clean-up has finished by
+            # the time the run writes depends on its version and on timing.
+            remove_unfinished_checkpoints(self.directory)
         self._manager = ocp.CheckpointManager(
             self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                                 cleanup_tmp_directories=True))
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=None if read_only else keep, create=not read_only,
+                read_only=read_only, save_interval_steps=0 if read_only else 1,
+                cleanup_tmp_directories=False))
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()

@@ -29,6 +29,8 @@ STEPS = 24  # batch 16: a log row every step, a checkpoint every 3 steps
 RUN = ["--config", f"{DCGAN_CONFIG}:test", "--no-progress", f"train.total_kimg={STEPS * 0.016}",
        "train.log_every_kimg=0.016", "train.checkpoint_every_kimg=0.048",
        "train.sample_every_kimg=0.192"]
+# Guards against a hung run only: no run here comes near it, however loaded the machine.
+HANG_S = 600
 
 
 def _start(workdir: Path, *extra: str) -> subprocess.Popen:
@@ -39,7 +41,7 @@ def _start(workdir: Path, *extra: str) -> subprocess.Popen:
 
 
 def _finish(process: subprocess.Popen) -> str:
-    out, err = process.communicate(timeout=300)
+    out, err = process.communicate(timeout=HANG_S)
     assert process.returncode == 0, err
     return out
 
@@ -51,10 +53,11 @@ def uninterrupted(tmp_path_factory):
     return final_state(workdir)
 
 
-def _kill_when(process: subprocess.Popen, ready, timeout: float = 240) -> bool:
+def _kill_when(process: subprocess.Popen, ready) -> bool:
     """SIGKILLs `process` as soon as `ready()`; False if it finished first."""
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
+    hung = time.monotonic() + HANG_S
+    while process.poll() is None:
+        assert time.monotonic() < hung, "the run hung"
         if ready():
             process.kill()
             process.wait()
@@ -107,14 +110,19 @@ def test_sigkill_then_the_same_command_ends_in_the_uninterrupted_state(tmp_path,
 def test_a_signal_saves_a_checkpoint_and_exits_0_within_seconds(tmp_path, signum):
     # Long enough never to finish; no periodic checkpoint before the signal.
     process = _start(tmp_path, "train.total_kimg=100", "train.checkpoint_every_kimg=50")
-    deadline = time.monotonic() + 240
-    while _rows(tmp_path) < 3 and process.poll() is None and time.monotonic() < deadline:
+    # Start-up and compilation take what a loaded machine gives them; the run cannot finish
+    # first (6250 steps).
+    hung = time.monotonic() + HANG_S
+    while _rows(tmp_path) < 3 and process.poll() is None:
+        assert time.monotonic() < hung, "the run hung"
         time.sleep(0.01)
     assert process.poll() is None, process.communicate()[1]
     process.send_signal(signum)
     sent = time.monotonic()
     out = _finish(process)
-    assert time.monotonic() - sent < 10
+    # The feature: a stop within seconds (one step, one checkpoint, exit). 30 s leaves room
+    # for the other test process competing for the same 2 cores.
+    assert time.monotonic() - sent < 30
     steps = [int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
     assert len(steps) == 1 and steps[0] >= 3
     assert f"stopped at step {steps[0]} of 6250" in out
@@ -126,18 +134,26 @@ def test_an_unfinished_checkpoint_is_never_the_latest(tmp_path):
                                        {"train.total_kimg": 0.064})
     train(config, tmp_path, progress=False)  # checkpoints at steps 2 and 4
     folder = tmp_path / "checkpoints"
-    # What a kill during the save of step 6 leaves: orbax's temporary folder, files cut short.
-    unfinished = folder / "6.orbax-checkpoint-tmp"
-    shutil.copytree(folder / "4", unfinished)
-    for path in unfinished.rglob("*"):
-        if path.is_file():
-            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    # What a kill during the save of step 6 leaves: orbax's temporary folder (named with or
+    # without a timestamp, by orbax version), files cut short.
+    unfinished = [folder / "6.orbax-checkpoint-tmp", folder / "8.orbax-checkpoint-tmp-1764583"]
+    for path in unfinished:
+        shutil.copytree(folder / "4", path)
+        for file in path.rglob("*"):
+            if file.is_file():
+                file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
     like = init_state(build_gan(config), jax.random.key(0))
+    reader = Checkpointer(folder, read_only=True)  # an evaluation: deletes nothing
+    assert reader.latest_step() == 4
+    reader.close()
+    assert all(path.exists() for path in unfinished)
     checkpointer = Checkpointer(folder)
+    # Gone as soon as a run opens the folder, before it restores or writes anything.
+    assert not any(path.exists() for path in unfinished)
     assert checkpointer.latest_step() == 4
     assert int(checkpointer.restore_latest(like=like).step) == 4
     checkpointer.close()
-    assert not unfinished.exists()  # removed when the next run opens the folder
+    assert sorted(p.name for p in folder.iterdir()) == ["2", "4"]
 
 
 def test_a_torn_metrics_line_is_dropped_on_resume(tmp_path):

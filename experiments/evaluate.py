@@ -76,12 +76,15 @@ def _data_config(spec: str | None, data_dir: str | None):
 
 def evaluate(args: argparse.Namespace) -> dict:
     from gan_jax import evaluate as ev  # imported late: JAX start-up is not needed for --help
+    from gan_jax.files import check_can_write
     from gan_jax.metrics.evaluators import PRDC_NEAREST_K, compute_metrics
     from gan_jax.metrics.images import load_images
     from gan_jax.metrics.reference import WEIGHTS_NAME, select_subset
 
     if args.step is not None and args.run is None:
         raise UserError("--step chooses a checkpoint of --run; it means nothing with --images")
+    if args.output is not None:  # before the minutes of feature extraction, not after
+        check_can_write(args.output, "--output", folder=False)
     if args.run is not None:
         run_config, gan, state = ev.restore_run(args.run, args.step)
         config = eval_config(args, run_config.eval)

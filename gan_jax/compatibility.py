@@ -7,7 +7,7 @@ anything is compiled or written, so a contradictory config never starts a run.
 from __future__ import annotations
 
 from gan_jax import augment
-from gan_jax.config import Config, check_key_choice
+from gan_jax.config import Config, check_all_bounds, check_key_choice
 from gan_jax.data import PLACEMENTS
 from gan_jax.errors import UserError
 from gan_jax.losses import BCE_LOSSES, LOSSES
@@ -19,11 +19,6 @@ from gan_jax.penalties import PENALTIES
 _PER_SAMPLE_PENALTIES = PENALTIES
 
 
-def _at_least(key: str, value: float | None, low: float, strict: bool = False) -> None:
-    if value is not None and (value <= low if strict else value < low):
-        raise UserError(f"{key}={value} must be {'>' if strict else '>='} {low}")
-
-
 def effective_d_norm(config: Config) -> str:
     m = config.model
     if m.d_norm != "default":
@@ -33,6 +28,7 @@ def effective_d_norm(config: Config) -> str:
 
 def check_config(config: Config) -> None:
     m, o, t, r, a = config.model, config.optim, config.train, config.reg, config.augment
+    check_all_bounds(config)
     check_model_config(m)
     check_key_choice("train.loss", t.loss, tuple(LOSSES))
     check_key_choice("reg.penalty", r.penalty, ("none", *PENALTIES))
@@ -40,26 +36,6 @@ def check_config(config: Config) -> None:
     check_key_choice("optim.lr_decay", o.lr_decay, ("constant", "linear"))
     check_key_choice("data.placement", config.data.placement, PLACEMENTS)
     augment.parse_policy(a.policy)
-    for key, value in (("train.n_critic", t.n_critic), ("reg.penalty_every", r.penalty_every)):
-        _at_least(key, value, 1)
-    for key, value in (("optim.g_lr", o.g_lr), ("optim.d_lr", o.d_lr),
-                       ("optim.decay_kimg", o.decay_kimg), ("optim.ema_kimg", o.ema_kimg),
-                       ("optim.ema_rampup", o.ema_rampup), ("reg.clip", r.clip),
-                       ("augment.ada_kimg", a.ada_kimg)):
-        _at_least(key, value, 0, strict=True)
-    for key, value in (("reg.penalty_weight", r.penalty_weight),
-                       ("reg.feature_matching", r.feature_matching),
-                       ("reg.historical_averaging", r.historical_averaging),
-                       ("reg.class_weight", r.class_weight)):
-        _at_least(key, value, 0)
-    _at_least("train.rollback_tries", t.rollback_tries, 0)
-    if not 0.0 < t.rollback_lr_factor <= 1.0:
-        raise UserError(f"train.rollback_lr_factor={t.rollback_lr_factor} must be in (0, 1]; "
-                        "e.g. 0.5 halves the learning rates at each rollback")
-    if not 0.0 <= a.p <= 1.0:
-        raise UserError(f"augment.p={a.p} is a probability; use a value in [0, 1]")
-    if not 0.0 <= r.label_smoothing < 1.0:
-        raise UserError(f"reg.label_smoothing={r.label_smoothing} must be in [0, 1)")
 
     if r.clip is not None and r.penalty != "none":
         raise UserError(f"reg.clip={r.clip} and reg.penalty='{r.penalty}' both constrain the "

@@ -27,26 +27,84 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 @dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The values a numeric field accepts: low and high, each inclusive unless open."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def admits(self, value: float) -> bool:
+        return ((self.low is None or (value > self.low if self.low_open else value >= self.low))
+                and (self.high is None
+                     or (value < self.high if self.high_open else value <= self.high)))
+
+    def __str__(self) -> str:
+        if self.high is None:
+            return f"{'>' if self.low_open else '>='} {self.low}"
+        return (f"in {'(' if self.low_open else '['}{self.low}, "
+                f"{self.high}{')' if self.high_open else ']'}")
+
+
+def _bounded(default: Any, bounds: Bounds) -> Any:
+    return dataclasses.field(default=default, metadata={"bounds": bounds})
+
+
+def at_least(default: Any, low: float) -> Any:
+    """A field >= low (counts: at_least(64, 1); None stays allowed where the type has it)."""
+    return _bounded(default, Bounds(low))
+
+
+def positive(default: Any) -> Any:
+    """A field > 0 (rates, intervals in kimg)."""
+    return _bounded(default, Bounds(0, low_open=True))
+
+
+def fraction(default: Any, *, low_open: bool = False, high_open: bool = False) -> Any:
+    """A field in [0, 1], either end open."""
+    return _bounded(default, Bounds(0, 1, low_open, high_open))
+
+
+def check_bounds(key: str, field: dataclasses.Field, value: Any) -> None:
+    """A numeric setting outside its field's declared bounds is a UserError naming both."""
+    bounds = field.metadata.get("bounds")
+    if bounds is not None and value is not None and not bounds.admits(value):
+        default = (" or None" if field.default is None
+                   else f" (its default is {field.default})")
+        raise UserError(f"{key}={value} must be {bounds}{default}")
+
+
+def check_all_bounds(config: "Config") -> None:
+    """Every field of every section within its bounds (configs built in Python, not only
+    overrides, go through this: build_gan calls it)."""
+    for section_field in dataclasses.fields(config):
+        section = getattr(config, section_field.name)
+        for field in dataclasses.fields(section):
+            check_bounds(f"{section_field.name}.{field.name}", field,
+                         getattr(section, field.name))
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     arch: str = "dcgan"  # "dcgan", "resnet" or "mlp" (gan_jax.models.ARCHITECTURES)
-    resolution: int = 28  # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64
-    channels: int = 1  # must match the dataset's channels
-    latent_dim: int = 100
-    g_width: int = 64  # DCGAN: ngf (channels of the last G block); ResNet 32: channels of
+    resolution: int = at_least(28, 1)  # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64
+    channels: int = at_least(1, 1)  # must match the dataset's channels
+    latent_dim: int = at_least(100, 1)
+    g_width: int = at_least(64, 1)  # DCGAN: ngf (channels of the last G block); ResNet 32: channels of
     #                    every block (SNGAN: 256), ResNet 64: of the last (Mimicry: 64);
     #                    MLP: hidden units of G
-    d_width: int = 64  # DCGAN: ndf (channels of the first D block); ResNet 32: every block
+    d_width: int = at_least(64, 1)  # DCGAN: ndf (channels of the first D block); ResNet 32: every block
     #                    (SNGAN: 128), ResNet 64: the first (Mimicry: 64); MLP: maxout units
-    mlp_layers: int = 2  # hidden layers of the MLP generator and discriminator
-    maxout_pieces: int = 5  # MLP discriminator: linear pieces per maxout unit
-    d_dropout: float = 0.5  # MLP discriminator: dropout rate on hidden layers
-    bn_momentum: float = 0.9  # running-average decay of BatchNorm statistics (PyTorch's 0.1)
+    mlp_layers: int = at_least(2, 1)  # hidden layers of the MLP generator and discriminator
+    maxout_pieces: int = at_least(5, 1)  # MLP discriminator: linear pieces per maxout unit
+    d_dropout: float = fraction(0.5, high_open=True)  # MLP discriminator: dropout rate on hidden layers
+    bn_momentum: float = fraction(0.9)  # running-average decay of BatchNorm statistics (PyTorch's 0.1)
     d_norm: str = "default"  # D normalisation: batch, layer, none; default: DCGAN batch, else none
     spectral_norm: str = "none"  # "none", "d" (SNGAN) or "g_and_d" (SAGAN, BigGAN)
     conditioning: str = "none"  # "none", "projection" (cGAN, Miyato & Koyama) or "acgan"
-    num_classes: int = 10  # classes of a conditional model (must match the dataset's labels)
-    minibatch_std: int = 0  # ProGAN minibatch-stddev group size in D; 0 = off
-    minibatch_discrimination: int = 0  # Salimans et al. kernels in D's head; 0 = off
+    num_classes: int = at_least(10, 1)  # classes of a conditional model (must match the dataset's labels)
+    minibatch_std: int = at_least(0, 0)  # ProGAN minibatch-stddev group size in D; 0 = off
+    minibatch_discrimination: int = at_least(0, 0)  # Salimans et al. kernels in D's head; 0 = off
     compute_dtype: str = "float32"  # "bfloat16": bf16 arithmetic, float32 parameters and Adam
 
 
@@ -59,8 +117,8 @@ class DataConfig:
     split: str = "train"
     tfds_data_dir: str | None = None  # tensorflow-datasets' data_dir (None: its default)
     fit: str = "resize"  # to reach model.resolution: "resize" (bilinear) or "pad" (zeros)
-    per_class: int | None = None  # train on a balanced subset: this many images of each class
-    subset_seed: int = 0  # which images that subset holds (a seeded draw per class)
+    per_class: int | None = at_least(None, 1)  # train on a balanced subset: this many images of each class
+    subset_seed: int = at_least(0, 0)  # which images that subset holds (a seeded draw per class)
     placement: str = "auto"  # "device": the dataset in each device's memory, batches gathered
     #                          there; "host": prefetched from host memory; "auto": device up to
     #                          1 GiB of images (the batches are the same either way)
@@ -69,69 +127,69 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
     optimizer: str = "adam"  # "adam" or "rmsprop" (WGAN), both from optax
-    g_lr: float = 2e-4  # separate rates for G and D: TTUR (Heusel et al. 2017) when they differ
-    d_lr: float = 2e-4
-    b1: float = 0.5  # Adam's betas; RMSprop uses b2 as its decay
-    b2: float = 0.999
+    g_lr: float = positive(2e-4)  # separate rates for G and D: TTUR (Heusel et al. 2017) when they differ
+    d_lr: float = positive(2e-4)
+    b1: float = fraction(0.5, high_open=True)  # Adam's betas; RMSprop uses b2 as its decay
+    b2: float = fraction(0.999, high_open=True)
     lr_decay: str = "constant"  # "constant" or "linear" (to zero at decay_kimg; WGAN-GP, SNGAN)
-    decay_kimg: float | None = None  # where a linear decay reaches zero; None: train.total_kimg
-    ema_kimg: float | None = None  # generator EMA half-life in kimg (StyleGAN2: 10); None: off
-    ema_rampup: float | None = None  # half-life at most rampup * kimg so far (StyleGAN2: 0.05)
+    decay_kimg: float | None = positive(None)  # where a linear decay reaches zero; None: train.total_kimg
+    ema_kimg: float | None = positive(None)  # generator EMA half-life in kimg (StyleGAN2: 10); None: off
+    ema_rampup: float | None = positive(None)  # half-life at most rampup * kimg so far (StyleGAN2: 0.05)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     loss: str = "non_saturating"  # minimax, non_saturating, least_squares, hinge, wasserstein
-    n_critic: int = 1  # discriminator updates per generator update, each on its own real batch
-    batch_size: int = 64  # global batch, split over all devices
-    total_kimg: float = 1200.0  # real images shown to D, in thousands (1200 = 20 epochs of 60k)
-    seed: int = 0
-    log_every_kimg: float = 6.4
-    sample_every_kimg: float = 60.0
-    checkpoint_every_kimg: float = 60.0
-    keep_checkpoints: int = 3
-    grid_size: int = 64  # images in each saved sample grid (a fixed latent batch)
-    rollback_tries: int = 0  # on non-finite values: restore the last checkpoint and go on with
+    n_critic: int = at_least(1, 1)  # discriminator updates per generator update, each on its own real batch
+    batch_size: int = at_least(64, 1)  # global batch, split over all devices
+    total_kimg: float = positive(1200.0)  # real images shown to D, in thousands (1200 = 20 epochs of 60k)
+    seed: int = at_least(0, 0)
+    log_every_kimg: float = positive(6.4)
+    sample_every_kimg: float = positive(60.0)
+    checkpoint_every_kimg: float = positive(60.0)
+    keep_checkpoints: int = at_least(3, 1)
+    grid_size: int = at_least(64, 1)  # images in each saved sample grid (a fixed latent batch)
+    rollback_tries: int = at_least(0, 0)  # on non-finite values: restore the last checkpoint and go on with
     #                          both learning rates x rollback_lr_factor, at most this many times
-    rollback_lr_factor: float = 0.5
+    rollback_lr_factor: float = fraction(0.5, low_open=True)
 
 
 @dataclasses.dataclass(frozen=True)
 class RegConfig:
     """Regularisers and the "Improved Techniques" tricks; every one composes with every loss."""
     penalty: str = "none"  # none, wgan_gp, dragan, r1 (real), r2 (fake): gan_jax.penalties
-    penalty_weight: float = 10.0  # lambda of WGAN-GP/DRAGAN; R1/R2 add weight/2 * E||grad||^2
-    penalty_every: int = 1  # k > 1: lazy regularisation every k D updates (StyleGAN2); its
+    penalty_weight: float = at_least(10.0, 0)  # lambda of WGAN-GP/DRAGAN; R1/R2 add weight/2 * E||grad||^2
+    penalty_every: int = at_least(1, 1)  # k > 1: lazy regularisation every k D updates (StyleGAN2); its
     #                         logged value is 0 on steps without it
-    clip: float | None = None  # WGAN weight clipping of every D parameter to [-clip, clip]
-    label_smoothing: float = 0.0  # one-sided: real targets 1 - s (BCE losses only)
-    feature_matching: float = 0.0  # weight of ||E f(real) - E f(fake)||^2 added to G's
+    clip: float | None = positive(None)  # WGAN weight clipping of every D parameter to [-clip, clip]
+    label_smoothing: float = fraction(0.0, high_open=True)  # one-sided: real targets 1 - s (BCE losses only)
+    feature_matching: float = at_least(0.0, 0)  # weight of ||E f(real) - E f(fake)||^2 added to G's
     #                                adversarial loss (Salimans et al. replace it instead)
-    historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2, G and D
-    class_weight: float = 1.0  # ACGAN: weight of the auxiliary classification losses
+    historical_averaging: float = at_least(0.0, 0)  # weight of ||theta - mean of past theta||^2, G and D
+    class_weight: float = at_least(1.0, 0)  # ACGAN: weight of the auxiliary classification losses
 
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
     """DiffAugment on every image D sees (real and fake), optionally ADA-adaptive."""
     policy: str = ""  # comma-separated: color, translation, cutout; "" = off
-    p: float = 1.0  # probability each op is applied to a sample (the start value when adaptive)
-    ada_target: float | None = None  # adapt p so E[sign D(real)] stays here (ADA: 0.6); None: fixed
-    ada_kimg: float = 100.0  # images (in kimg) for p to move by 1 (ADA's speed)
+    p: float = fraction(1.0)  # probability each op is applied to a sample (the start value when adaptive)
+    ada_target: float | None = fraction(None)  # adapt p so E[sign D(real)] stays here (ADA: 0.6); None: fixed
+    ada_kimg: float = positive(100.0)  # images (in kimg) for p to move by 1 (ADA's speed)
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """Metrics computed during training (gan_jax.metrics; never changes the training itself)."""
     metrics: str = ""  # comma-separated names, e.g. "fid10k,kid10k,prdc10k"; "" = none
-    every_kimg: float | None = None  # also every this many kimg; None: only at the end
+    every_kimg: float | None = positive(None)  # also every this many kimg; None: only at the end
     reference: str | None = None  # real images "dataset:split"; None: data.dataset's test split
     resize: str = "clean"  # gan_jax.metrics.resize.RESIZE_MODES; FIDs compare only at equal resize
-    batch_size: int = 200  # images per Inception batch (and per generator batch)
+    batch_size: int = at_least(200, 1)  # images per Inception batch (and per generator batch)
     weights: str | None = None  # Inception weights file; None: the user cache (filled via pip)
     storage: str = "float32"  # weights storage: float32 or float16
     compute: str = "float32"  # Inception arithmetic: float32, tf32 or bfloat16
-    seed: int = 0  # latents of the evaluated images (the same every evaluation) and subsets
+    seed: int = at_least(0, 0)  # latents of the evaluated images (the same every evaluation) and subsets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +201,11 @@ class Config:
     reg: RegConfig = RegConfig()
     augment: AugmentConfig = AugmentConfig()
     eval: EvalConfig = EvalConfig()
+
+
+_FIELDS = {section: {f.name: f for f in dataclasses.fields(section)}
+           for section in (ModelConfig, DataConfig, OptimConfig, TrainConfig, RegConfig,
+                           AugmentConfig, EvalConfig)}
 
 
 # --- overrides -----------------------------------------------------------------------------
@@ -163,6 +226,7 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
         _field_value(section, field_name, dotted)
         field_type = typing.get_type_hints(type(section))[field_name]
         checked = _coerce(value, field_type, dotted)
+        check_bounds(dotted, _FIELDS[type(section)][field_name], checked)
         section = dataclasses.replace(section, **{field_name: checked})
         config = dataclasses.replace(config, **{section_name: section})
     return config

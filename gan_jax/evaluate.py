@@ -7,14 +7,15 @@ are the same at every evaluation, so successive numbers of one run differ by the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from gan_jax.config import (Config, DataConfig, EvalConfig, ModelConfig, check_key_choice,
-                             read_config)
+from gan_jax.config import (Config, DataConfig, EvalConfig, ModelConfig, check_bounds,
+                            check_key_choice, read_config)
 from gan_jax.data import fit_resolution
 from gan_jax.errors import UserError
 from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compute_metrics,
@@ -35,10 +36,8 @@ def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
                                 ("storage", config.storage, STORAGES),
                                 ("compute", config.compute, COMPUTE_MODES)):
         check_key_choice(f"eval.{key}", value, choices)
-    if config.batch_size < 1:
-        raise UserError(f"eval.batch_size must be positive, got {config.batch_size}")
-    if config.every_kimg is not None and config.every_kimg <= 0:
-        raise UserError(f"eval.every_kimg must be positive or None, got {config.every_kimg}")
+    for field in dataclasses.fields(config):  # flags of the CLI bypass the config's overrides
+        check_bounds(f"eval.{field.name}", field, getattr(config, field.name))
     check_counts(specs, available=max((s.count for s in specs), default=0))
     return specs
 
@@ -156,7 +155,7 @@ def restore_run(workdir: Path, step: int | None = None) -> tuple[Config, Gan, Tr
     config = read_config(config_path)
     gan = build_gan(config)
     like = jax.jit(functools.partial(init_state, gan))(jax.random.key(0))
-    checkpointer = Checkpointer(checkpoints)
+    checkpointer = Checkpointer(checkpoints, read_only=True)
     try:
         steps = checkpointer.all_steps()
         if step is not None and step not in steps:

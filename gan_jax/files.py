@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from gan_jax.errors import UserError
+
 # Errors that mean "this folder cannot be written", as opposed to a bug: the user can fix them.
 STORAGE_ERRNOS = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space",
                   errno.EROFS: "make it writable", errno.EACCES: "make it writable",
@@ -61,3 +63,23 @@ def storage_errno(error: BaseException | None) -> int | None:
 def storage_advice(code: int) -> str:
     """'No space left on device; free some space' for an errno of STORAGE_ERRNOS."""
     return f"{os.strerror(code)}; {STORAGE_ERRNOS[code]}"
+
+
+def check_can_write(path: Path, what: str, *, folder: bool) -> None:
+    """Refuses, before anything is computed or written, a `path` that can never be written as a
+    folder (`folder=True`) or a file: one of the other kind is there, it lies under a file, or
+    the folder that would hold it is read-only. `what` names it in the error ("--workdir")."""
+    path = Path(path)
+    kind = "folder" if folder else "file"
+    if path.exists():
+        if path.is_dir() != folder:
+            other = "file" if folder else "folder"
+            raise UserError(f"{what} {path} is a {other}, not a {kind}; pass a {kind} path "
+                            f"that is new or already a {kind}")
+        return
+    parent = next(p for p in path.absolute().parents if p.exists())
+    if not parent.is_dir():
+        raise UserError(f"{what} {path} lies under the file {parent}; pass a path in a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot create {what} {path}: {parent} is not writable; make it "
+                        "writable or pass a path elsewhere")

@@ -46,7 +46,7 @@ from gan_jax.compatibility import check_labels
 from gan_jax.config import Config, EvalConfig
 from gan_jax.errors import UserError
 from gan_jax.evaluate import GeneratorEvaluator, describe
-from gan_jax.files import storage_advice, storage_errno
+from gan_jax.files import check_can_write, storage_advice, storage_errno
 from gan_jax.metric_writers import MetricWriter, forget_metrics_after
 from gan_jax.preemption import StopSignals
 from gan_jax.train import Gan, TrainState, build_gan, generate_images, init_state, train_step_for
@@ -94,6 +94,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     workdir = Path(workdir)
     t = config.train
     # Everything that can be wrong with the input is checked before the run directory is touched.
+    check_can_write(workdir, "the run directory", folder=True)
     mesh = sharding.make_mesh(devices)
     sharding.check_batch_size(t.batch_size, mesh)
     gan = build_gan(config)

@@ -69,6 +69,8 @@ def test_bad_inputs_give_one_line_and_exit_2(capsys, image_files, tmp_path):
     np.savez(tmp_path / "flat.npz", images=np.zeros(64, np.uint8))
     np.savez(tmp_path / "two_channels.npz", images=np.zeros((4, 8, 8, 2), np.uint8))
     np.savez(tmp_path / "int_range.npz", images=np.full((4, 8, 8, 1), 300, np.int64))
+    np.savez(tmp_path / "unnamed.npz", a=np.zeros((4, 8, 8), np.uint8), b=np.zeros(4))
+    np.savez(tmp_path / "nothing.npz")
     (tmp_path / "empty").mkdir()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "a.png").write_bytes(b"not a png")
@@ -97,6 +99,17 @@ def test_bad_inputs_give_one_line_and_exit_2(capsys, image_files, tmp_path):
         (["--run", str(tmp_path), "--metrics", "fid4"], "is not a run directory"),
         (["--images", gray, "--reference", gray, "--metrics", "fid4", "--step", "3"],
          "--step chooses a checkpoint of --run"),
+        (["--images", str(tmp_path / "unnamed.npz"), "--reference", gray, "--metrics", "fid4"],
+         "holds ['a', 'b']; name the image array 'images'"),
+        (["--images", str(tmp_path / "nothing.npz"), "--reference", gray, "--metrics", "fid4"],
+         "holds []; name the image array 'images'"),
+        (["--images", gray, "--reference", gray, "--metrics", "fid4", "--batch-size", "0"],
+         "eval.batch_size=0 must be >= 1"),
+        # Refused before any feature is computed, not after.
+        (["--images", gray, "--reference", gray, "--metrics", "fid4", "--output",
+          str(tmp_path)], f"--output {tmp_path} is a folder, not a file"),
+        (["--images", gray, "--reference", gray, "--metrics", "fid4", "--output",
+          str(tmp_path / "flat.npz" / "out.jsonl")], "lies under the file"),
     ]
     for argv, message in cases:
         assert message in _error_line(capsys, argv), argv
@@ -106,7 +119,7 @@ def test_a_subprocess_user_error_is_one_line_without_traceback(image_files):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     result = subprocess.run([sys.executable, "-m", "experiments.evaluate", "--images",
                              str(image_files / "gray.npz"), "--metrics", "fid4"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: --images needs --reference (a folder, .npz or dataset:split)"]

@@ -22,18 +22,6 @@ pytestmark = requires_fashion_mnist
 RUN = ["--config", f"{DCGAN_CONFIG}:test", "--no-progress"]
 
 
-@pytest.fixture
-def small_filesystem(tmp_path):
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
-    if result.returncode:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
 def _fill(filesystem, leave: int = 0) -> None:
     """Writes a file until the filesystem has at most `leave` bytes free."""
     with open(filesystem / "filler", "wb") as handle:

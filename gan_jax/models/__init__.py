@@ -136,10 +136,6 @@ def check_model_config(c: ModelConfig) -> None:
     if c.conditioning != "none" and c.num_classes < 2:
         raise UserError(f"model.conditioning='{c.conditioning}' needs model.num_classes >= 2, "
                         f"got {c.num_classes}")
-    for key, value in (("model.minibatch_std", c.minibatch_std),
-                       ("model.minibatch_discrimination", c.minibatch_discrimination)):
-        if value < 0:
-            raise UserError(f"{key}={value} must be >= 0 (0 turns it off)")
 
 
 def build_networks(config: ModelConfig) -> Networks:

@@ -21,7 +21,7 @@ train: $(FASHION_MNIST) $(VENV)/.installed-default
 
 # Runs the default (fast, CPU) test suite in two processes, on the locked test environment.
 test: $(FASHION_MNIST) $(VENV)/.installed-test
-	GAN_JAX_REQUIRE_FASHION_MNIST=1 $(VENV_PY) -m pytest -q -n 2
+	GAN_JAX_REQUIRE_FASHION_MNIST=1 GAN_JAX_LOCKED_ENV=1 $(VENV_PY) -m pytest -q -n 2
 
 # The same suite on the newest versions pip resolves today: run it before `make upgrade-lock`.
 test-latest: $(FASHION_MNIST)

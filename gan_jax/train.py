@@ -116,6 +116,12 @@ def make_optimizer(optim: OptimConfig, lr: float, lazy_every: int = 1
     raise UserError(f"optim.optimizer='{optim.optimizer}' is unknown; choose adam or rmsprop")
 
 
+def optimizer_updates(opt_state: optax.OptState) -> jax.Array:
+    """How many updates an optimizer of `make_optimizer` has applied (a lazy regularisation
+    phase counts as an update of its own)."""
+    return opt_state.count
+
+
 def learning_rate_scale(optim: OptimConfig, total_kimg: float, kimg: jax.Array) -> jax.Array:
     """1 for a constant rate; linear decay 1 -> 0 at optim.decay_kimg (or the run's end)."""
     if optim.lr_decay == "constant":

@@ -38,7 +38,7 @@ def test_torch_step_trains_both_networks():
     before = [p.detach().clone() for p in [*step.g.parameters(), *step.d.parameters()]]
     step.step(torch.rand(4, 3, 32, 32) * 2 - 1)
     after = [*step.g.parameters(), *step.d.parameters()]
-    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Checkpoints: round trip, keep-last-N, exact resume, and never saving a diverged state."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,8 +37,8 @@ def test_round_trip_and_keep_last_n(tmp_path):
     restored = Checkpointer(tmp_path).restore_latest(like=state)
     assert int(restored.step) == 3
     assert jax.tree.structure(restored) == jax.tree.structure(state)
-    for a, b in zip(leaves(restored.replace(step=state.step)), leaves(state)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(jax.device_get(restored.replace(step=state.step)),
+                                jax.device_get(state), strict=True)
 
 
 @requires_fashion_mnist
@@ -48,8 +49,8 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     train(_tiny_run_config(steps=2, **device), tmp_path / "b", progress=False)  # "stopped"
     resumed = train(_tiny_run_config(steps=5, **host), tmp_path / "b", progress=False)
     assert int(resumed.step) == int(uninterrupted.step) == 5
-    for a, b in zip(leaves(resumed), leaves(uninterrupted)):
-        np.testing.assert_array_equal(a, b)
+    chex.assert_trees_all_equal(jax.device_get(resumed), jax.device_get(uninterrupted),
+                                strict=True)
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 5  # steps 1-2 from the first run, 3-5 from the second
 

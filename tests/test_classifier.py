@@ -2,6 +2,7 @@
 
 import json
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from gan_jax.data import Dataset
 from gan_jax.errors import UserError
 from gan_jax.train import build_gan, generate_uint8, init_state
 from tests.conftest import requires_fashion_mnist
-from tests.helpers import leaves, tiny_config
+from tests.helpers import tiny_config
 
 
 def coded_dataset(per_class: int, classes: int = 10, offset: int = 0,
@@ -44,7 +45,7 @@ def test_standard_augment_is_a_shift_and_maybe_a_flip():
     out = np.asarray(classifier.standard_augment(images, jax.random.key(3), shift=2, flip=True))
     padded = np.pad(images, ((0, 0), (2, 2), (2, 2), (0, 0)), constant_values=-1.0)
     flipped = 0
-    for image, pad, got in zip(images, padded, out):
+    for image, pad, got in zip(images, padded, out, strict=True):
         candidates = [(pad[y:y + 6, x:x + 6], False) for y in range(5) for x in range(5)]
         candidates += [(c[:, ::-1], True) for c, _ in candidates]
         matches = [f for c, f in candidates if np.array_equal(c, got)]
@@ -72,8 +73,8 @@ def test_classifier_on_eight_devices_equals_one_device():
                                       mesh=sharding.make_mesh(jax.devices()[:1]))
     eight = classifier.train_classifier(clf, train_set.images, train_set.labels, steps=2,
                                         batch_size=16, seed=0, augment=True)
-    for a, b in zip(leaves(one), leaves(eight)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(jax.device_get(one), jax.device_get(eight), rtol=1e-5,
+                                atol=1e-6)
 
 
 def test_mix_keeps_every_label_with_its_image():

@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -37,7 +38,7 @@ def _wait(processes) -> None:
     finally:
         for p in processes:  # a peer that died leaves the other waiting: never hang the suite
             p.kill()
-    for p, (_, err) in zip(processes, results):
+    for p, (_, err) in zip(processes, results, strict=True):
         assert p.returncode == 0, err
 
 
@@ -51,6 +52,7 @@ def test_two_processes_of_four_devices_equal_one_of_eight(tmp_path, placement):
     _wait([_train(tmp_path / "one", 8, overrides=overrides)])
     two, one = final_state(tmp_path / "two"), final_state(tmp_path / "one")
     assert int(two.step) == int(one.step) == 3
+    assert jax.tree.structure(two) == jax.tree.structure(one)
     for a, b in zip(leaves(two), leaves(one), strict=True):
         # Gloo sums across processes in another order than XLA does within one, so the states
         # agree to rounding (as in test_eight_devices_give_the_one_device_state), not bitwise.

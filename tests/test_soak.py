@@ -42,4 +42,4 @@ def test_host_memory_stays_flat_over_thousands_of_steps(tmp_path):
     growth = np.polyfit(steps, rss_mib, 1)[0] * (steps[-1] - steps[0])  # the trend, not noise
     assert growth < MAX_GROWTH_MIB, (
         f"host memory grew {growth:.1f} MiB over steps {steps[0]}-{steps[-1]}: "
-        f"{dict(zip(steps.tolist(), rss_mib.round(1).tolist()))}")
+        f"{dict(zip(steps.tolist(), rss_mib.round(1).tolist(), strict=True))}")

@@ -57,6 +57,8 @@ RESUMABLE_CHANGES = frozenset({
     "train.total_kimg", "train.log_every_kimg", "train.sample_every_kimg",
     "train.checkpoint_every_kimg", "train.keep_checkpoints", "data.dir", "data.tfds_data_dir",
     "data.placement", "train.rollback_tries", "train.rollback_lr_factor",
+    # How convolutions are computed, not what: a CPU run may continue on a GPU.
+    "model.conv_implementation",
     # Evaluation reads the state and never changes it.
     *(f"eval.{field.name}" for field in dataclasses.fields(EvalConfig))})
 

@@ -19,6 +19,8 @@ import jax.numpy as jnp
 
 from gan_jax.config import ModelConfig, check_key_choice
 from gan_jax.errors import UserError
+from gan_jax.models.convolution import IMPLEMENTATIONS as CONV_IMPLEMENTATIONS
+from gan_jax.models.convolution import default_implementation
 from gan_jax.models.dcgan import WEIGHT_INIT as DCGAN_WEIGHT_INIT
 from gan_jax.models.dcgan import DCGANDiscriminatorBody, DCGANGenerator, upsampling_plan
 from gan_jax.models.layers import MinibatchDiscrimination, maybe_spectral
@@ -85,14 +87,22 @@ def _norm(c: ModelConfig, default: str) -> str:
     return default if c.d_norm == "default" else c.d_norm
 
 
+def conv_implementation(c: ModelConfig) -> str:
+    """model.conv_implementation, with "auto" resolved for the platform JAX runs on (matmul
+    on the CPU, xla on GPUs and TPUs: gan_jax.models.convolution)."""
+    return default_implementation() if c.conv_implementation == "auto" else c.conv_implementation
+
+
 def _dcgan(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
     upsampling_plan(c.resolution)  # fail early, with the user-facing message
+    conv = conv_implementation(c)
     return (DCGANGenerator(c.resolution, c.channels, c.g_width, c.bn_momentum,
                            num_classes=_g_classes(c), spectral_norm=c.spectral_norm == "g_and_d",
-                           dtype=dtype),
+                           dtype=dtype, conv_implementation=conv),
             DCGANDiscriminatorBody(c.resolution, c.d_width, c.bn_momentum,
                                    norm=_norm(c, "batch"), spectral_norm=c.spectral_norm != "none",
-                                   minibatch_std=c.minibatch_std, dtype=dtype))
+                                   minibatch_std=c.minibatch_std, dtype=dtype,
+                                   conv_implementation=conv))
 
 
 def _resnet(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
@@ -130,7 +140,9 @@ def check_model_config(c: ModelConfig) -> None:
                "model.conditioning": (c.conditioning, CONDITIONINGS),
                "model.spectral_norm": (c.spectral_norm, SPECTRAL_NORMS),
                "model.d_norm": (c.d_norm, ("default", "batch", "layer", "none")),
-               "model.compute_dtype": (c.compute_dtype, tuple(COMPUTE_DTYPES))}
+               "model.compute_dtype": (c.compute_dtype, tuple(COMPUTE_DTYPES)),
+               "model.conv_implementation": (c.conv_implementation,
+                                             ("auto", *CONV_IMPLEMENTATIONS))}
     for key, (value, allowed) in choices.items():
         check_key_choice(key, value, allowed)
     if c.conditioning != "none" and c.num_classes < 2:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from gan_jax.errors import UserError
 from gan_jax.models import initializers
+from gan_jax.models.convolution import Conv, ConvTranspose
 from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
 
 _BASES = (4, 7)
@@ -49,6 +50,7 @@ class DCGANGenerator(nn.Module):
     num_classes: int = 0  # > 0: class-conditional BatchNorm gains and biases
     spectral_norm: bool = False
     dtype: Any = jnp.float32  # compute dtype; parameters stay float32
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
@@ -64,12 +66,14 @@ class DCGANGenerator(nn.Module):
         x = nn.relu(norm(x))
         for _ in range(n_up - 1):
             features //= 2
-            x = layer(nn.ConvTranspose(features, _KERNEL, strides=(2, 2), padding="SAME",
-                                       use_bias=False, kernel_init=self.kernel_init,
-                                       dtype=self.dtype), x)
+            x = layer(ConvTranspose(features, _KERNEL, strides=(2, 2), padding="SAME",
+                                    use_bias=False, kernel_init=self.kernel_init,
+                                    dtype=self.dtype,
+                                    implementation=self.conv_implementation), x)
             x = nn.relu(norm(x))
-        x = layer(nn.ConvTranspose(self.channels, _KERNEL, strides=(2, 2), padding="SAME",
-                                   kernel_init=self.kernel_init, dtype=self.dtype), x)
+        x = layer(ConvTranspose(self.channels, _KERNEL, strides=(2, 2), padding="SAME",
+                                kernel_init=self.kernel_init, dtype=self.dtype,
+                                implementation=self.conv_implementation), x)
         return jnp.tanh(x)
 
 
@@ -87,6 +91,7 @@ class DCGANDiscriminatorBody(nn.Module):
     spectral_norm: bool = False
     minibatch_std: int = 0  # group size of ProGAN's stddev feature before the head; 0 = off
     dtype: Any = jnp.float32
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -96,9 +101,10 @@ class DCGANDiscriminatorBody(nn.Module):
             # The first block has no normalisation (DCGAN paper); a normalised block needs no
             # bias of its own.
             normalised = block > 0 and self.norm != "none"
-            x = maybe_spectral(nn.Conv(features, _KERNEL, strides=(2, 2), padding="SAME",
-                                       use_bias=not normalised, kernel_init=self.kernel_init,
-                                       dtype=self.dtype), x,
+            x = maybe_spectral(Conv(features, _KERNEL, strides=(2, 2), padding="SAME",
+                                    use_bias=not normalised, kernel_init=self.kernel_init,
+                                    dtype=self.dtype, implementation=self.conv_implementation),
+                               x,
                                spectral_norm=self.spectral_norm, train=train)
             if normalised:
                 x = feature_norm(self.norm, x, train=train, momentum=self.bn_momentum,

@@ -1,0 +1,134 @@
+"""gan_jax.models.convolution: the matmul and sub-pixel forms are Flax's Conv and ConvTranspose
+(same parameters, same outputs and gradients to float rounding), checked against lax and
+against PyTorch, and a DCGAN built either way is the same model."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax.config import with_overrides
+from gan_jax.models import build_networks
+from gan_jax.models.convolution import (Conv, ConvTranspose, conv_matmul,
+                                        conv_transpose_subpixel, default_implementation)
+from tests.helpers import tiny_config
+
+torch = pytest.importorskip("torch")
+RNG = np.random.default_rng(0)
+
+
+def _value_and_grads(module, variables, x):
+    """sum(sin(y)) and its gradients with respect to every parameter and to the input."""
+    loss = lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))
+    return jax.value_and_grad(loss, argnums=(0, 1))(variables, x)
+
+
+# (kernel, stride) of every transposed convolution the models use (DCGAN: 4, 2), and others.
+@pytest.mark.parametrize("kernel,stride", [(4, 2), (3, 2), (5, 2), (3, 1), (6, 3), (4, 4)])
+@pytest.mark.parametrize("side", [1, 5])
+def test_subpixel_equals_lax_conv_transpose(kernel, stride, side):
+    x = RNG.standard_normal((2, side, side + 1, 3)).astype(np.float32)
+    w = RNG.standard_normal((kernel, kernel, 3, 5)).astype(np.float32)
+    want = jax.lax.conv_transpose(x, w, (stride, stride), "SAME", precision="highest")
+    for implementation in ("matmul", "xla"):
+        got = conv_transpose_subpixel(x, w, stride, implementation, precision="highest")
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_dcgan_upsampling_equals_torch_conv_transpose2d_forward_and_backward():
+    """DCGAN's layer, 4x4 stride 2 'SAME' = PyTorch's ConvTranspose2d(4, 2, padding=1), whose
+    weight is (C_in, C_out, kH, kW) and spatially flipped relative to lax's (no transpose)."""
+    x = RNG.standard_normal((3, 5, 6, 4)).astype(np.float32)
+    w = RNG.standard_normal((4, 4, 4, 7)).astype(np.float32)
+    upstream = RNG.standard_normal((3, 10, 12, 7)).astype(np.float32)
+    out, vjp = jax.vjp(lambda x, w: conv_transpose_subpixel(x, w, 2), x, w)
+    dx, dw = vjp(upstream)
+    tx = torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float64, requires_grad=True)
+    tw = torch.tensor(w[::-1, ::-1].transpose(2, 3, 0, 1).copy(), dtype=torch.float64,
+                      requires_grad=True)
+    ty = torch.nn.functional.conv_transpose2d(tx, tw, stride=2, padding=1)
+    ty.backward(torch.tensor(upstream.transpose(0, 3, 1, 2), dtype=torch.float64))
+    np.testing.assert_allclose(out, ty.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(dx, tx.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dw, tw.grad.numpy().transpose(2, 3, 0, 1)[::-1, ::-1],
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("settings", [
+    dict(kernel_size=(4, 4), strides=(2, 2), padding="SAME"),  # DCGAN's discriminator
+    dict(kernel_size=(3, 3), padding=1), dict(kernel_size=(1, 1)),  # the ResNet's
+    dict(kernel_size=(3, 3), strides=2, padding="VALID"), dict(kernel_size=(1, 7)),
+    dict(kernel_size=(5, 5), padding=((2, 1), (0, 3))),
+], ids=str)
+def test_matmul_conv_is_flax_conv(settings):
+    x = jnp.asarray(RNG.standard_normal((2, 9, 8, 3)), jnp.float32)
+    flax_conv, ours = nn.Conv(4, **settings), Conv(4, implementation="matmul", **settings)
+    variables = flax_conv.init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, variables, ours.init(jax.random.key(0), x))
+    (value, grads), (want, want_grads) = (_value_and_grads(ours, variables, x),
+                                          _value_and_grads(flax_conv, variables, x))
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 grads, want_grads)
+
+
+def test_matmul_conv_equals_torch_conv2d():
+    x = RNG.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    w = RNG.standard_normal((4, 4, 3, 6)).astype(np.float32)
+    got = conv_matmul(x, w, (2, 2), ((1, 1), (1, 1)))
+    want = torch.nn.functional.conv2d(torch.tensor(x.transpose(0, 3, 1, 2)),
+                                      torch.tensor(w.transpose(3, 2, 0, 1)), stride=2, padding=1)
+    np.testing.assert_allclose(got, want.numpy().transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("implementation", ["matmul", "xla"])
+def test_conv_transpose_layer_is_flax_conv_transpose(implementation):
+    x = jnp.asarray(RNG.standard_normal((2, 4, 4, 3)), jnp.float32)
+    settings = dict(features=5, kernel_size=(4, 4), strides=(2, 2), padding="SAME")
+    flax_layer = nn.ConvTranspose(**settings)
+    ours = ConvTranspose(**settings, implementation=implementation)
+    variables = flax_layer.init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, variables, ours.init(jax.random.key(0), x))
+    (value, grads), (want, want_grads) = (_value_and_grads(ours, variables, x),
+                                          _value_and_grads(flax_layer, variables, x))
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 grads, want_grads)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"model.spectral_norm": "g_and_d"},
+                                       {"model.conditioning": "projection"}], ids=str)
+def test_a_dcgan_is_the_same_model_with_either_implementation(overrides):
+    """Same parameter tree and initial values (checkpoints move between the two), and the
+    same images, logits and gradients to float rounding."""
+    configs = [with_overrides(tiny_config(), {**overrides, "model.conv_implementation": impl})
+               for impl in ("matmul", "xla")]
+    z = jax.random.normal(jax.random.key(1), (4, 16))
+    labels = jnp.arange(4) % 10
+    outputs = []
+    for config in configs:
+        g, d = build_networks(config.model)
+        g_vars = g.init(jax.random.key(0), z, labels, train=False)
+        fake = g.apply(g_vars, z, labels, train=False)
+        d_vars = d.init(jax.random.key(0), fake, labels, train=False)
+
+        def loss(g_vars, d_vars):
+            images = g.apply(g_vars, z, labels, train=False)
+            return jnp.sum(d.apply(d_vars, images, labels, train=False).logits)
+
+        outputs.append((g_vars, d_vars, fake, jax.value_and_grad(loss, (0, 1))(g_vars, d_vars)))
+    (g0, d0, fake0, (l0, grads0)), (g1, d1, fake1, (l1, grads1)) = outputs
+    jax.tree.map(np.testing.assert_array_equal, (g0, d0), (g1, d1))
+    np.testing.assert_allclose(fake0, fake1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(l0, l1, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+                 grads0, grads1)
+
+
+def test_auto_is_matmul_on_the_cpu_and_xla_elsewhere():
+    assert default_implementation("cpu") == "matmul"
+    assert default_implementation("gpu") == default_implementation("tpu") == "xla"
+    assert default_implementation() == "matmul"  # the suite runs on the CPU

@@ -4,7 +4,7 @@
     python -m experiments.fid_study report --out runs/fid_study \
         --results experiments/results/fid_fashion_mnist
 
-Protocol (Lucic et al. 2018, as ../shared/ANCHORS.md gives it): at most 20 epochs (1200 kimg of
+Protocol (Lucic et al. 2018, arXiv 1711.10337): at most 20 epochs (1200 kimg of
 real images shown to D), FID between 10k generated images and the 10k test images, grayscale
 replicated to 3 channels; here with the clean resize (PIL bicubic to 299), under which the
 real-data floor (10k train vs 10k test) is 3.13. Our networks are gan_zoo's DCGAN at 28x28, not
@@ -39,7 +39,7 @@ from experiments.cli import comma_list, run_command
 from gan_jax.errors import UserError
 
 # Best FID of each loss on Fashion-MNIST in Lucic et al. 2018 (best over their search); the
-# project's own recipe has the target instead.
+# project's own recipe aims at fid10k <= 10 instead.
 PUBLISHED = {"mm_gan": 29.6, "ns_gan": 26.5, "lsgan": 30.7, "wgan": 21.5, "wgan_gp": 24.5,
              "dragan": 27.7}
 TARGETS = {**PUBLISHED, "sngan_ema_diffaug": 10.0}

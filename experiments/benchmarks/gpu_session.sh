@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The issue-5 measurements on a GPU machine that receives the working tree and nothing else.
+# The GPU measurements (step speed, end to end, FID study) on a GPU machine that receives the working tree and nothing else.
 #
 #   python -m experiments.stage_device_files          # here, once: .cache/device/ (ignored)
 #   bash experiments/benchmarks/gpu_session.sh speed  # on the GPU: step benchmark (~6 min)

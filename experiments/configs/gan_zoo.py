@@ -32,8 +32,8 @@ images shown to D, and log fid10k every 300 kimg. `.cifar10` reads CIFAR-10 thro
 tensorflow-datasets (`data.tfds_data_dir=...` where it is stored) at 32x32x3; its ResNet
 recipes train for SNGAN's 50k generator updates (5 x 64 x 50k = 16,000 kimg), so their linear
 decay ends where the paper's does. `.test` is a tiny
-model and a few steps, for the test suite. Quality figures for these recipes belong to the
-results of issue 5 and are not measured here.
+model and a few steps, for the test suite. Quality figures for these recipes come from
+experiments/fid_study.py and are not measured yet.
 """
 
 from __future__ import annotations

@@ -65,7 +65,8 @@ def test_dcgan_upsampling_equals_torch_conv_transpose2d_forward_and_backward():
 ], ids=str)
 def test_matmul_conv_is_flax_conv(settings):
     x = jnp.asarray(RNG.standard_normal((2, 9, 8, 3)), jnp.float32)
-    flax_conv, ours = nn.Conv(4, **settings), Conv(4, implementation="matmul", **settings)
+    flax_conv = nn.Conv(4, **settings)
+    ours = Conv(4, implementation="matmul", min_matmul_width=0, **settings)  # even this thin
     variables = flax_conv.init(jax.random.key(0), x)
     jax.tree.map(np.testing.assert_array_equal, variables, ours.init(jax.random.key(0), x))
     (value, grads), (want, want_grads) = (_value_and_grads(ours, variables, x),
@@ -89,7 +90,7 @@ def test_conv_transpose_layer_is_flax_conv_transpose(implementation):
     x = jnp.asarray(RNG.standard_normal((2, 4, 4, 3)), jnp.float32)
     settings = dict(features=5, kernel_size=(4, 4), strides=(2, 2), padding="SAME")
     flax_layer = nn.ConvTranspose(**settings)
-    ours = ConvTranspose(**settings, implementation=implementation)
+    ours = ConvTranspose(**settings, implementation=implementation, min_matmul_width=0)
     variables = flax_layer.init(jax.random.key(0), x)
     jax.tree.map(np.testing.assert_array_equal, variables, ours.init(jax.random.key(0), x))
     (value, grads), (want, want_grads) = (_value_and_grads(ours, variables, x),
@@ -104,7 +105,9 @@ def test_conv_transpose_layer_is_flax_conv_transpose(implementation):
 def test_a_dcgan_is_the_same_model_with_either_implementation(overrides):
     """Same parameter tree and initial values (checkpoints move between the two), and the
     same images, logits and gradients to float rounding."""
-    configs = [with_overrides(tiny_config(), {**overrides, "model.conv_implementation": impl})
+    # Widths at which D's second layer and G's first upsampling are matrix products.
+    configs = [with_overrides(tiny_config(model__g_width=32, model__d_width=32),
+                              {**overrides, "model.conv_implementation": impl})
                for impl in ("matmul", "xla")]
     z = jax.random.normal(jax.random.key(1), (4, 16))
     labels = jnp.arange(4) % 10
@@ -132,3 +135,27 @@ def test_auto_is_matmul_on_the_cpu_and_xla_elsewhere():
     assert default_implementation("cpu") == "matmul"
     assert default_implementation("gpu") == default_implementation("tpu") == "xla"
     assert default_implementation() == "matmul"  # the suite runs on the CPU
+
+
+def _primitives(module, x) -> set[str]:
+    """The primitives of the module's forward pass; a convolution with its input dilation."""
+    variables = module.init(jax.random.key(0), x)
+    eqns = jax.make_jaxpr(module.apply)(variables, x).jaxpr.eqns
+    return {str(e.primitive) for e in eqns} | {
+        f"conv with lhs_dilation {tuple(e.params['lhs_dilation'])}" for e in eqns
+        if str(e.primitive) == "conv_general_dilated"}
+
+
+def test_thin_layers_use_lax_and_wide_ones_a_matrix_product():
+    """RGB input and output layers are too thin for a fast product (MIN_MATMUL_WIDTH)."""
+    wide, rgb = jnp.zeros((2, 8, 8, 64)), jnp.zeros((2, 8, 8, 3))
+    conv = lambda: Conv(64, (4, 4), strides=(2, 2), padding="SAME", implementation="matmul")
+    assert "conv_general_dilated" not in _primitives(conv(), wide)
+    assert "conv_general_dilated" in _primitives(conv(), rgb)
+    up = lambda c: ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME",
+                                 implementation="matmul")
+    assert "conv_general_dilated" not in _primitives(up(64), wide)
+    # Sub-pixel still (no input dilation, unlike lax.conv_transpose), its convolution by lax.
+    assert "conv with lhs_dilation (1, 1)" in _primitives(up(3), wide)
+    assert "conv with lhs_dilation (2, 2)" in _primitives(
+        ConvTranspose(3, (4, 4), strides=(2, 2), padding="SAME", implementation="xla"), wide)

@@ -139,11 +139,17 @@ class Checkpointer:
         self._manager.close()
 
 
+_READ_ONLY_NOTICE = "Given directory is read only=%s"  # orbax's warning, on every evaluation
+
+
 class _DropStorageErrors(logging.Filter):
     """Orbax logs a failed background save (full or read-only disk) with tracebacks before the
-    error reaches the training loop, which reports it as one line; drop those log records."""
+    error reaches the training loop, which reports it as one line; drop those log records, and
+    its warning on every read-only open (an evaluation), which says what was asked for."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == _READ_ONLY_NOTICE:  # what Checkpointer(read_only=True) asked for
+            return False
         error = record.exc_info[1] if record.exc_info else None
         return storage_errno(error) is None and storage_errno(
             Exception(record.getMessage())) is None

@@ -18,10 +18,17 @@ torch = pytest.importorskip("torch")
 RNG = np.random.default_rng(0)
 
 
-def _value_and_grads(module, variables, x):
-    """sum(sin(y)) and its gradients with respect to every parameter and to the input."""
-    loss = lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))
-    return jax.value_and_grad(loss, argnums=(0, 1))(variables, x)
+def _assert_same_layer(ours, flax_layer, x):
+    """The same parameters from the same key, and the same sum(sin(y)) and gradients (every
+    parameter and the input) to float rounding."""
+    variables = flax_layer.init(jax.random.key(0), x)
+    jax.tree.map(np.testing.assert_array_equal, variables, ours.init(jax.random.key(0), x))
+    value_and_grads = lambda module: jax.value_and_grad(
+        lambda v, x: jnp.sum(jnp.sin(module.apply(v, x))), argnums=(0, 1))(variables, x)
+    (value, grads), (want, want_grads) = value_and_grads(ours), value_and_grads(flax_layer)
+    np.testing.assert_allclose(value, want, rtol=1e-5)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+                 grads, want_grads)
 
 
 # (kernel, stride) of every transposed convolution the models use (DCGAN: 4, 2), and others.
@@ -65,15 +72,9 @@ def test_dcgan_upsampling_equals_torch_conv_transpose2d_forward_and_backward():
 ], ids=str)
 def test_matmul_conv_is_flax_conv(settings):
     x = jnp.asarray(RNG.standard_normal((2, 9, 8, 3)), jnp.float32)
-    flax_conv = nn.Conv(4, **settings)
-    ours = Conv(4, implementation="matmul", min_matmul_width=0, **settings)  # even this thin
-    variables = flax_conv.init(jax.random.key(0), x)
-    jax.tree.map(np.testing.assert_array_equal, variables, ours.init(jax.random.key(0), x))
-    (value, grads), (want, want_grads) = (_value_and_grads(ours, variables, x),
-                                          _value_and_grads(flax_conv, variables, x))
-    np.testing.assert_allclose(value, want, rtol=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-                 grads, want_grads)
+    # min_matmul_width=0: the product even for a layer this thin.
+    _assert_same_layer(Conv(4, implementation="matmul", min_matmul_width=0, **settings),
+                       nn.Conv(4, **settings), x)
 
 
 def test_matmul_conv_equals_torch_conv2d():
@@ -89,15 +90,8 @@ def test_matmul_conv_equals_torch_conv2d():
 def test_conv_transpose_layer_is_flax_conv_transpose(implementation):
     x = jnp.asarray(RNG.standard_normal((2, 4, 4, 3)), jnp.float32)
     settings = dict(features=5, kernel_size=(4, 4), strides=(2, 2), padding="SAME")
-    flax_layer = nn.ConvTranspose(**settings)
-    ours = ConvTranspose(**settings, implementation=implementation, min_matmul_width=0)
-    variables = flax_layer.init(jax.random.key(0), x)
-    jax.tree.map(np.testing.assert_array_equal, variables, ours.init(jax.random.key(0), x))
-    (value, grads), (want, want_grads) = (_value_and_grads(ours, variables, x),
-                                          _value_and_grads(flax_layer, variables, x))
-    np.testing.assert_allclose(value, want, rtol=1e-5)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-                 grads, want_grads)
+    _assert_same_layer(ConvTranspose(**settings, implementation=implementation,
+                                     min_matmul_width=0), nn.ConvTranspose(**settings), x)
 
 
 @pytest.mark.parametrize("overrides", [{}, {"model.spectral_norm": "g_and_d"},

@@ -9,7 +9,7 @@ VENV_PY := $(VENV)/bin/python
 LATEST_VENV ?= .venv-latest
 PIP_TOOLS := pip-tools==7.6.2
 # pip-compile writes neither index URLs nor find-links: they belong to the machine's pip config.
-COMPILE := pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+COMPILE := pip-compile -q --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
     --no-emit-index-url --no-emit-find-links
 
 .PHONY: train test test-latest lock upgrade-lock

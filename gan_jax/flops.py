@@ -50,12 +50,21 @@ def count_macs(fn: Callable[..., Any], *args: Any) -> int:
     tracing it abstractly (`jax.eval_shape`: no arithmetic runs and no memory is allocated;
     `args` may be `jax.ShapeDtypeStruct`s)."""
     total = 0
+    calling: set[int] = set()  # layers inside their own __call__
 
     def count(next_fun, args, kwargs, context):
         nonlocal total
-        outputs = next_fun(*args, **kwargs)
-        if context.method_name == "__call__" and args:
-            total += layer_macs(context.module, args[0], outputs)
+        module = id(context.module)
+        # A layer that hands its call to Flax's own (gan_jax.models.convolution's Conv falls
+        # back to super().__call__) is one layer call, counted once.
+        if module in calling or context.method_name != "__call__" or not args:
+            return next_fun(*args, **kwargs)
+        calling.add(module)
+        try:
+            outputs = next_fun(*args, **kwargs)
+        finally:
+            calling.discard(module)
+        total += layer_macs(context.module, args[0], outputs)
         return outputs
 
     with nn.intercept_methods(count):

@@ -19,7 +19,7 @@ from tests.helpers import snapshot
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run([sys.executable, "-m", "experiments.train", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=600)
 
 
 @requires_fashion_mnist
@@ -157,7 +157,7 @@ def test_distributed_without_a_cluster_is_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "experiments.train", "--config",
                              f"{DCGAN_CONFIG}:test", "--workdir", str(tmp_path / "run"),
                              "--distributed"], cwd=REPO, env=env | {"PYTHONPATH": str(REPO)},
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: --distributed found no cluster to join"), result.stderr

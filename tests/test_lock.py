@@ -15,7 +15,8 @@ from packaging.version import Version
 
 from tests.conftest import REPO
 
-PROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+PROJECT = PYPROJECT["project"]
 LOCKS = {name: REPO / "requirements" / f"{name}.txt" for name in ("default", "test")}
 
 
@@ -37,9 +38,12 @@ def read_lock(path) -> dict[str, tuple[Version, int]]:
 
 
 def requirements(extras: tuple[str, ...]) -> list[Requirement]:
-    """The project's own requirements plus those of `extras`, following the extras that name
-    gan_jax itself (test -> tfds, torch, notebooks), for this platform's markers."""
-    wanted, seen, found = list(extras), set(), [Requirement(r) for r in PROJECT["dependencies"]]
+    """The project's own requirements and build backend (`make` installs gan_jax without build
+    isolation, so the lock must hold setuptools) plus those of `extras`, following the extras
+    that name gan_jax itself (test -> tfds, torch, notebooks), for this platform's markers."""
+    wanted, seen = list(extras), set()
+    found = [Requirement(r) for r in PROJECT["dependencies"]
+             + PYPROJECT["build-system"]["requires"]]
     while wanted:
         extra = wanted.pop()
         if extra in seen:

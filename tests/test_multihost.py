@@ -34,7 +34,7 @@ def _train(workdir, devices_per_process: int, *flags: str, overrides=()) -> subp
 
 def _wait(processes) -> None:
     try:
-        results = [p.communicate(timeout=300) for p in processes]
+        results = [p.communicate(timeout=600) for p in processes]
     finally:
         for p in processes:  # a peer that died leaves the other waiting: never hang the suite
             p.kill()

@@ -106,7 +106,7 @@ class ModelConfig:
     minibatch_std: int = at_least(0, 0)  # ProGAN minibatch-stddev group size in D; 0 = off
     minibatch_discrimination: int = at_least(0, 0)  # Salimans et al. kernels in D's head; 0 = off
     compute_dtype: str = "float32"  # "bfloat16": bf16 arithmetic, float32 parameters and Adam
-    conv_implementation: str = "auto"  # DCGAN's (transposed) convolutions: "matmul" (patches x
+    conv_implementation: str = "auto"  # DCGAN/ResNet (transposed) convolutions: "matmul" (patch x
     #                                     matrix, fast gradients on the CPU), "xla" (lax, cuDNN);
     #                                     "auto": matmul on the CPU, xla elsewhere. Same values
     #                                     to float rounding, same parameters.

@@ -106,13 +106,14 @@ def _dcgan(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
 
 
 def _resnet(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
+    conv = conv_implementation(c)
     return (ResNetGenerator(c.resolution, c.channels, c.g_width, num_classes=_g_classes(c),
                             bn_momentum=c.bn_momentum, spectral_norm=c.spectral_norm == "g_and_d",
-                            dtype=dtype),
+                            dtype=dtype, conv_implementation=conv),
             ResNetDiscriminatorBody(c.resolution, c.d_width, norm=_norm(c, "none"),
                                     spectral_norm=c.spectral_norm != "none",
                                     minibatch_std=c.minibatch_std, bn_momentum=c.bn_momentum,
-                                    dtype=dtype))
+                                    dtype=dtype, conv_implementation=conv))
 
 
 def _mlp(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:

@@ -57,6 +57,7 @@ import jax
 import jax.numpy as jnp
 
 from gan_jax.errors import UserError
+from gan_jax.models.convolution import Conv
 from gan_jax.models.initializers import glorot_uniform
 from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
 
@@ -92,10 +93,11 @@ def discriminator_widths(resolution: int, width: int) -> tuple[tuple[int, bool],
     return tuple((width * m, True) for m in (1, 2, 4, 8, 16))
 
 
-def _conv(features: int, kernel: int, init: nn.initializers.Initializer, dtype: Any,
-          name: str) -> nn.Conv:
-    return nn.Conv(features, (kernel, kernel), padding=kernel // 2, kernel_init=init,
-                   bias_init=nn.initializers.zeros, dtype=dtype, name=name)
+def _conv(features: int, kernel: int, init: nn.initializers.Initializer, name: str, *,
+          dtype: Any, implementation: str) -> nn.Conv:
+    return Conv(features, (kernel, kernel), padding=kernel // 2, kernel_init=init,
+                bias_init=nn.initializers.zeros, dtype=dtype, name=name,
+                implementation=implementation)
 
 
 def _upsample(x: jax.Array) -> jax.Array:
@@ -112,17 +114,19 @@ class GBlock(nn.Module):
     bn_momentum: float = 0.9
     spectral_norm: bool = False
     dtype: Any = jnp.float32
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None, *, train: bool) -> jax.Array:
         layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
+        conv = functools.partial(_conv, dtype=self.dtype, implementation=self.conv_implementation)
         norm = lambda h, name: GeneratorNorm(self.num_classes, self.bn_momentum,
                                              dtype=self.dtype, name=name)(h, labels, train=train)
         h = _upsample(nn.relu(norm(x, "bn1")))
-        h = layer(_conv(self.features, 3, RESIDUAL_INIT, self.dtype, "conv1"), h)
+        h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv1"), h)
         h = nn.relu(norm(h, "bn2"))
-        h = layer(_conv(self.features, 3, RESIDUAL_INIT, self.dtype, "conv2"), h)
-        shortcut = layer(_conv(self.features, 1, SHORTCUT_INIT, self.dtype, "shortcut"),
+        h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv2"), h)
+        shortcut = layer(conv(self.features, 1, SHORTCUT_INIT, "shortcut"),
                          _upsample(x))
         return h + shortcut
 
@@ -133,13 +137,15 @@ class DBlockFirst(nn.Module):
     features: int
     spectral_norm: bool = False
     dtype: Any = jnp.float32
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
-        h = layer(_conv(self.features, 3, RESIDUAL_INIT, self.dtype, "conv1"), x)
-        h = layer(_conv(self.features, 3, RESIDUAL_INIT, self.dtype, "conv2"), nn.relu(h))
-        shortcut = layer(_conv(self.features, 1, SHORTCUT_INIT, self.dtype, "shortcut"),
+        conv = functools.partial(_conv, dtype=self.dtype, implementation=self.conv_implementation)
+        h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv1"), x)
+        h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv2"), nn.relu(h))
+        shortcut = layer(conv(self.features, 1, SHORTCUT_INIT, "shortcut"),
                          _avgpool(x))
         return _avgpool(h) + shortcut
 
@@ -152,18 +158,20 @@ class DBlock(nn.Module):
     spectral_norm: bool = False
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
+        conv = functools.partial(_conv, dtype=self.dtype, implementation=self.conv_implementation)
         norm = functools.partial(feature_norm, self.norm, train=train, momentum=self.bn_momentum,
                                  dtype=self.dtype)
-        h = layer(_conv(self.hidden or x.shape[-1], 3, RESIDUAL_INIT, self.dtype, "conv1"),
+        h = layer(conv(self.hidden or x.shape[-1], 3, RESIDUAL_INIT, "conv1"),
                   nn.relu(norm(x)))
-        h = layer(_conv(self.features, 3, RESIDUAL_INIT, self.dtype, "conv2"), nn.relu(norm(h)))
+        h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv2"), nn.relu(norm(h)))
         shortcut = x
         if self.downsample or x.shape[-1] != self.features:
-            shortcut = layer(_conv(self.features, 1, SHORTCUT_INIT, self.dtype, "shortcut"), x)
+            shortcut = layer(conv(self.features, 1, SHORTCUT_INIT, "shortcut"), x)
         if self.downsample:
             h, shortcut = _avgpool(h), _avgpool(shortcut)
         return h + shortcut
@@ -179,6 +187,7 @@ class ResNetGenerator(nn.Module):
     bn_momentum: float = 0.9
     spectral_norm: bool = False  # on every convolution and Dense (SAGAN, BigGAN)
     dtype: Any = jnp.float32  # compute dtype; parameters stay float32
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
@@ -187,15 +196,17 @@ class ResNetGenerator(nn.Module):
         if self.num_classes and labels is None:
             raise ValueError("a class-conditional ResNetGenerator needs labels")
         layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
+        conv = functools.partial(_conv, dtype=self.dtype, implementation=self.conv_implementation)
         x = layer(nn.Dense(BOTTOM * BOTTOM * widths[0], kernel_init=SHORTCUT_INIT,
                            dtype=self.dtype, name="dense"), z)
         x = x.reshape(z.shape[0], BOTTOM, BOTTOM, widths[0])
         for i, features in enumerate(widths[1:], start=1):
             x = GBlock(features, self.num_classes, self.bn_momentum, self.spectral_norm,
-                       self.dtype, name=f"block{i}")(x, labels, train=train)
+                       self.dtype, self.conv_implementation, name=f"block{i}")(
+                x, labels, train=train)
         x = GeneratorNorm(self.num_classes, self.bn_momentum, dtype=self.dtype,
                           name="bn_out")(x, labels, train=train)
-        x = layer(_conv(self.channels, 3, SHORTCUT_INIT, self.dtype, "conv_out"), nn.relu(x))
+        x = layer(conv(self.channels, 3, SHORTCUT_INIT, "conv_out"), nn.relu(x))
         return jnp.tanh(x).astype(self.dtype)
 
 
@@ -209,11 +220,13 @@ class ResNetDiscriminatorBody(nn.Module):
     minibatch_std: int = 0  # group size of ProGAN's stddev map before the last block; 0 = off
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         blocks = discriminator_widths(self.resolution, self.width)
-        x = DBlockFirst(blocks[0][0], self.spectral_norm, self.dtype, name="block1")(
+        x = DBlockFirst(blocks[0][0], self.spectral_norm, self.dtype, self.conv_implementation,
+                        name="block1")(
             x.astype(self.dtype), train=train)
         for i, (features, downsample) in enumerate(blocks[1:], start=2):
             hidden = 0
@@ -221,5 +234,6 @@ class ResNetDiscriminatorBody(nn.Module):
                 hidden = x.shape[-1]
                 x = minibatch_stddev(x, self.minibatch_std)
             x = DBlock(features, downsample, hidden, self.norm, self.spectral_norm,
-                       self.bn_momentum, self.dtype, name=f"block{i}")(x, train=train)
+                       self.bn_momentum, self.dtype, self.conv_implementation,
+                       name=f"block{i}")(x, train=train)
         return jnp.sum(nn.relu(x).astype(jnp.float32), axis=(1, 2))

@@ -74,35 +74,43 @@ def check_bounds(key: str, field: dataclasses.Field, value: Any) -> None:
         raise UserError(f"{key}={value} must be {bounds}{default}")
 
 
+def check_section_bounds(name: str, section: Any) -> None:
+    """Every field of one section (e.g. "eval", an EvalConfig) within its bounds."""
+    for field in dataclasses.fields(section):
+        check_bounds(f"{name}.{field.name}", field, getattr(section, field.name))
+
+
 def check_all_bounds(config: "Config") -> None:
     """Every field of every section within its bounds (configs built in Python, not only
     overrides, go through this: build_gan calls it)."""
     for section_field in dataclasses.fields(config):
-        section = getattr(config, section_field.name)
-        for field in dataclasses.fields(section):
-            check_bounds(f"{section_field.name}.{field.name}", field,
-                         getattr(section, field.name))
+        check_section_bounds(section_field.name, getattr(config, section_field.name))
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     arch: str = "dcgan"  # "dcgan", "resnet" or "mlp" (gan_jax.models.ARCHITECTURES)
-    resolution: int = at_least(28, 1)  # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64
+    # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64
+    resolution: int = at_least(28, 1)
     channels: int = at_least(1, 1)  # must match the dataset's channels
     latent_dim: int = at_least(100, 1)
-    g_width: int = at_least(64, 1)  # DCGAN: ngf (channels of the last G block); ResNet 32: channels of
-    #                    every block (SNGAN: 256), ResNet 64: of the last (Mimicry: 64);
-    #                    MLP: hidden units of G
-    d_width: int = at_least(64, 1)  # DCGAN: ndf (channels of the first D block); ResNet 32: every block
-    #                    (SNGAN: 128), ResNet 64: the first (Mimicry: 64); MLP: maxout units
+    # DCGAN: ngf (channels of the last G block); ResNet 32: channels of every block (SNGAN: 256),
+    # ResNet 64: of the last (Mimicry: 64); MLP: hidden units of G
+    g_width: int = at_least(64, 1)
+    # DCGAN: ndf (channels of the first D block); ResNet 32: every block (SNGAN: 128), ResNet 64:
+    # the first (Mimicry: 64); MLP: maxout units
+    d_width: int = at_least(64, 1)
     mlp_layers: int = at_least(2, 1)  # hidden layers of the MLP generator and discriminator
     maxout_pieces: int = at_least(5, 1)  # MLP discriminator: linear pieces per maxout unit
-    d_dropout: float = fraction(0.5, high_open=True)  # MLP discriminator: dropout rate on hidden layers
-    bn_momentum: float = fraction(0.9)  # running-average decay of BatchNorm statistics (PyTorch's 0.1)
+    # MLP discriminator: dropout rate on hidden layers
+    d_dropout: float = fraction(0.5, high_open=True)
+    # running-average decay of BatchNorm statistics (PyTorch's 0.1)
+    bn_momentum: float = fraction(0.9)
     d_norm: str = "default"  # D normalisation: batch, layer, none; default: DCGAN batch, else none
     spectral_norm: str = "none"  # "none", "d" (SNGAN) or "g_and_d" (SAGAN, BigGAN)
     conditioning: str = "none"  # "none", "projection" (cGAN, Miyato & Koyama) or "acgan"
-    num_classes: int = at_least(10, 1)  # classes of a conditional model (must match the dataset's labels)
+    # classes of a conditional model (must match the dataset's labels)
+    num_classes: int = at_least(10, 1)
     minibatch_std: int = at_least(0, 0)  # ProGAN minibatch-stddev group size in D; 0 = off
     minibatch_discrimination: int = at_least(0, 0)  # Salimans et al. kernels in D's head; 0 = off
     compute_dtype: str = "float32"  # "bfloat16": bf16 arithmetic, float32 parameters and Adam
@@ -121,7 +129,8 @@ class DataConfig:
     split: str = "train"
     tfds_data_dir: str | None = None  # tensorflow-datasets' data_dir (None: its default)
     fit: str = "resize"  # to reach model.resolution: "resize" (bilinear) or "pad" (zeros)
-    per_class: int | None = at_least(None, 1)  # train on a balanced subset: this many images of each class
+    # train on a balanced subset: this many images of each class
+    per_class: int | None = at_least(None, 1)
     subset_seed: int = at_least(0, 0)  # which images that subset holds (a seeded draw per class)
     placement: str = "auto"  # "device": the dataset in each device's memory, batches gathered
     #                          there; "host": prefetched from host memory; "auto": device up to
@@ -131,30 +140,37 @@ class DataConfig:
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
     optimizer: str = "adam"  # "adam" or "rmsprop" (WGAN), both from optax
-    g_lr: float = positive(2e-4)  # separate rates for G and D: TTUR (Heusel et al. 2017) when they differ
+    # separate rates for G and D: TTUR (Heusel et al. 2017) when they differ
+    g_lr: float = positive(2e-4)
     d_lr: float = positive(2e-4)
     b1: float = fraction(0.5, high_open=True)  # Adam's betas; RMSprop uses b2 as its decay
     b2: float = fraction(0.999, high_open=True)
     lr_decay: str = "constant"  # "constant" or "linear" (to zero at decay_kimg; WGAN-GP, SNGAN)
-    decay_kimg: float | None = positive(None)  # where a linear decay reaches zero; None: train.total_kimg
-    ema_kimg: float | None = positive(None)  # generator EMA half-life in kimg (StyleGAN2: 10); None: off
-    ema_rampup: float | None = positive(None)  # half-life at most rampup * kimg so far (StyleGAN2: 0.05)
+    # where a linear decay reaches zero; None: train.total_kimg
+    decay_kimg: float | None = positive(None)
+    # generator EMA half-life in kimg (StyleGAN2: 10); None: off
+    ema_kimg: float | None = positive(None)
+    # half-life at most rampup * kimg so far (StyleGAN2: 0.05)
+    ema_rampup: float | None = positive(None)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     loss: str = "non_saturating"  # minimax, non_saturating, least_squares, hinge, wasserstein
-    n_critic: int = at_least(1, 1)  # discriminator updates per generator update, each on its own real batch
+    # discriminator updates per generator update, each on its own real batch
+    n_critic: int = at_least(1, 1)
     batch_size: int = at_least(64, 1)  # global batch, split over all devices
-    total_kimg: float = positive(1200.0)  # real images shown to D, in thousands (1200 = 20 epochs of 60k)
+    # real images shown to D, in thousands (1200 = 20 epochs of 60k)
+    total_kimg: float = positive(1200.0)
     seed: int = at_least(0, 0)
     log_every_kimg: float = positive(6.4)
     sample_every_kimg: float = positive(60.0)
     checkpoint_every_kimg: float = positive(60.0)
     keep_checkpoints: int = at_least(3, 1)
     grid_size: int = at_least(64, 1)  # images in each saved sample grid (a fixed latent batch)
-    rollback_tries: int = at_least(0, 0)  # on non-finite values: restore the last checkpoint and go on with
-    #                          both learning rates x rollback_lr_factor, at most this many times
+    # on non-finite values: restore the last checkpoint and go on with both learning rates x
+    # rollback_lr_factor, at most this many times
+    rollback_tries: int = at_least(0, 0)
     rollback_lr_factor: float = fraction(0.5, low_open=True)
 
 
@@ -162,14 +178,20 @@ class TrainConfig:
 class RegConfig:
     """Regularisers and the "Improved Techniques" tricks; every one composes with every loss."""
     penalty: str = "none"  # none, wgan_gp, dragan, r1 (real), r2 (fake): gan_jax.penalties
-    penalty_weight: float = at_least(10.0, 0)  # lambda of WGAN-GP/DRAGAN; R1/R2 add weight/2 * E||grad||^2
-    penalty_every: int = at_least(1, 1)  # k > 1: lazy regularisation every k D updates (StyleGAN2); its
-    #                         logged value is 0 on steps without it
-    clip: float | None = positive(None)  # WGAN weight clipping of every D parameter to [-clip, clip]
-    label_smoothing: float = fraction(0.0, high_open=True)  # one-sided: real targets 1 - s (BCE losses only)
-    feature_matching: float = at_least(0.0, 0)  # weight of ||E f(real) - E f(fake)||^2 added to G's
-    #                                adversarial loss (Salimans et al. replace it instead)
-    historical_averaging: float = at_least(0.0, 0)  # weight of ||theta - mean of past theta||^2, G and D
+    # lambda of WGAN-GP/DRAGAN; R1/R2 add weight/2 * E||grad||^2
+    penalty_weight: float = at_least(10.0, 0)
+    # k > 1: lazy regularisation every k D updates (StyleGAN2); its logged value is 0 on steps
+    # without it
+    penalty_every: int = at_least(1, 1)
+    # WGAN weight clipping of every D parameter to [-clip, clip]
+    clip: float | None = positive(None)
+    # one-sided: real targets 1 - s (BCE losses only)
+    label_smoothing: float = fraction(0.0, high_open=True)
+    # weight of ||E f(real) - E f(fake)||^2 added to G's adversarial loss (Salimans et al.
+    # replace it instead)
+    feature_matching: float = at_least(0.0, 0)
+    # weight of ||theta - mean of past theta||^2, G and D
+    historical_averaging: float = at_least(0.0, 0)
     class_weight: float = at_least(1.0, 0)  # ACGAN: weight of the auxiliary classification losses
 
 
@@ -177,8 +199,10 @@ class RegConfig:
 class AugmentConfig:
     """DiffAugment on every image D sees (real and fake), optionally ADA-adaptive."""
     policy: str = ""  # comma-separated: color, translation, cutout; "" = off
-    p: float = fraction(1.0)  # probability each op is applied to a sample (the start value when adaptive)
-    ada_target: float | None = fraction(None)  # adapt p so E[sign D(real)] stays here (ADA: 0.6); None: fixed
+    # probability each op is applied to a sample (the start value when adaptive)
+    p: float = fraction(1.0)
+    # adapt p so E[sign D(real)] stays here (ADA: 0.6); None: fixed
+    ada_target: float | None = fraction(None)
     ada_kimg: float = positive(100.0)  # images (in kimg) for p to move by 1 (ADA's speed)
 
 
@@ -193,7 +217,8 @@ class EvalConfig:
     weights: str | None = None  # Inception weights file; None: the user cache (filled via pip)
     storage: str = "float32"  # weights storage: float32 or float16
     compute: str = "float32"  # Inception arithmetic: float32, tf32 or bfloat16
-    seed: int = at_least(0, 0)  # latents of the evaluated images (the same every evaluation) and subsets
+    # latents of the evaluated images (the same every evaluation) and subsets
+    seed: int = at_least(0, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,11 +230,6 @@ class Config:
     reg: RegConfig = RegConfig()
     augment: AugmentConfig = AugmentConfig()
     eval: EvalConfig = EvalConfig()
-
-
-_FIELDS = {section: {f.name: f for f in dataclasses.fields(section)}
-           for section in (ModelConfig, DataConfig, OptimConfig, TrainConfig, RegConfig,
-                           AugmentConfig, EvalConfig)}
 
 
 # --- overrides -----------------------------------------------------------------------------
@@ -230,7 +250,7 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
         _field_value(section, field_name, dotted)
         field_type = typing.get_type_hints(type(section))[field_name]
         checked = _coerce(value, field_type, dotted)
-        check_bounds(dotted, _FIELDS[type(section)][field_name], checked)
+        check_bounds(dotted, type(section).__dataclass_fields__[field_name], checked)
         section = dataclasses.replace(section, **{field_name: checked})
         config = dataclasses.replace(config, **{section_name: section})
     return config

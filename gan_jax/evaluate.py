@@ -7,15 +7,14 @@ are the same at every evaluation, so successive numbers of one run differ by the
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from gan_jax.config import (Config, DataConfig, EvalConfig, ModelConfig, check_bounds,
-                            check_key_choice, read_config)
+from gan_jax.config import (Config, DataConfig, EvalConfig, ModelConfig, check_key_choice,
+                            check_section_bounds, read_config)
 from gan_jax.data import fit_resolution
 from gan_jax.errors import UserError
 from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compute_metrics,
@@ -36,8 +35,7 @@ def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
                                 ("storage", config.storage, STORAGES),
                                 ("compute", config.compute, COMPUTE_MODES)):
         check_key_choice(f"eval.{key}", value, choices)
-    for field in dataclasses.fields(config):  # flags of the CLI bypass the config's overrides
-        check_bounds(f"eval.{field.name}", field, getattr(config, field.name))
+    check_section_bounds("eval", config)  # the CLI's flags bypass the config's overrides
     check_counts(specs, available=max((s.count for s in specs), default=0))
     return specs
 

@@ -53,18 +53,15 @@ def conv_matmul(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
                 padding: Sequence[tuple[int, int]], precision=None,
                 preferred_element_type=None) -> jax.Array:
     """lax.conv_general_dilated(x, kernel, strides, padding) for NHWC x, an HWIO kernel and
-    padding >= 0, as im2col times the kernel matrix. Patch columns are ordered (ky, kx, c_in), as the
-    kernel's reshape to (ky * kx * c_in, c_out) is."""
+    padding >= 0, as im2col times the kernel matrix. Patch columns are ordered (ky, kx, c_in),
+    as the kernel's reshape to (ky * kx * c_in, c_out) is."""
     kh, kw, c_in, c_out = kernel.shape
     (sh, sw), ((pt, pb), (pl, pr)) = strides, padding
     x = jnp.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     out_h, out_w = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    if (kh, kw) == (1, 1):
-        patches = x[:, ::sh, ::sw][:, :out_h, :out_w]
-    else:
-        patches = jnp.concatenate(
-            [x[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw]
-             for i in range(kh) for j in range(kw)], axis=-1)
+    patches = jnp.concatenate(
+        [x[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw]
+         for i in range(kh) for j in range(kw)], axis=-1)
     return jax.lax.dot_general(
         patches, kernel.reshape(kh * kw * c_in, c_out), (((3,), (0,)), ((), ())),
         precision=precision, preferred_element_type=preferred_element_type)

@@ -11,7 +11,8 @@ import pytest
 from gan_jax.config import with_overrides
 from gan_jax.models import build_networks
 from gan_jax.models.convolution import (Conv, ConvTranspose, conv_matmul,
-                                        conv_transpose_subpixel, default_implementation)
+                                        conv_tap_kernel_grad, conv_transpose_subpixel,
+                                        default_implementation, stride1_kernel_grad)
 from tests.helpers import tiny_config
 
 torch = pytest.importorskip("torch")
@@ -38,7 +39,7 @@ def test_subpixel_equals_lax_conv_transpose(kernel, stride, side):
     x = RNG.standard_normal((2, side, side + 1, 3)).astype(np.float32)
     w = RNG.standard_normal((kernel, kernel, 3, 5)).astype(np.float32)
     want = jax.lax.conv_transpose(x, w, (stride, stride), "SAME", precision="highest")
-    for implementation in ("matmul", "xla"):
+    for implementation in ("matmul", "xla", "taps"):
         got = conv_transpose_subpixel(x, w, stride, implementation, precision="highest")
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -70,11 +71,55 @@ def test_dcgan_upsampling_equals_torch_conv_transpose2d_forward_and_backward():
     dict(kernel_size=(3, 3), strides=2, padding="VALID"), dict(kernel_size=(1, 7)),
     dict(kernel_size=(5, 5), padding=((2, 1), (0, 3))),
 ], ids=str)
-def test_matmul_conv_is_flax_conv(settings):
+@pytest.mark.parametrize("min_matmul_width", [0, 64], ids=["product", "thin"])
+def test_matmul_conv_is_flax_conv(settings, min_matmul_width):
+    """min_matmul_width=0: the product even for a layer this thin; 64: lax's convolution, with
+    the tap-wise kernel gradient where the stride is 1."""
     x = jnp.asarray(RNG.standard_normal((2, 9, 8, 3)), jnp.float32)
-    # min_matmul_width=0: the product even for a layer this thin.
-    _assert_same_layer(Conv(4, implementation="matmul", min_matmul_width=0, **settings),
-                       nn.Conv(4, **settings), x)
+    _assert_same_layer(Conv(4, implementation="matmul", min_matmul_width=min_matmul_width,
+                            **settings), nn.Conv(4, **settings), x)
+
+
+def _numpy_kernel_grad(x, g, kernel_shape, padding):
+    """float64 loops: dK[i, j] = sum over n, h, w of x_padded[n, h + i, w + j] (outer) g[n, h, w]."""
+    x = np.pad(x.astype(np.float64), ((0, 0), *padding, (0, 0)))
+    g = g.astype(np.float64)
+    kh, kw = kernel_shape[:2]
+    out = np.zeros(kernel_shape)
+    for i in range(kh):
+        for j in range(kw):
+            window = x[:, i:i + g.shape[1], j:j + g.shape[2]]
+            out[i, j] = np.einsum("nhwc,nhwo->co", window, g)
+    return out
+
+
+# Thin input (3 -> 8: the input is shifted) and thin output (8 -> 3: the gradient is shifted),
+# the sub-pixel layer's 2x2 with padding 1, uneven kernels and paddings, and 1x1.
+@pytest.mark.parametrize("kernel,padding,c_in,c_out", [
+    ((3, 3), ((1, 1), (1, 1)), 3, 8), ((2, 2), ((1, 1), (1, 1)), 8, 3),
+    ((5, 3), ((2, 0), (0, 3)), 4, 2), ((5, 3), ((2, 0), (0, 3)), 2, 4),
+    ((1, 1), ((0, 0), (0, 0)), 3, 5)], ids=str)
+def test_tap_kernel_grad_equals_float64_numpy_and_lax(kernel, padding, c_in, c_out):
+    x = RNG.standard_normal((2, 7, 6, c_in)).astype(np.float32)
+    w = RNG.standard_normal((*kernel, c_in, c_out)).astype(np.float32)
+    lax_conv = lambda x, w: jax.lax.conv_general_dilated(  # noqa: E731
+        x, w, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"), precision="highest")
+    g = RNG.standard_normal(lax_conv(x, w).shape).astype(np.float32)
+    want = _numpy_kernel_grad(x, g, w.shape, padding)
+    got = stride1_kernel_grad(jnp.asarray(x), jnp.asarray(g), w.shape, padding, "highest")
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # The layer: lax's output and input gradient, these kernel gradients, and differentiable
+    # twice (a gradient penalty takes the gradient of an input gradient).
+    tapped = lambda x, w: conv_tap_kernel_grad(x, w, padding, "highest")  # noqa: E731
+    for conv in (lax_conv, tapped):
+        assert conv(x, w).shape == g.shape
+    np.testing.assert_array_equal(tapped(x, w), lax_conv(x, w))
+    grads = lambda conv: jax.grad(lambda x, w: jnp.sum(jnp.sin(conv(x, w))), (0, 1))(x, w)
+    close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # noqa: E731
+    jax.tree.map(close, grads(tapped), grads(lax_conv))
+    penalty = lambda conv: jax.grad(lambda w: jnp.sum(  # noqa: E731
+        jax.grad(lambda x: jnp.sum(jnp.sin(conv(x, w))))(x) ** 2))(w)
+    close(penalty(tapped), penalty(lax_conv))
 
 
 def test_matmul_conv_equals_torch_conv2d():
@@ -149,7 +194,11 @@ def test_thin_layers_use_lax_and_wide_ones_a_matrix_product():
     up = lambda c: ConvTranspose(c, (4, 4), strides=(2, 2), padding="SAME",
                                  implementation="matmul")
     assert "conv_general_dilated" not in _primitives(up(64), wide)
-    # Sub-pixel still (no input dilation, unlike lax.conv_transpose), its convolution by lax.
-    assert "conv with lhs_dilation (1, 1)" in _primitives(up(3), wide)
+    # Sub-pixel still (no input dilation, unlike lax.conv_transpose), its convolution by lax
+    # with the tap-wise kernel gradient; a thin stride-1 Conv too.
+    assert "custom_vjp_call" in _primitives(up(3), wide)
+    assert "custom_vjp_call" in _primitives(Conv(64, (3, 3), padding=1,
+                                                 implementation="matmul"), rgb)
+    assert "custom_vjp_call" not in _primitives(conv(), rgb)  # stride 2: Flax's own
     assert "conv with lhs_dilation (2, 2)" in _primitives(
         ConvTranspose(3, (4, 4), strides=(2, 2), padding="SAME", implementation="xla"), wide)

@@ -237,8 +237,9 @@ def _assert_close(actual: Any, expected: Any, rtol: float = 1e-5) -> None:
 
 # Width 64 makes the convolutions wide enough for the matrix-product form
 # (gan_jax.models.convolution.MIN_MATMUL_WIDTH); width 8 keeps lax's. The generator's error
-# against torch grows with the width for either form (3.7e-5 at width 64 with lax's
-# convolutions and with the product alike: longer float32 sums), hence its tolerance there.
+# against torch is float32 rounding: typically 2.6e-6 at width 8 and 3.7e-5 at width 64 (either
+# form), but 9e-5 was seen at width 8 in two of about twenty processes on a busy 2-core machine,
+# so both widths are held to the project's float32 parity bound, 1e-4.
 IMPLEMENTATIONS = pytest.mark.parametrize("implementation,width", [("xla", 8), ("matmul", 64)])
 
 
@@ -261,7 +262,7 @@ def test_generator_matches_torch_reference(implementation: str, width: int) -> N
         with torch.no_grad():
             expected = ref(torch.tensor(np.asarray(z))).numpy().transpose(0, 2, 3, 1)
         assert np.std(expected) > 0.05  # neither constant nor saturated
-        _assert_close(ours, expected, rtol=1e-5 if width == 8 else 1e-4)
+        _assert_close(ours, expected, rtol=1e-4)
 
 
 @IMPLEMENTATIONS

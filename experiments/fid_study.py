@@ -1,26 +1,30 @@
-"""The Fashion-MNIST FID study: the gan_zoo losses under the "Are GANs Created Equal?" protocol.
+"""The Fashion-MNIST FID study: the "Are GANs Created Equal?" table, measured at its protocol.
 
+    python -m experiments.fid_study floor --out runs/fid_study
     python -m experiments.fid_study run --out runs/fid_study [section.key=value ...]
     python -m experiments.fid_study report --out runs/fid_study \
         --results experiments/results/fid_fashion_mnist
 
-Protocol (Lucic et al. 2018, arXiv 1711.10337): at most 20 epochs (1200 kimg of
-real images shown to D), FID between 10k generated images and the 10k test images, grayscale
-replicated to 3 channels; here with the clean resize (PIL bicubic to 299), under which the
-real-data floor (10k train vs 10k test) is 3.13. Our networks are gan_zoo's DCGAN at 28x28, not
-the paper's InfoGAN-style networks, and each row has one recipe, not the paper's best of a large
-hyperparameter search.
+Protocol (Lucic et al. 2018, arXiv 1711.10337): the paper's InfoGAN-style networks
+(experiments/configs/lucic_fashion_mnist.py), at most 20 epochs (1200 kimg) of real images
+shown to D, FID between 10k generated images and the 10k test images, grayscale replicated to
+3 channels. Two resize protocols: `tf_legacy` (TensorFlow's bilinear resize, the paper's
+pipeline: the column to compare with the paper) and `clean` (PIL bicubic, gan_jax's default);
+KID beside both. Each row has one recipe, not the paper's best of 100 configurations.
 
-`run` trains every row x seed into `--out/ROW/seed_S` with FID every `--eval-every-kimg` and at
-the end, then writes a `study.json` summary beside the run: the final and best FID, the curve,
-and the training wall clock until FID first reached `--pass-fid` (26.5, the NS GAN's published
-best), counting everything from the start of the process except the evaluations themselves.
-Finished runs are skipped and an interrupted run resumes, so the study can be spread over
-several sessions. Overrides apply to every run (e.g. `eval.storage=float16` where the float32
-Inception weights cannot be carried, or `data.dir=...`).
+`floor` measures the real-data floor (10k train images against the 10k test images) under
+both protocols. `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and
+kid10k (clean) at the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
+time-to-result rows), then the final checkpoint under tf_legacy, and writes a `study.json`
+summary: the final numbers under both protocols, the curve, and the training wall clock until
+the clean FID first reached `--pass-fid` (26.5, the NS GAN's published best), counting
+everything from the start of the process except the evaluations themselves. Finished runs
+and finished evaluations are skipped and an interrupted run resumes, so the study can be
+spread over several sessions. Overrides apply to every run (e.g. `data.dir=...`).
 
 `report` gathers every study.json into a markdown table (mean and sample std over seeds, each
-seed, the published figure) and copies seed 0's final sample grid of each row beside it.
+seed, the published figure, the floor) and copies seed 0's final sample grid of each row beside
+it, upscaled x3 (nearest neighbour) so that a 28x28 image is readable on a screen.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -38,24 +41,31 @@ from gan_jax import config as config_lib
 from experiments.cli import comma_list, run_command
 from gan_jax.errors import UserError
 
-# Best FID of each loss on Fashion-MNIST in Lucic et al. 2018 (best over their search); the
-# project's own recipe aims at fid10k <= 10 instead.
+# Best FID of each loss on Fashion-MNIST in Lucic et al. 2018 (best of their search, their
+# TensorFlow pipeline: compare with the tf_legacy column).
 PUBLISHED = {"mm_gan": 29.6, "ns_gan": 26.5, "lsgan": 30.7, "wgan": 21.5, "wgan_gp": 24.5,
              "dragan": 27.7}
-TARGETS = {**PUBLISHED, "sngan_ema_diffaug": 10.0}
-ZOO = Path(__file__).parent / "configs" / "gan_zoo.py"
+EXPERIMENT = Path(__file__).parent / "configs" / "lucic_fashion_mnist.py"
+RESIZES = ("tf_legacy", "clean")  # the paper's protocol first
+REAL_TRAIN, REAL_TEST = "fashion_mnist:train", "fashion_mnist:test"
+GRID_UPSCALE = 3
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m experiments.fid_study",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("run", "report"))
+    parser.add_argument("command", choices=("floor", "run", "report"))
     parser.add_argument("--out", type=Path, default=Path("runs/fid_study"))
-    parser.add_argument("--rows", default=",".join(TARGETS), help="gan_zoo recipes")
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--experiment", type=Path, default=EXPERIMENT,
+                        help="config file whose variants are the rows")
+    parser.add_argument("--rows", default=",".join(PUBLISHED), help="variants of --experiment")
+    parser.add_argument("--seeds", default="0")
     parser.add_argument("--kimg", type=float, default=1200.0, help="real images per run")
+    parser.add_argument("--curve-rows", default="ns_gan",
+                        help="rows also evaluated every --eval-every-kimg (time to a result)")
     parser.add_argument("--eval-every-kimg", type=float, default=120.0)
-    parser.add_argument("--metric", default="fid10k")
+    parser.add_argument("--count", type=int, default=10000,
+                        help="generated and real images per FID/KID (the paper's 10k)")
     parser.add_argument("--pass-fid", type=float, default=26.5)
     parser.add_argument("--results", type=Path, default=Path("experiments/results/fid_study"),
                         help="report: folder for the markdown table and the sample grids")
@@ -64,26 +74,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_intermixed_args(argv)
 
 
-def rows_and_seeds(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+def metric_names(count: int) -> tuple[str, str]:
+    """('fid10k', 'kid10k') for 10000 images; ('fid16', 'kid16') for 16."""
+    size = f"{count // 1000}k" if count % 1000 == 0 else str(count)
+    return f"fid{size}", f"kid{size}"
+
+
+def experiment_rows(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    if not args.experiment.is_file():
+        raise UserError(f"--experiment {args.experiment} is not a file; pass a config file "
+                        "such as experiments/configs/lucic_fashion_mnist.py")
     rows = [r for r in args.rows.split(",") if r]
-    unknown = [r for r in rows if r not in TARGETS]
-    if unknown:
-        raise UserError(f"unknown row '{unknown[0]}'; choose from {', '.join(TARGETS)}")
+    for row in rows:
+        config_lib.load_config(f"{args.experiment}:{row}")  # an unknown row: one line
     return rows, comma_list(args.seeds, int, "--seeds")
 
 
 def run_config(row: str, seed: int, args: argparse.Namespace) -> config_lib.Config:
-    config = config_lib.load_config(f"{ZOO}:{row}")
+    config = config_lib.load_config(f"{args.experiment}:{row}")
+    curve = row in args.curve_rows.split(",")
     protocol = {"train.seed": seed, "train.total_kimg": args.kimg,
-                "eval.metrics": args.metric, "eval.every_kimg": args.eval_every_kimg}
+                "eval.metrics": ",".join(metric_names(args.count)), "eval.resize": "clean",
+                "eval.every_kimg": args.eval_every_kimg if curve else None}
     user = dict(config_lib.parse_override(o) for o in args.overrides)
     return config_lib.with_overrides(config, {**protocol, **user})
 
 
 def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
-    """The study's numbers for one finished run, from its metrics.jsonl."""
+    """The study's numbers for one finished run, from its metrics.jsonl (clean FID)."""
     curve, evaluation_seconds, resumed, last_wall = [], 0.0, False, 0.0
-    seconds_to_pass = None
+    seconds_to_pass, last = None, {}
     for line in (workdir / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
         resumed |= row.get("wall_s", last_wall) < last_wall  # the clock restarts on resume
@@ -91,15 +111,18 @@ def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
         if metric not in row:
             continue
         evaluation_seconds += row["eval_s"]
+        last = row
         curve.append({"kimg": row["kimg"], "fid": row[metric], "wall_s": row["wall_s"]})
         if seconds_to_pass is None and row[metric] <= pass_fid and not resumed:
             seconds_to_pass = row["wall_s"] - evaluation_seconds
     if not curve:
         raise UserError(f"{workdir} has no '{metric}' rows; was eval.metrics set?")
+    kid = metric.replace("fid", "kid")
     return {"final_fid": curve[-1]["fid"], "best_fid": min(p["fid"] for p in curve),
-            "kimg": curve[-1]["kimg"], "pass_fid": pass_fid,
+            "final_kid": last.get(kid), "kimg": curve[-1]["kimg"], "pass_fid": pass_fid,
             "seconds_to_pass": seconds_to_pass, "resumed": resumed, "curve": curve,
-            "train_wall_s": last_wall - evaluation_seconds}
+            "train_wall_s": last_wall - evaluation_seconds,
+            "evaluation_s": evaluation_seconds}
 
 
 def environment() -> dict[str, Any]:
@@ -112,35 +135,85 @@ def environment() -> dict[str, Any]:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
+def evaluate_once(path: Path, argv: list[str]) -> dict[str, Any]:
+    """experiments.evaluate with `argv`, its result cached in `path` (skipped when there)."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    import time
+
+    from experiments import evaluate
+    started = time.perf_counter()
+    result = evaluate.evaluate(evaluate.parse_args(argv))
+    result["eval_s"] = time.perf_counter() - started
+    result.update(environment())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _evaluate_argv(args: argparse.Namespace, resize: str, *source: str) -> list[str]:
+    return [*source, "--metrics", ",".join(metric_names(args.count)), "--resize", resize,
+            *(["--no-progress"] if args.no_progress else [])]
+
+
+def floor(args: argparse.Namespace) -> None:
+    """The real-data floor: `--count` train images against the test images, per protocol."""
+    fid, _ = metric_names(args.count)
+    for resize in RESIZES:
+        result = evaluate_once(args.out / f"floor_{resize}.json", _evaluate_argv(
+            args, resize, "--images", REAL_TRAIN, "--reference", REAL_TEST))
+        print(f"floor ({resize}): {fid} {result['metrics'][fid]:.3f}", flush=True)
+
+
 def run(args: argparse.Namespace) -> None:
-    rows, seeds = rows_and_seeds(args)
+    rows, seeds = experiment_rows(args)
     configs = {(r, s): run_config(r, s, args) for r in rows for s in seeds}  # all checked first
-    from gan_jax.loop import train
+    from gan_jax.loop import total_steps, train
+    fid, kid = metric_names(args.count)
     for (row, seed), config in configs.items():
         workdir = args.out / row / f"seed_{seed}"
         summary_path = workdir / "study.json"
         if summary_path.is_file():
             print(f"{row} seed {seed}: done before, skipped", flush=True)
             continue
-        train(config, workdir, progress=not args.no_progress)
-        summary = {"row": row, "seed": seed, "metric": args.metric,
-                   **summarize(workdir, args.metric, args.pass_fid), **environment(),
+        state = train(config, workdir, progress=not args.no_progress)
+        if int(state.step) < total_steps(config):
+            print(f"{row} seed {seed}: stopped at step {int(state.step)}; run again to resume",
+                  flush=True)
+            return
+        legacy = evaluate_once(workdir / "final_tf_legacy.json",
+                               _evaluate_argv(args, "tf_legacy", "--run", str(workdir)))
+        summary = {"row": row, "seed": seed, "metric": fid,
+                   **summarize(workdir, fid, args.pass_fid),
+                   "tf_legacy_fid": legacy["metrics"][fid],
+                   "tf_legacy_kid": legacy["metrics"][kid],
+                   "tf_legacy_eval_s": legacy["eval_s"], **environment(),
                    "overrides": args.overrides}
         summary_path.write_text(json.dumps(summary, indent=1))
-        print(f"{row} seed {seed}: {args.metric} {summary['final_fid']:.2f} "
-              f"(best {summary['best_fid']:.2f})", flush=True)
+        print(f"{row} seed {seed}: {fid} tf_legacy {summary['tf_legacy_fid']:.2f}, clean "
+              f"{summary['final_fid']:.2f}", flush=True)
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], digits: int = 2) -> str:
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def _time_to_pass(summary: dict[str, Any]) -> str:
     if summary["seconds_to_pass"] is not None:
-        return f"{summary['seconds_to_pass']:.0f}"
-    return "resumed, not timed" if summary["resumed"] else "not reached"
+        return f"{summary['seconds_to_pass'] / 60:.1f} min"
+    if summary["resumed"]:
+        return "resumed, not timed"
+    return "not reached" if len(summary["curve"]) > 1 else "not evaluated during the run"
+
+
+def save_grid(source: Path, target: Path) -> None:
+    """The sample grid, nearest-neighbour upscaled so that each 28x28 image is readable."""
+    from PIL import Image
+    with Image.open(source) as image:
+        image.resize((image.width * GRID_UPSCALE, image.height * GRID_UPSCALE),
+                     Image.Resampling.NEAREST).save(target, optimize=True)
 
 
 def report(args: argparse.Namespace) -> str:
@@ -148,22 +221,36 @@ def report(args: argparse.Namespace) -> str:
     if not summaries:
         raise UserError(f"no finished runs under {args.out}; run `fid_study run` first")
     args.results.mkdir(parents=True, exist_ok=True)
-    metric = summaries[0]["metric"]
-    lines = [f"| row | published / target | {metric} mean ± std | seeds | best during run "
-             f"| seconds to {metric} ≤ {summaries[0]['pass_fid']} |", "|---" * 6 + "|"]
-    for row in TARGETS:
+    fid = summaries[0]["metric"]
+    kid = fid.replace("fid", "kid")
+    lines = [f"| row | published | {fid} tf_legacy | {fid} clean | {kid} tf_legacy (x1e3) "
+             f"| {kid} clean (x1e3) | seeds | tf_legacy per seed | minutes to clean {fid} ≤ "
+             f"{summaries[0]['pass_fid']} |", "|---" * 9 + "|"]
+    floors = {resize: json.loads(p.read_text())["metrics"] for resize in RESIZES
+              if (p := args.out / f"floor_{resize}.json").is_file()}
+    if floors:
+        cell = lambda resize, name, scale=1: (  # noqa: E731
+            f"{floors[resize][name] * scale:.2f}" if resize in floors else "not measured")
+        lines.append(f"| real data (10k train vs test) | 3.13 clean | {cell('tf_legacy', fid)} "
+                     f"| {cell('clean', fid)} | {cell('tf_legacy', kid, 1e3)} "
+                     f"| {cell('clean', kid, 1e3)} | | | |")
+    rows = list(dict.fromkeys([*PUBLISHED, *(s["row"] for s in summaries)]))
+    for row in rows:
         runs = sorted((s for s in summaries if s["row"] == row), key=lambda s: s["seed"])
+        published = PUBLISHED.get(row, "")
         if not runs:
-            lines.append(f"| {row} | {TARGETS[row]} | not run | | | |")
+            lines.append(f"| {row} | {published} | not run yet | | | | | | |")
             continue
-        finals = [s["final_fid"] for s in runs]
-        lines.append(f"| {row} | {TARGETS[row]} | {_mean_std(finals)} | "
-                     + ", ".join(f"{v:.2f}" for v in finals) + " | "
-                     + ", ".join(f"{s['best_fid']:.2f}" for s in runs) + " | "
+        pick = lambda key, scale=1: [s[key] * scale for s in runs]  # noqa: E731
+        lines.append(f"| {row} | {published} | {_mean_std(pick('tf_legacy_fid'))} "
+                     f"| {_mean_std(pick('final_fid'))} "
+                     f"| {_mean_std(pick('tf_legacy_kid', 1e3))} "
+                     f"| {_mean_std(pick('final_kid', 1e3))} | {len(runs)} | "
+                     + ", ".join(f"{v:.2f}" for v in pick("tf_legacy_fid")) + " | "
                      + ", ".join(map(_time_to_pass, runs)) + " |")
         grid = args.out / row / f"seed_{runs[0]['seed']}" / "samples" / "latest.png"
         if grid.is_file():
-            shutil.copyfile(grid, args.results / f"{row}.png")
+            save_grid(grid, args.results / f"{row}.png")
     first = summaries[0]
     header = (f"{len(summaries)} runs; device {first['device']}, jax {first['jax']}, "
               f"flax {first['flax']}, first finished {min(s['date'] for s in summaries)}; "
@@ -176,7 +263,8 @@ def report(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_command(args.command, {"run": lambda: run(args), "report": lambda: report(args)})
+    return run_command(args.command, {"floor": lambda: floor(args), "run": lambda: run(args),
+                                      "report": lambda: report(args)})
 
 
 if __name__ == "__main__":

@@ -89,16 +89,19 @@ def check_all_bounds(config: "Config") -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    arch: str = "dcgan"  # "dcgan", "resnet" or "mlp" (gan_jax.models.ARCHITECTURES)
+    # "dcgan", "infogan" (Lucic et al.'s), "resnet" or "mlp" (gan_jax.models.ARCHITECTURES)
+    arch: str = "dcgan"
     # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64
     resolution: int = at_least(28, 1)
     channels: int = at_least(1, 1)  # must match the dataset's channels
     latent_dim: int = at_least(100, 1)
-    # DCGAN: ngf (channels of the last G block); ResNet 32: channels of every block (SNGAN: 256),
-    # ResNet 64: of the last (Mimicry: 64); MLP: hidden units of G
+    # DCGAN: ngf (channels of the last G block); InfoGAN: w (FC 16w, 2w maps, w; 64 as published);
+    # ResNet 32: channels of every block (SNGAN: 256), ResNet 64: of the last (Mimicry: 64);
+    # MLP: hidden units of G
     g_width: int = at_least(64, 1)
-    # DCGAN: ndf (channels of the first D block); ResNet 32: every block (SNGAN: 128), ResNet 64:
-    # the first (Mimicry: 64); MLP: maxout units
+    # DCGAN: ndf (channels of the first D block); InfoGAN: w (w, 2w maps, FC 16w; 64 as
+    # published); ResNet 32: every block (SNGAN: 128), ResNet 64: the first (Mimicry: 64); MLP:
+    # maxout units
     d_width: int = at_least(64, 1)
     mlp_layers: int = at_least(2, 1)  # hidden layers of the MLP generator and discriminator
     maxout_pieces: int = at_least(5, 1)  # MLP discriminator: linear pieces per maxout unit

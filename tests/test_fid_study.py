@@ -45,7 +45,8 @@ def test_a_resumed_run_is_not_timed(tmp_path):
 
 
 def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
-    for argv, message in [(["run", "--rows", "ns_gan,big_gan"], "unknown row 'big_gan'"),
+    for argv, message in [(["run", "--rows", "ns_gan,big_gan"], "unknown variant 'big_gan'"),
+                          (["run", "--experiment", str(tmp_path / "none.py")], "is not a file"),
                           (["run", "--seeds", "0,a"], "--seeds '0,a' is not"),
                           (["report", "--out", str(tmp_path)], "no finished runs under")]:
         assert fid_study.main(argv) == 2
@@ -59,19 +60,29 @@ def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     with np.load(GOLDEN) as golden:  # 16 real Fashion-MNIST images as the FID reference
         np.savez(tmp_path / "reference.npz", images=golden["gray_images"])
     tiny = ["model.g_width=8", "model.d_width=8", "model.latent_dim=16", "train.batch_size=16",
-            f"eval.reference={tmp_path / 'reference.npz'}", "eval.batch_size=16", "train.grid_size=16"]
-    argv = ["--out", str(tmp_path / "runs"), "--rows", "ns_gan", "--seeds", "0",
-            "--kimg", "0.048", "--eval-every-kimg", "0.032", "--metric", "fid16",
+            f"eval.reference={tmp_path / 'reference.npz'}", "eval.batch_size=16",
+            "train.grid_size=16", "train.checkpoint_every_kimg=0.016"]
+    argv = ["--out", str(tmp_path / "runs"), "--rows", "ns_gan,wgan", "--seeds", "0",
+            "--kimg", "0.048", "--eval-every-kimg", "0.032", "--count", "16",
             "--pass-fid", "1e6", "--results", str(tmp_path / "results"), "--no-progress", *tiny]
     assert fid_study.main(["run", *argv]) == 0
     summary = json.loads((tmp_path / "runs" / "ns_gan" / "seed_0" / "study.json").read_text())
     assert summary["metric"] == "fid16" and summary["final_fid"] > 0
+    assert summary["tf_legacy_fid"] > 0 and summary["tf_legacy_fid"] != summary["final_fid"]
+    assert np.isfinite(summary["final_kid"]) and np.isfinite(summary["tf_legacy_kid"])
+    # The curve row is evaluated during the run, the others only at the end.
     assert [p["kimg"] for p in summary["curve"]] == [0.032, 0.048]
     assert 0 < summary["seconds_to_pass"] < summary["curve"][0]["wall_s"]
+    wgan = json.loads((tmp_path / "runs" / "wgan" / "seed_0" / "study.json").read_text())
+    assert len(wgan["curve"]) == 1  # at its end (5 critic batches: one step of 0.08 kimg)
     capsys.readouterr()
     assert fid_study.main(["run", *argv]) == 0  # finished runs are not trained again
-    assert capsys.readouterr().out.count("done before, skipped") == 1
+    assert capsys.readouterr().out.count("done before, skipped") == 2
     assert fid_study.main(["report", *argv]) == 0
     table = (tmp_path / "results" / "table.md").read_text()
-    assert "| ns_gan | 26.5 | " in table and "| lsgan | 30.7 | not run |" in table
-    assert (tmp_path / "results" / "ns_gan.png").is_file()
+    assert "| ns_gan | 26.5 | " in table and "| lsgan | 30.7 | not run yet |" in table
+    assert "| wgan | 21.5 | " in table
+    from PIL import Image
+    with Image.open(tmp_path / "runs" / "ns_gan" / "seed_0" / "samples" / "latest.png") as raw, \
+            Image.open(tmp_path / "results" / "ns_gan.png") as shown:
+        assert shown.size == (raw.width * 3, raw.height * 3)

@@ -4,6 +4,7 @@ import jax
 import numpy as np
 import pytest
 
+from experiments.configs import lucic_fashion_mnist
 from experiments.configs.gan_zoo import RECIPES, VARIANTS
 from gan_jax.compatibility import check_labels
 from gan_jax.config import load_config, with_overrides
@@ -13,10 +14,11 @@ from tests.conftest import REPO, requires_fashion_mnist
 from tests.helpers import leaves, random_batch, tiny_config
 
 ZOO = REPO / "experiments" / "configs" / "gan_zoo.py"
+LUCIC = REPO / "experiments" / "configs" / "lucic_fashion_mnist.py"
 
 
-def _config(variant):
-    return load_config(f"{ZOO}:{variant}")
+def _config(variant, experiment=ZOO):
+    return load_config(f"{experiment}:{variant}")
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -38,10 +40,14 @@ _SLOW_RECIPES = ("sngan_resnet", "cgan_projection")
 @pytest.mark.parametrize("variant", [
     *(pytest.param(f"{name}.test", marks=[pytest.mark.slow] if name in _SLOW_RECIPES else [])
       for name in sorted(RECIPES)),
-    *(pytest.param(f"{name}.cifar10.test", marks=pytest.mark.slow) for name in sorted(RECIPES))])
-def test_every_recipe_runs_one_finite_step_on_tiny_data(variant):
-    """Each (loss x architecture x conditioning x regulariser) combination of the zoo."""
-    config = _config(variant)
+    *(pytest.param(f"{name}.cifar10.test", marks=pytest.mark.slow) for name in sorted(RECIPES)),
+    *(pytest.param(f"{name}.test", id=f"lucic:{name}")
+      for name in sorted(lucic_fashion_mnist.RECIPES))])
+def test_every_recipe_runs_one_finite_step_on_tiny_data(variant, request):
+    """Each (loss x architecture x conditioning x regulariser) combination of the zoo, and each
+    row of the "Are GANs Created Equal?" table on its InfoGAN networks."""
+    lucic = request.node.callspec.id.startswith("lucic:")
+    config = _config(variant, LUCIC if lucic else ZOO)
     gan = build_gan(config)
     before = init_state(gan, jax.random.key(0))
     after, metrics = jax.jit(train_step_for(gan))(before, random_batch(config), jax.random.key(1))

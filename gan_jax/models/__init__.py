@@ -23,6 +23,9 @@ from gan_jax.models.convolution import IMPLEMENTATIONS as CONV_IMPLEMENTATIONS
 from gan_jax.models.convolution import default_implementation
 from gan_jax.models.dcgan import WEIGHT_INIT as DCGAN_WEIGHT_INIT
 from gan_jax.models.dcgan import DCGANDiscriminatorBody, DCGANGenerator, upsampling_plan
+from gan_jax.models.infogan import WEIGHT_INIT as INFOGAN_WEIGHT_INIT
+from gan_jax.models.infogan import (InfoGANDiscriminatorBody, InfoGANGenerator,
+                                    check_resolution)
 from gan_jax.models.layers import MinibatchDiscrimination, maybe_spectral
 from gan_jax.models.mlp import MLPDiscriminatorBody, MLPGenerator
 from gan_jax.models.resnet import ResNetDiscriminatorBody, ResNetGenerator, glorot_uniform
@@ -105,6 +108,22 @@ def _dcgan(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
                                    conv_implementation=conv))
 
 
+def _infogan(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
+    check_resolution(c.resolution)  # fail early, with the user-facing message
+    conv = conv_implementation(c)
+    if c.minibatch_std:
+        raise UserError("model.minibatch_std needs model.arch='dcgan' or 'resnet': the InfoGAN "
+                        "discriminator's last features are a vector, not a feature map")
+    return (InfoGANGenerator(c.resolution, c.channels, c.g_width, c.bn_momentum,
+                             num_classes=_g_classes(c),
+                             spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype,
+                             conv_implementation=conv),
+            InfoGANDiscriminatorBody(c.resolution, c.d_width, c.bn_momentum,
+                                     norm=_norm(c, "batch"),
+                                     spectral_norm=c.spectral_norm != "none", dtype=dtype,
+                                     conv_implementation=conv))
+
+
 def _resnet(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
     conv = conv_implementation(c)
     return (ResNetGenerator(c.resolution, c.channels, c.g_width, num_classes=_g_classes(c),
@@ -129,9 +148,10 @@ def _mlp(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
 
 
 ARCHITECTURES: dict[str, Callable[[ModelConfig, Any], tuple[nn.Module, nn.Module]]] = {
-    "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet}
+    "dcgan": _dcgan, "infogan": _infogan, "mlp": _mlp, "resnet": _resnet}
 # The head is initialised like its architecture's own layers.
-HEAD_INITS = {"dcgan": DCGAN_WEIGHT_INIT, "resnet": glorot_uniform(1.0),
+HEAD_INITS = {"dcgan": DCGAN_WEIGHT_INIT, "infogan": INFOGAN_WEIGHT_INIT,
+              "resnet": glorot_uniform(1.0),
               "mlp": nn.initializers.lecun_normal()}
 
 
@@ -164,5 +184,6 @@ def build_networks(config: ModelConfig) -> Networks:
 
 __all__ = ["ARCHITECTURES", "CONDITIONINGS", "COMPUTE_DTYPES", "Discriminator",
            "DiscriminatorOutput", "Networks", "build_networks", "check_model_config",
-           "DCGANGenerator", "DCGANDiscriminatorBody", "MLPGenerator", "MLPDiscriminatorBody",
+           "DCGANGenerator", "DCGANDiscriminatorBody", "InfoGANGenerator",
+           "InfoGANDiscriminatorBody", "MLPGenerator", "MLPDiscriminatorBody",
            "ResNetGenerator", "ResNetDiscriminatorBody", "upsampling_plan"]

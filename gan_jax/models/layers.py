@@ -86,15 +86,16 @@ def maybe_spectral(layer: nn.Module, x: jax.Array, *, spectral_norm: bool,
 
 
 def feature_norm(kind: str, x: jax.Array, *, train: bool, momentum: float,
-                 dtype: Any = jnp.float32) -> jax.Array:
+                 dtype: Any = jnp.float32, epsilon: float = 1e-5) -> jax.Array:
     """The discriminator's normalisation after a convolution; call from a compact method."""
     if kind == "batch":
-        return nn.BatchNorm(use_running_average=not train, momentum=momentum, dtype=dtype)(x)
+        return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=epsilon,
+                            dtype=dtype)(x)
     if kind == "layer":
         # Over all of a sample's features (C, H, W) with a per-channel gain and bias: WGAN-GP's
         # layer norm (PyTorch's GroupNorm with one group).
         return nn.LayerNorm(reduction_axes=tuple(range(1, x.ndim)), feature_axes=-1,
-                            dtype=dtype)(x)
+                            epsilon=epsilon, dtype=dtype)(x)
     if kind == "none":
         return x
     raise ValueError(f"unknown norm {kind!r}; expected one of {NORMS}")
@@ -106,12 +107,13 @@ class ConditionalBatchNorm(nn.Module):
     num_classes: int
     momentum: float = 0.9
     dtype: Any = jnp.float32
+    epsilon: float = 1e-5
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array, *, train: bool) -> jax.Array:
         features = x.shape[-1]
         x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, use_scale=False,
-                         use_bias=False, dtype=self.dtype)(x)
+                         use_bias=False, epsilon=self.epsilon, dtype=self.dtype)(x)
         gain = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.ones,
                         name="gain")(labels)
         bias = nn.Embed(self.num_classes, features, embedding_init=nn.initializers.zeros,
@@ -127,14 +129,16 @@ class GeneratorNorm(nn.Module):
     momentum: float = 0.9
     scale_init: Any = nn.initializers.ones
     dtype: Any = jnp.float32
+    epsilon: float = 1e-5  # Flax's and PyTorch's; TensorFlow's compare_gan uses 1e-3
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None, *, train: bool) -> jax.Array:
         if self.num_classes:
-            return ConditionalBatchNorm(self.num_classes, self.momentum, self.dtype)(
-                x, labels, train=train)
+            return ConditionalBatchNorm(self.num_classes, self.momentum, self.dtype,
+                                        self.epsilon)(x, labels, train=train)
         return nn.BatchNorm(use_running_average=not train, momentum=self.momentum,
-                            scale_init=self.scale_init, dtype=self.dtype)(x)
+                            epsilon=self.epsilon, scale_init=self.scale_init,
+                            dtype=self.dtype)(x)
 
 
 def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:

@@ -33,6 +33,35 @@ def test_torch_dcgan_has_the_flax_dcgan_parameters(resolution):
     assert tuple(d(images).shape) == (2,)
 
 
+@pytest.mark.parametrize("case", ["sngan32_b64_n5", "mlp28_b100"])
+def test_torch_transcriptions_have_the_flax_parameters(case):
+    """The ResNet SNGAN and MLP baselines: the same parameter counts as gan_jax's networks
+    (D with its head), the same image shape, one logit per image."""
+    config = train_step_speed.case_config(case, "float32", "tiny")
+    m = config.model
+    state = init_state(build_gan(config), jax.random.key(0))
+    step = train_step_speed.torch_step_factory(config, "eager", "float32")("cpu")
+    assert torch_dcgan.parameter_count(step.g) == flax_parameter_count(state.g_params)
+    assert torch_dcgan.parameter_count(step.d) == flax_parameter_count(state.d_params)
+    images = step.g(torch.zeros(2, m.latent_dim))
+    assert tuple(images.shape) == (2, m.channels, m.resolution, m.resolution)
+    assert tuple(step.d(images).shape) == (2,)
+
+
+@pytest.mark.parametrize("case", ["sngan32_b64_n5", "mlp28_b100"])
+def test_torch_steps_train_both_networks_every_critic_update(case):
+    config = train_step_speed.case_config(case, "float32", "tiny")
+    m, t = config.model, config.train
+    step = train_step_speed.torch_step_factory(config, "eager", "float32")("cpu")
+    assert (step.loss_name, step.n_critic) == (t.loss, t.n_critic)
+    before = [p.detach().clone() for p in [*step.g.parameters(), *step.d.parameters()]]
+    real = torch.rand(t.batch_size * t.n_critic, m.channels, m.resolution, m.resolution)
+    step.step(real * 2 - 1)
+    after = [*step.g.parameters(), *step.d.parameters()]
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert int(step.d_opt.state[next(step.d.parameters())]["step"]) == t.n_critic
+
+
 def test_torch_step_trains_both_networks():
     step = torch_dcgan.DCGANStep(32, 3, 8, 16, 4, "eager", "float32", "cpu")
     before = [p.detach().clone() for p in [*step.g.parameters(), *step.d.parameters()]]

@@ -17,8 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn as tnn
+
+from experiments.benchmarks.torch_gans import (SampleLayerNorm, TorchDiscriminatorBody32,
+                                             TorchGenerator32)
 
 from gan_jax.errors import UserError
 from gan_jax.models.resnet import ResNetDiscriminatorBody, ResNetGenerator
@@ -74,92 +76,6 @@ def _count(tree: Any) -> int:
 
 # ----------------------------------------------------------------------------------------------
 # PyTorch reference (NCHW), module names mirror the Flax ones to keep the copy readable.
-
-
-class TorchGBlock(tnn.Module):
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.bn1, self.bn2 = tnn.BatchNorm2d(cin), tnn.BatchNorm2d(cout)
-        self.conv1 = tnn.Conv2d(cin, cout, 3, 1, 1)
-        self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1)
-        self.shortcut = tnn.Conv2d(cin, cout, 1, 1, 0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(F.relu(self.bn1(x)), scale_factor=2, mode="nearest")
-        h = self.conv2(F.relu(self.bn2(self.conv1(h))))
-        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
-
-
-class TorchGenerator32(tnn.Module):
-    def __init__(self, nz: int, ngf: int, channels: int = 3):
-        super().__init__()
-        self.ngf = ngf
-        self.dense = tnn.Linear(nz, 4 * 4 * ngf)
-        self.blocks = tnn.ModuleList([TorchGBlock(ngf, ngf) for _ in range(3)])
-        self.bn_out = tnn.BatchNorm2d(ngf)
-        self.conv_out = tnn.Conv2d(ngf, channels, 3, 1, 1)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.dense(z).view(-1, self.ngf, 4, 4)
-        for block in self.blocks:
-            h = block(h)
-        return torch.tanh(self.conv_out(F.relu(self.bn_out(h))))
-
-
-class SampleLayerNorm(tnn.GroupNorm):
-    """WGAN-GP's layer norm: over each sample's (C, H, W), with a per-channel gain and bias."""
-
-    def __init__(self, channels: int, eps: float):
-        super().__init__(1, channels, eps=eps)
-
-
-def _torch_norm(kind: str, c: int) -> tnn.Module:
-    return {"none": tnn.Identity, "batch": lambda: tnn.BatchNorm2d(c),
-            "layer": lambda: SampleLayerNorm(c, eps=1e-6)}[kind]()
-
-
-class TorchDBlockFirst(tnn.Module):
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.conv1 = tnn.Conv2d(cin, cout, 3, 1, 1)
-        self.conv2 = tnn.Conv2d(cout, cout, 3, 1, 1)
-        self.shortcut = tnn.Conv2d(cin, cout, 1, 1, 0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.avg_pool2d(self.conv2(F.relu(self.conv1(x))), 2)
-        return h + self.shortcut(F.avg_pool2d(x, 2))
-
-
-class TorchDBlock(tnn.Module):
-    def __init__(self, cin: int, cout: int, downsample: bool, norm: str):
-        super().__init__()
-        self.downsample = downsample
-        self.norm1, self.norm2 = _torch_norm(norm, cin), _torch_norm(norm, cin)
-        self.conv1 = tnn.Conv2d(cin, cin, 3, 1, 1)
-        self.conv2 = tnn.Conv2d(cin, cout, 3, 1, 1)
-        self.shortcut = (tnn.Conv2d(cin, cout, 1, 1, 0) if downsample or cin != cout
-                         else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.relu(self.norm1(x)))
-        h = self.conv2(F.relu(self.norm2(h)))
-        sc = x if self.shortcut is None else self.shortcut(x)
-        if self.downsample:
-            h, sc = F.avg_pool2d(h, 2), F.avg_pool2d(sc, 2)
-        return h + sc
-
-
-class TorchDiscriminatorBody32(tnn.Module):
-    def __init__(self, ndf: int, norm: str = "none", channels: int = 3):
-        super().__init__()
-        self.blocks = tnn.ModuleList([
-            TorchDBlockFirst(channels, ndf), TorchDBlock(ndf, ndf, True, norm),
-            TorchDBlock(ndf, ndf, False, norm), TorchDBlock(ndf, ndf, False, norm)])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x)
-        return torch.sum(F.relu(x), dim=(2, 3))
 
 
 def _set(param: torch.Tensor, value: Any) -> None:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import contextlib
 import statistics
 import time
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
 MODES = ("eager", "compile", "reduce-overhead")
 PRECISIONS = ("float32", "bfloat16")
+LOSSES = ("non_saturating", "minimax", "hinge")
 
 
 def _plan(resolution: int) -> tuple[int, int]:
@@ -70,23 +71,27 @@ def _init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class DCGANStep:
-    """Networks, optimizers and one train step, set up for a mode and a precision."""
+class GANStep:
+    """Networks, optimizers and one train step, set up for a mode and a precision.
 
-    def __init__(self, resolution: int, channels: int, width: int, latent_dim: int,
-                 batch_size: int, mode: str, precision: str, device: str):
-        if mode not in MODES or precision not in PRECISIONS:
-            raise ValueError(f"mode {mode!r} / precision {precision!r}; choose from "
-                             f"{MODES} / {PRECISIONS}")
-        self.device, self.mode, self.batch_size, self.latent_dim = (device, mode, batch_size,
-                                                                    latent_dim)
-        self.g = generator(resolution, channels, width, latent_dim).to(device)
-        self.d = discriminator(resolution, channels, width).to(device)
-        self.g.apply(_init_weights)
-        self.d.apply(_init_weights)
+    One step: `n_critic` D updates, each on its own real batch and fresh fakes (detached), then
+    one G update through D applied to the last D update's fakes (gan_jax shares them the same
+    way). Losses: "non_saturating" and "minimax" (BCE on logits) and "hinge".
+    """
+
+    def __init__(self, g: nn.Module, d: nn.Module, latent_shape: tuple[int, ...],
+                 batch_size: int, mode: str, precision: str, device: str, *,
+                 loss: str = "non_saturating", n_critic: int = 1, lr: float = 2e-4,
+                 betas: tuple[float, float] = (0.5, 0.999)):
+        if mode not in MODES or precision not in PRECISIONS or loss not in LOSSES:
+            raise ValueError(f"mode {mode!r} / precision {precision!r} / loss {loss!r}; choose "
+                             f"from {MODES} / {PRECISIONS} / {LOSSES}")
+        self.device, self.mode, self.batch_size = device, mode, batch_size
+        self.latent_shape, self.loss_name, self.n_critic = latent_shape, loss, n_critic
+        self.g, self.d = g.to(device), d.to(device)
         fused = {"fused": True} if device.startswith("cuda") else {}
-        self.g_opt = torch.optim.Adam(self.g.parameters(), 2e-4, betas=(0.5, 0.999), **fused)
-        self.d_opt = torch.optim.Adam(self.d.parameters(), 2e-4, betas=(0.5, 0.999), **fused)
+        self.g_opt = torch.optim.Adam(self.g.parameters(), lr, betas=betas, **fused)
+        self.d_opt = torch.optim.Adam(self.d.parameters(), lr, betas=betas, **fused)
         self.g_call, self.d_call = self.g, self.d
         if mode != "eager":
             compile_mode = None if mode == "compile" else mode
@@ -94,36 +99,63 @@ class DCGANStep:
             self.d_call = torch.compile(self.d, mode=compile_mode)
         self.autocast = (torch.autocast(device.split(":")[0], dtype=torch.bfloat16)
                          if precision == "bfloat16" else contextlib.nullcontext())
-        self.loss = nn.BCEWithLogitsLoss()
+        self.bce = nn.BCEWithLogitsLoss()
         self.ones = torch.ones(batch_size, device=device)
         self.zeros = torch.zeros(batch_size, device=device)
 
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "hinge":
+            return (torch.relu(1 - real_logits).mean() + torch.relu(1 + fake_logits).mean())
+        return self.bce(real_logits, self.ones) + self.bce(fake_logits, self.zeros)
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        if self.loss_name == "hinge":
+            return -fake_logits.mean()
+        if self.loss_name == "minimax":
+            return -self.bce(fake_logits, self.zeros)  # minimise log(1 - D(G(z)))
+        return self.bce(fake_logits, self.ones)
+
     def step(self, real: torch.Tensor) -> None:
+        """`real` holds n_critic batches, one per D update."""
         if self.mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()
-        z = torch.randn(self.batch_size, self.latent_dim, 1, 1, device=self.device)
+        for batch in real.split(self.batch_size):
+            z = torch.randn(self.batch_size, *self.latent_shape, device=self.device)
+            with self.autocast:
+                fake = self.g_call(z)
+                d_loss = self.d_loss(self.d_call(batch).float(),
+                                     self.d_call(fake.detach()).float())
+            self.d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.d_opt.step()
         with self.autocast:
-            fake = self.g_call(z)
-            d_loss = (self.loss(self.d_call(real).float(), self.ones)
-                      + self.loss(self.d_call(fake.detach()).float(), self.zeros))
-        self.d_opt.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.d_opt.step()
-        with self.autocast:
-            g_loss = self.loss(self.d_call(fake).float(), self.ones)
+            g_loss = self.g_loss(self.d_call(fake).float())
         self.g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         self.g_opt.step()
+
+
+class DCGANStep(GANStep):
+    """The DCGAN step: BCE non-saturating loss, Adam 2e-4 / (0.5, 0.999)."""
+
+    def __init__(self, resolution: int, channels: int, width: int, latent_dim: int,
+                 batch_size: int, mode: str, precision: str, device: str):
+        g = generator(resolution, channels, width, latent_dim)
+        d = discriminator(resolution, channels, width)
+        g.apply(_init_weights)
+        d.apply(_init_weights)
+        super().__init__(g, d, (latent_dim, 1, 1), batch_size, mode, precision, device)
 
 
 def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def benchmark(resolution: int, channels: int, width: int, latent_dim: int, batch_size: int,
-              mode: str, precision: str, steps: int, repeats: int, warmup: int) -> dict[str, Any]:
-    """Median seconds per step over `repeats` runs of `steps` steps, after `warmup` steps
-    (compilation and CUDA-graph recording happen there), and the peak memory allocated."""
+def benchmark(make_step: Callable[[str], GANStep], real_shape: tuple[int, ...], steps: int,
+              repeats: int, warmup: int) -> dict[str, Any]:
+    """Median seconds per step of `make_step(device)` over `repeats` runs of `steps` steps,
+    after `warmup` steps (compilation and CUDA-graph recording happen there), on a fixed real
+    batch of `real_shape` (NCHW, all of a step's D batches), and the peak memory allocated."""
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     if cuda:
@@ -131,8 +163,8 @@ def benchmark(resolution: int, channels: int, width: int, latent_dim: int, batch
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     torch.manual_seed(0)
-    step = DCGANStep(resolution, channels, width, latent_dim, batch_size, mode, precision, device)
-    real = torch.rand(batch_size, channels, resolution, resolution, device=device) * 2 - 1
+    step = make_step(device)
+    real = torch.rand(*real_shape, device=device) * 2 - 1
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     for _ in range(warmup):
         step.step(real)

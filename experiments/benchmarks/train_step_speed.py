@@ -9,13 +9,14 @@ Reports img/s (real images shown to D per second), ms/step, TFLOP/s from the ana
 `gan_jax.flops`, that as a percent of the bf16 matrix peak (measured here with a large bf16
 matmul, and of the datasheet's dense figure when the device is known) and peak device memory.
 
-Cases (all 3-channel, like the published PyTorch figures):
+Cases (3-channel, like the published PyTorch figures, but the MLP's Fashion-MNIST shape):
   dcgan64_b128, dcgan64_b512, dcgan32_b64   DCGAN, ngf = ndf = 64, BCE non-saturating, Adam
   sngan32_b64_n5                            the gan_zoo sngan_resnet recipe, 5 D updates/step
+  mlp28_b100                                the original GAN's MLPs (mlp_gan_fashion_mnist)
 each in float32 (XLA's default GPU precision: TF32 convolutions) and bfloat16
-(`model.compute_dtype`). The DCGAN cases are also run in PyTorch (experiments/benchmarks/
-torch_dcgan.py; eager, torch.compile and torch.compile with CUDA graphs, float32 and bf16
-autocast) when torch is installed. Each case runs in its own subprocess so peak memory is its
+(`model.compute_dtype`). Every case is also run in PyTorch when torch is installed
+(experiments/benchmarks/torch_dcgan.py's step on the transcriptions there and in torch_gans.py;
+eager, torch.compile and torch.compile with CUDA graphs, float32 and bf16 autocast). Each case runs in its own subprocess so peak memory is its
 own and the two frameworks never share the GPU. Prints a table last; writes results.json
 (every row, the command, device, date and versions) under --out.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import os
 import platform
@@ -41,6 +43,7 @@ CASES: dict[str, dict[str, Any]] = {
     "dcgan64_b512": {"model.resolution": 64, "train.batch_size": 512},
     "dcgan32_b64": {"model.resolution": 32, "train.batch_size": 64},
     "sngan32_b64_n5": {"recipe": "sngan_resnet", "train.batch_size": 64},
+    "mlp28_b100": {"experiment": "mlp_gan_fashion_mnist"},
 }
 DCGAN = {"model.arch": "dcgan", "model.channels": 3, "model.g_width": 64, "model.d_width": 64,
          "model.latent_dim": 100, "train.loss": "non_saturating", "optim.g_lr": 2e-4,
@@ -78,8 +81,10 @@ def case_config(case: str, dtype: str, scale: str):
     from experiments.configs import gan_zoo
     from gan_jax.config import Config, with_overrides
     overrides = dict(CASES[case])
-    recipe = overrides.pop("recipe", None)
-    if recipe:
+    recipe, experiment = overrides.pop("recipe", None), overrides.pop("experiment", None)
+    if experiment:  # the experiment's own data shape (the MLP GAN: 28x28x1)
+        base = importlib.import_module(f"experiments.configs.{experiment}").get_config()
+    elif recipe:
         base = with_overrides(Config(), {**gan_zoo.RECIPES[recipe], "model.channels": 3})
     else:
         base = with_overrides(Config(), DCGAN)
@@ -146,16 +151,37 @@ def run_jax_case(case: str, dtype: str, args: argparse.Namespace) -> dict[str, A
                            args.warmup, profile)
 
 
+def torch_step_factory(config, mode: str, dtype: str):
+    """`device -> GANStep`: the PyTorch transcription of `config`'s networks and step."""
+    from experiments.benchmarks import torch_dcgan, torch_gans
+    m, t, o = config.model, config.train, config.optim
+    if m.arch == "dcgan":
+        return lambda device: torch_dcgan.DCGANStep(m.resolution, m.channels, m.g_width,
+                                                    m.latent_dim, t.batch_size, mode, dtype,
+                                                    device)
+    if m.arch == "resnet":
+        networks = lambda: torch_gans.sngan_networks(m.g_width, m.d_width, m.latent_dim,  # noqa: E731
+                                                     m.channels)
+    else:
+        networks = lambda: torch_gans.mlp_networks(  # noqa: E731
+            m.resolution, m.channels, m.g_width, m.d_width, m.latent_dim, m.mlp_layers,
+            m.maxout_pieces, m.d_dropout)
+    return lambda device: torch_dcgan.GANStep(
+        *networks(), (m.latent_dim,), t.batch_size, mode, dtype, device, loss=t.loss,
+        n_critic=t.n_critic, lr=o.d_lr, betas=(o.b1, o.b2))
+
+
 def run_torch_case(case: str, dtype: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     from experiments.benchmarks import torch_dcgan
     from gan_jax.flops import train_step_flops
     from gan_jax.train import build_gan
     config = case_config(case, dtype, args.scale)
     m, t = config.model, config.train
-    result = torch_dcgan.benchmark(m.resolution, m.channels, m.g_width, m.latent_dim,
-                                   t.batch_size, mode, dtype, args.steps, args.repeats,
-                                   args.warmup)
-    return {"framework": "torch", "mode": mode, "real_images_per_step": t.batch_size,
+    rows = t.batch_size * t.n_critic
+    result = torch_dcgan.benchmark(torch_step_factory(config, mode, dtype),
+                                   (rows, m.channels, m.resolution, m.resolution), args.steps,
+                                   args.repeats, args.warmup)
+    return {"framework": "torch", "mode": mode, "real_images_per_step": rows,
             "flops_per_step": train_step_flops(build_gan(config)).per_step, **result}
 
 
@@ -201,8 +227,6 @@ def specs(args: argparse.Namespace) -> list[dict[str, Any]]:
     for case in args.cases.split(","):
         for dtype in args.dtypes.split(","):
             out.append({"kind": "step", "framework": "jax", "case": case, "dtype": dtype})
-            if not case.startswith("dcgan"):
-                continue  # the PyTorch baseline is the DCGAN step
             out += [{"kind": "step", "framework": "torch", "case": case, "dtype": dtype,
                      "mode": mode} for mode in torch_modes]
     return out

@@ -67,7 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--count", type=int, default=10000,
                         help="generated and real images per FID/KID (the paper's 10k)")
     parser.add_argument("--pass-fid", type=float, default=26.5)
-    parser.add_argument("--results", type=Path, default=Path("experiments/results/fid_fashion_mnist"),
+    parser.add_argument("--results", type=Path,
+                        default=Path("experiments/results/fid_fashion_mnist"),
                         help="report: folder for the markdown table and the sample grids")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value")

@@ -98,6 +98,17 @@ def _stats(tree, seed):
     return jax.tree.map(lambda a: a + 0.2 * rng.uniform(0, 1, a.shape).astype(a.dtype), tree)
 
 
+def _both_modes(module, variables, inputs, ref, ref_inputs):
+    """(ours, torch's) outputs in evaluation mode, then in training mode (batch statistics);
+    evaluation first, since torch's training call moves its running statistics."""
+    for train in (False, True):
+        ours = module.apply(variables, inputs, train=train,
+                            mutable=["batch_stats"] if train else False)
+        ref.train(train)
+        with torch.no_grad():
+            yield (ours[0] if train else ours), ref(ref_inputs).numpy()
+
+
 @pytest.mark.parametrize("implementation", ["xla", "matmul"])
 def test_generator_matches_torch_transcription(implementation):
     g = InfoGANGenerator(SIDE, 1, WIDTH, conv_implementation=implementation)
@@ -112,15 +123,10 @@ def test_generator_matches_torch_transcription(implementation):
     for bn, name in ((ref.bn1, "GeneratorNorm_0"), (ref.bn2, "GeneratorNorm_1"),
                      (ref.bn3, "GeneratorNorm_2")):
         _load_bn(bn, params[name]["BatchNorm_0"], stats[name]["BatchNorm_0"])
-    for train in (False, True):  # torch's training call moves its running statistics
-        ours = g.apply({"params": params, "batch_stats": stats}, z, train=train,
-                       mutable=["batch_stats"] if train else False)
-        ours = ours[0] if train else ours
-        ref.train(train)
-        with torch.no_grad():
-            want = ref(_t(z)).numpy().transpose(0, 2, 3, 1)
+    for ours, want in _both_modes(g, {"params": params, "batch_stats": stats}, z, ref, _t(z)):
+        want = want.transpose(0, 2, 3, 1)
         assert ours.shape == (6, SIDE, SIDE, 1) and np.std(want) > 0.01  # not constant
-        np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-5, err_msg=f"train={train}")
+        np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("norm", ["batch", "none"])
@@ -138,15 +144,10 @@ def test_discriminator_matches_torch_transcription(norm, implementation):
     if norm == "batch":
         _load_bn(ref.bn2, params["BatchNorm_0"], stats["BatchNorm_0"])
         _load_bn(ref.bn3, params["BatchNorm_1"], stats["BatchNorm_1"])
-    for train in (False, True):  # torch's training call moves its running statistics
-        ours = d.apply({"params": params, "batch_stats": stats}, x, train=train,
-                       mutable=["batch_stats"] if train else False)
-        ours = ours[0] if train else ours
-        ref.train(train)
-        with torch.no_grad():
-            want = ref(_t(x).permute(0, 3, 1, 2)).numpy()
+    for ours, want in _both_modes(d, {"params": params, "batch_stats": stats}, x, ref,
+                                  _t(x).permute(0, 3, 1, 2)):
         assert ours.shape == (5, 16 * WIDTH)
-        np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-5, err_msg=f"train={train}")
+        np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-5)
 
 
 def test_the_published_networks_have_the_published_layers():

@@ -18,7 +18,9 @@ kid10k (clean) at the end, and also every `--eval-every-kimg` for the `--curve-r
 time-to-result rows), then the final checkpoint under tf_legacy, and writes a `study.json`
 summary: the final numbers under both protocols, the curve, and the training wall clock until
 the clean FID first reached `--pass-fid` (26.5, the NS GAN's published best), counting
-everything from the start of the process except the evaluations themselves. Finished runs
+everything from the start of the process except the evaluations themselves (a resumed run
+adds each process's time once: its restarts' start-up is counted, the work lost after its
+last checkpoint is not). Finished runs
 and finished evaluations are skipped and an interrupted run resumes, so the study can be
 spread over several sessions. Overrides apply to every run (e.g. `data.dir=...`).
 
@@ -102,28 +104,41 @@ def run_config(row: str, seed: int, args: argparse.Namespace) -> config_lib.Conf
 
 
 def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
-    """The study's numbers for one finished run, from its metrics.jsonl (clean FID)."""
-    curve, evaluation_seconds, resumed, last_wall = [], 0.0, False, 0.0
+    """The study's numbers for one finished run, from its metrics.jsonl (clean FID).
+
+    Training time leaves the evaluations out. A resumed run's log holds one segment per
+    process (`wall_s` restarts at 0; the rows after the checkpoint it resumed from were
+    dropped), so each segment's time up to its last kept row is added once: the time of an
+    uninterrupted run plus each restart's start-up (data, compilation).
+    """
+    curve, restarts, last_wall = [], 0, 0.0
+    finished_segments = segment_evals = total_evals = 0.0
     seconds_to_pass, last = None, {}
     for line in (workdir / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
-        resumed |= row.get("wall_s", last_wall) < last_wall  # the clock restarts on resume
-        last_wall = row.get("wall_s", last_wall)
+        wall = row.get("wall_s", last_wall)
+        if wall < last_wall:  # a new process: close the previous segment
+            restarts += 1
+            finished_segments += last_wall - segment_evals
+            segment_evals = 0.0
+        last_wall = wall
         if metric not in row:
             continue
-        evaluation_seconds += row["eval_s"]
+        segment_evals += row["eval_s"]
+        total_evals += row["eval_s"]
         last = row
-        curve.append({"kimg": row["kimg"], "fid": row[metric], "wall_s": row["wall_s"]})
-        if seconds_to_pass is None and row[metric] <= pass_fid and not resumed:
-            seconds_to_pass = row["wall_s"] - evaluation_seconds
+        train_seconds = finished_segments + wall - segment_evals
+        curve.append({"kimg": row["kimg"], "fid": row[metric], "train_s": train_seconds})
+        if seconds_to_pass is None and row[metric] <= pass_fid:
+            seconds_to_pass = train_seconds
     if not curve:
         raise UserError(f"{workdir} has no '{metric}' rows; was eval.metrics set?")
     kid = metric.replace("fid", "kid")
     return {"final_fid": curve[-1]["fid"], "best_fid": min(p["fid"] for p in curve),
             "final_kid": last.get(kid), "kimg": curve[-1]["kimg"], "pass_fid": pass_fid,
-            "seconds_to_pass": seconds_to_pass, "resumed": resumed, "curve": curve,
-            "train_wall_s": last_wall - evaluation_seconds,
-            "evaluation_s": evaluation_seconds}
+            "seconds_to_pass": seconds_to_pass, "restarts": restarts, "curve": curve,
+            "train_s": finished_segments + last_wall - segment_evals,
+            "evaluation_s": total_evals}
 
 
 def environment() -> dict[str, Any]:
@@ -202,11 +217,11 @@ def _mean_std(values: list[float], digits: int = 2) -> str:
 
 
 def _time_to_pass(summary: dict[str, Any]) -> str:
-    if summary["seconds_to_pass"] is not None:
-        return f"{summary['seconds_to_pass'] / 60:.1f} min"
-    if summary["resumed"]:
-        return "resumed, not timed"
-    return "not reached" if len(summary["curve"]) > 1 else "not evaluated during the run"
+    if summary["seconds_to_pass"] is None:
+        return "not reached" if len(summary["curve"]) > 1 else "not evaluated during the run"
+    restarts = summary["restarts"]
+    note = f" ({restarts} restart{'s' * (restarts > 1)})" if restarts else ""
+    return f"{summary['seconds_to_pass'] / 60:.1f} min{note}"
 
 
 def save_grid(source: Path, target: Path) -> None:

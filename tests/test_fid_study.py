@@ -28,20 +28,28 @@ def test_time_to_pass_leaves_out_evaluations(tmp_path):
     summary = fid_study.summarize(tmp_path, "fid10k", pass_fid=26.5)
     assert summary["seconds_to_pass"] == 16.0 - 3.0 - 4.0
     assert (summary["final_fid"], summary["best_fid"], summary["kimg"]) == (25.0, 20.0, 3.0)
-    assert summary["train_wall_s"] == 20.0 - 9.0
-    assert not summary["resumed"]
+    assert summary["train_s"] == 20.0 - 9.0 and summary["evaluation_s"] == 9.0
+    assert summary["restarts"] == 0
     assert [p["fid"] for p in summary["curve"]] == [40.0, 20.0, 25.0]
+    assert fid_study._time_to_pass(summary) == "0.1 min"  # 9 s
 
 
-def test_a_resumed_run_is_not_timed(tmp_path):
+def test_a_resumed_run_adds_each_process_once(tmp_path):
     write_log(tmp_path, [
         {"step": 10, "kimg": 1.0, "wall_s": 8.0, "eval_s": 3.0, "fid10k": 40.0},
+        {"step": 15, "kimg": 1.5, "wall_s": 10.0, "d_loss": 1.0},  # then killed
         {"step": 20, "kimg": 2.0, "wall_s": 2.0, "d_loss": 1.0},  # a new process
         {"step": 20, "kimg": 2.0, "wall_s": 6.0, "eval_s": 3.0, "fid10k": 20.0},
+        {"step": 30, "kimg": 3.0, "wall_s": 1.0, "d_loss": 1.0},  # and another
+        {"step": 30, "kimg": 3.0, "wall_s": 4.0, "eval_s": 2.0, "fid10k": 15.0},
     ])
     summary = fid_study.summarize(tmp_path, "fid10k", pass_fid=26.5)
-    assert summary["resumed"] and summary["seconds_to_pass"] is None
-    assert fid_study._time_to_pass(summary) == "resumed, not timed"
+    # The first process trained 10 - 3 s, the second 3 s before its evaluation.
+    assert summary["seconds_to_pass"] == (10.0 - 3.0) + (6.0 - 3.0)
+    assert summary["train_s"] == (10.0 - 3.0) + (6.0 - 3.0) + (4.0 - 2.0)
+    assert summary["restarts"] == 2
+    assert [p["train_s"] for p in summary["curve"]] == [5.0, 10.0, 12.0]
+    assert fid_study._time_to_pass(summary) == "0.2 min (2 restarts)"
 
 
 def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
@@ -72,7 +80,7 @@ def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     assert np.isfinite(summary["final_kid"]) and np.isfinite(summary["tf_legacy_kid"])
     # The curve row is evaluated during the run, the others only at the end.
     assert [p["kimg"] for p in summary["curve"]] == [0.032, 0.048]
-    assert 0 < summary["seconds_to_pass"] < summary["curve"][0]["wall_s"]
+    assert 0 < summary["seconds_to_pass"] == summary["curve"][0]["train_s"]
     wgan = json.loads((tmp_path / "runs" / "wgan" / "seed_0" / "study.json").read_text())
     assert len(wgan["curve"]) == 1  # at its end (5 critic batches: one step of 0.08 kimg)
     capsys.readouterr()

@@ -18,10 +18,11 @@ def comma_list(text: str, kind: type, flag: str) -> list:
 
 
 def run_command(command: str, commands: dict[str, Callable[[], object]]) -> int:
-    """Runs `commands[command]()`; a UserError becomes one line on stderr and exit code 2."""
+    """Runs `commands[command]()`; a UserError becomes one line on stderr and exit code 2. A
+    command that returns an int chooses the exit code (e.g. a study stopped before its end)."""
     try:
-        commands[command]()
+        result = commands[command]()
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return result if isinstance(result, int) else 0

@@ -20,7 +20,8 @@ summary: the final numbers under both protocols, the curve, and the training wal
 the clean FID first reached `--pass-fid` (26.5, the NS GAN's published best), counting
 everything from the start of the process except the evaluations themselves (a resumed run
 adds each process's time once: its restarts' start-up is counted, the work lost after its
-last checkpoint is not). Finished runs
+last checkpoint is not). A run stopped by SIGTERM or SIGINT
+exits with code 3 after its checkpoint. Finished runs
 and finished evaluations are skipped and an interrupted run resumes, so the study can be
 spread over several sessions. Overrides apply to every run (e.g. `data.dir=...`).
 
@@ -51,6 +52,7 @@ EXPERIMENT = Path(__file__).parent / "configs" / "lucic_fashion_mnist.py"
 RESIZES = ("tf_legacy", "clean")  # the paper's protocol first
 REAL_TRAIN, REAL_TEST = "fashion_mnist:train", "fashion_mnist:test"
 GRID_UPSCALE = 3
+STOPPED = 3  # the exit code of `run` when a SIGTERM/SIGINT stopped a run before its end
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -181,7 +183,7 @@ def floor(args: argparse.Namespace) -> None:
         print(f"floor ({resize}): {fid} {result['metrics'][fid]:.3f}", flush=True)
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
     rows, seeds = experiment_rows(args)
     configs = {(r, s): run_config(r, s, args) for r in rows for s in seeds}  # all checked first
     from gan_jax.loop import total_steps, train
@@ -196,7 +198,7 @@ def run(args: argparse.Namespace) -> None:
         if int(state.step) < total_steps(config):
             print(f"{row} seed {seed}: stopped at step {int(state.step)}; run again to resume",
                   flush=True)
-            return
+            return STOPPED  # so that a script running several commands stops here too
         legacy = evaluate_once(workdir / "final_tf_legacy.json",
                                _evaluate_argv(args, "tf_legacy", "--run", str(workdir)))
         summary = {"row": row, "seed": seed, "metric": fid,
@@ -208,6 +210,7 @@ def run(args: argparse.Namespace) -> None:
         summary_path.write_text(json.dumps(summary, indent=1))
         print(f"{row} seed {seed}: {fid} tf_legacy {summary['tf_legacy_fid']:.2f}, clean "
               f"{summary['final_fid']:.2f}", flush=True)
+    return 0
 
 
 def _mean_std(values: list[float], digits: int = 2) -> str:

@@ -62,6 +62,22 @@ def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
         assert len(err.splitlines()) == 1 and message in err, err
 
 
+def test_a_run_stopped_before_its_end_exits_3_and_trains_nothing_after_it(tmp_path,
+                                                                        monkeypatch):
+    """A SIGTERM returns the state short of its last step: the study stops with exit code 3
+    (a script running several commands stops too), without evaluating or summarising."""
+    import types
+
+    from gan_jax import loop
+    trained = []
+    monkeypatch.setattr(loop, "train", lambda config, workdir, progress: (
+        trained.append(workdir), types.SimpleNamespace(step=1))[1])
+    argv = ["run", "--out", str(tmp_path), "--rows", "ns_gan,lsgan", "--no-progress"]
+    assert fid_study.main(argv) == fid_study.STOPPED == 3
+    assert trained == [tmp_path / "ns_gan" / "seed_0"]
+    assert not list(tmp_path.rglob("study.json")) and not list(tmp_path.rglob("final_*.json"))
+
+
 @pytest.mark.slow
 @requires_fashion_mnist
 def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):

@@ -76,7 +76,9 @@ class GANStep:
 
     One step: `n_critic` D updates, each on its own real batch and fresh fakes (detached), then
     one G update through D applied to the last D update's fakes (gan_jax shares them the same
-    way). Losses: "non_saturating" and "minimax" (BCE on logits) and "hinge".
+    way), differentiated with respect to G's parameters only (no D weight gradients, unlike
+    `loss.backward()`, and no graph for the earlier fakes: the same work as gan_jax's step).
+    Losses: "non_saturating" and "minimax" (BCE on logits) and "hinge".
     """
 
     def __init__(self, g: nn.Module, d: nn.Module, latent_shape: tuple[int, ...],
@@ -119,10 +121,13 @@ class GANStep:
         """`real` holds n_critic batches, one per D update."""
         if self.mode == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()
-        for batch in real.split(self.batch_size):
+        batches = real.split(self.batch_size)
+        for i, batch in enumerate(batches):
             z = torch.randn(self.batch_size, *self.latent_shape, device=self.device)
-            with self.autocast:
+            last = i == len(batches) - 1  # only the last fakes are needed with G's graph
+            with self.autocast, torch.set_grad_enabled(last):
                 fake = self.g_call(z)
+            with self.autocast:
                 d_loss = self.d_loss(self.d_call(batch).float(),
                                      self.d_call(fake.detach()).float())
             self.d_opt.zero_grad(set_to_none=True)
@@ -130,8 +135,10 @@ class GANStep:
             self.d_opt.step()
         with self.autocast:
             g_loss = self.g_loss(self.d_call(fake).float())
-        self.g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
+        # G's gradients only, as gan_jax's step: D's weight gradients are never formed.
+        g_params = list(self.g.parameters())
+        for param, grad in zip(g_params, torch.autograd.grad(g_loss, g_params), strict=True):
+            param.grad = grad
         self.g_opt.step()
 
 

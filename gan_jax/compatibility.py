@@ -11,19 +11,13 @@ from gan_jax.config import Config, check_all_bounds, check_key_choice
 from gan_jax.data import PLACEMENTS
 from gan_jax.errors import UserError
 from gan_jax.losses import BCE_LOSSES, LOSSES
+from gan_jax import models
 from gan_jax.models import check_model_config
 from gan_jax.penalties import PENALTIES
 
 # Penalties whose sum-of-logits input gradient is each sample's own gradient only when D treats
 # samples independently, which BatchNorm in training mode does not.
 _PER_SAMPLE_PENALTIES = PENALTIES
-
-
-def effective_d_norm(config: Config) -> str:
-    m = config.model
-    if m.d_norm != "default":
-        return m.d_norm
-    return "batch" if m.arch == "dcgan" else "none"
 
 
 def check_config(config: Config) -> None:
@@ -67,7 +61,7 @@ def check_config(config: Config) -> None:
         if value:
             raise UserError(f"{key} is set but has no effect without {needs}; set that too or "
                             f"leave {key} at its default")
-    norm = effective_d_norm(config)
+    norm = models.effective_d_norm(config.model)
     if r.penalty in _PER_SAMPLE_PENALTIES and norm == "batch":
         raise UserError(f"reg.penalty='{r.penalty}' needs per-sample critic gradients, but "
                         f"model.d_norm='{m.d_norm}' gives model.arch='{m.arch}' BatchNorm in D; "

@@ -109,7 +109,8 @@ class ModelConfig:
     d_dropout: float = fraction(0.5, high_open=True)
     # running-average decay of BatchNorm statistics (PyTorch's 0.1)
     bn_momentum: float = fraction(0.9)
-    d_norm: str = "default"  # D normalisation: batch, layer, none; default: DCGAN batch, else none
+    # D normalisation: batch, layer, none; default: batch for DCGAN and InfoGAN, else none
+    d_norm: str = "default"
     spectral_norm: str = "none"  # "none", "d" (SNGAN) or "g_and_d" (SAGAN, BigGAN)
     conditioning: str = "none"  # "none", "projection" (cGAN, Miyato & Koyama) or "acgan"
     # classes of a conditional model (must match the dataset's labels)

@@ -76,6 +76,9 @@ INCOMPATIBLE = [  # (overrides, words the message must contain)
     ({"optim.decay_kimg": 100.0}, ["optim.decay_kimg", "optim.lr_decay=linear"]),
     ({"reg.class_weight": 0.5}, ["reg.class_weight", "model.conditioning=acgan"]),
     ({"reg.penalty": "r1"}, ["reg.penalty='r1'", "model.d_norm"]),
+    # InfoGAN's D has BatchNorm by default too (Lucic et al. drop it for penalised critics).
+    ({"model.arch": "infogan", "reg.penalty": "wgan_gp", "train.loss": "wasserstein"},
+     ["reg.penalty='wgan_gp'", "model.d_norm"]),
     ({"reg.penalty_every": 4}, ["reg.penalty_every=4", "reg.penalty='none'"]),
     ({"reg.label_smoothing": 0.1, "train.loss": "hinge"},
      ["reg.label_smoothing=0.1", "train.loss='hinge'"]),

@@ -86,8 +86,13 @@ def _g_classes(c: ModelConfig) -> int:
     return c.num_classes if c.conditioning != "none" else 0
 
 
-def _norm(c: ModelConfig, default: str) -> str:
-    return default if c.d_norm == "default" else c.d_norm
+# D's normalisation under model.d_norm="default": each architecture's paper's.
+DEFAULT_D_NORMS = {"dcgan": "batch", "infogan": "batch", "mlp": "none", "resnet": "none"}
+
+
+def effective_d_norm(c: ModelConfig) -> str:
+    """model.d_norm, with "default" resolved for the architecture."""
+    return DEFAULT_D_NORMS[c.arch] if c.d_norm == "default" else c.d_norm
 
 
 def conv_implementation(c: ModelConfig) -> str:
@@ -103,7 +108,7 @@ def _dcgan(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
                            num_classes=_g_classes(c), spectral_norm=c.spectral_norm == "g_and_d",
                            dtype=dtype, conv_implementation=conv),
             DCGANDiscriminatorBody(c.resolution, c.d_width, c.bn_momentum,
-                                   norm=_norm(c, "batch"), spectral_norm=c.spectral_norm != "none",
+                                   norm=effective_d_norm(c), spectral_norm=c.spectral_norm != "none",
                                    minibatch_std=c.minibatch_std, dtype=dtype,
                                    conv_implementation=conv))
 
@@ -119,7 +124,7 @@ def _infogan(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
                              spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype,
                              conv_implementation=conv),
             InfoGANDiscriminatorBody(c.resolution, c.d_width, c.bn_momentum,
-                                     norm=_norm(c, "batch"),
+                                     norm=effective_d_norm(c),
                                      spectral_norm=c.spectral_norm != "none", dtype=dtype,
                                      conv_implementation=conv))
 
@@ -129,17 +134,17 @@ def _resnet(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
     return (ResNetGenerator(c.resolution, c.channels, c.g_width, num_classes=_g_classes(c),
                             bn_momentum=c.bn_momentum, spectral_norm=c.spectral_norm == "g_and_d",
                             dtype=dtype, conv_implementation=conv),
-            ResNetDiscriminatorBody(c.resolution, c.d_width, norm=_norm(c, "none"),
+            ResNetDiscriminatorBody(c.resolution, c.d_width, norm=effective_d_norm(c),
                                     spectral_norm=c.spectral_norm != "none",
                                     minibatch_std=c.minibatch_std, bn_momentum=c.bn_momentum,
                                     dtype=dtype, conv_implementation=conv))
 
 
 def _mlp(c: ModelConfig, dtype: Any) -> tuple[nn.Module, nn.Module]:
-    if _norm(c, "none") != "none" or c.minibatch_std:
+    if effective_d_norm(c) != "none" or c.minibatch_std:
         raise UserError(f"model.arch='mlp' has no feature maps to normalise: model.d_norm="
                         f"'{c.d_norm}' and model.minibatch_std={c.minibatch_std} need "
-                        "model.arch='dcgan' or 'resnet'")
+                        "a convolutional model.arch ('dcgan', 'infogan' or 'resnet')")
     return (MLPGenerator(c.resolution, c.channels, c.g_width, c.mlp_layers,
                          num_classes=_g_classes(c), spectral_norm=c.spectral_norm == "g_and_d",
                          dtype=dtype),
@@ -186,4 +191,4 @@ __all__ = ["ARCHITECTURES", "CONDITIONINGS", "COMPUTE_DTYPES", "Discriminator",
            "DiscriminatorOutput", "Networks", "build_networks", "check_model_config",
            "DCGANGenerator", "DCGANDiscriminatorBody", "InfoGANGenerator",
            "InfoGANDiscriminatorBody", "MLPGenerator", "MLPDiscriminatorBody",
-           "ResNetGenerator", "ResNetDiscriminatorBody", "upsampling_plan"]
+           "ResNetGenerator", "ResNetDiscriminatorBody", "effective_d_norm", "upsampling_plan"]

@@ -133,6 +133,8 @@ def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
         curve.append({"kimg": row["kimg"], "fid": row[metric], "train_s": train_seconds})
         if seconds_to_pass is None and row[metric] <= pass_fid:
             seconds_to_pass = train_seconds
+    if len(curve) < 2:  # evaluated at the end only: when it got there is not known
+        seconds_to_pass = None
     if not curve:
         raise UserError(f"{workdir} has no '{metric}' rows; was eval.metrics set?")
     kid = metric.replace("fid", "kid")

@@ -16,7 +16,9 @@ from gan_jax.models.infogan import InfoGANDiscriminatorBody, InfoGANGenerator
 
 torch = pytest.importorskip("torch")
 tnn = torch.nn
-WIDTH, LATENT, SIDE = 8, 16, 28  # width 8: FC 128, 16 x 7 x 7 maps, 8 channels; 28x28 images
+# Width 32 (FC 512, 64 x 7 x 7 maps, 32 channels; 28x28 images) is wide enough for the
+# matrix-product form of the stride-2 layers (MIN_MATMUL_WIDTH), so "matmul" runs it.
+WIDTH, LATENT, SIDE = 32, 16, 28
 BN_EPSILON = 1e-3  # compare_gan's standardize_batch, written out: an independent value
 
 

@@ -98,8 +98,10 @@ def stride1_kernel_grad(x: jax.Array, g: jax.Array, kernel_shape: Sequence[int],
         rows = lambda i: slice(pt - i + kh - 1, pt - i + kh - 1 + height)  # noqa: E731
         cols = lambda j: slice(pl - j + kw - 1, pl - j + kw - 1 + width)  # noqa: E731
         pairs = [(x, g[:, rows(i), cols(j)]) for i in range(kh) for j in range(kw)]
+    # Sums in float32 at least (bfloat16 inputs), float64 under jax_enable_x64.
+    accumulate = jnp.promote_types(jnp.result_type(x, g), jnp.float32)
     taps = [jnp.einsum("nhwc,nhwo->co", a, b, precision=precision,
-                       preferred_element_type=jnp.float32) for a, b in pairs]
+                       preferred_element_type=accumulate) for a, b in pairs]
     return jnp.stack(taps).reshape(kernel_shape)
 
 

@@ -43,6 +43,7 @@ from typing import Any
 from gan_jax import config as config_lib
 from experiments.cli import comma_list, run_command
 from gan_jax.errors import UserError
+from gan_jax.files import write_text_atomically
 
 # Best FID of each loss on Fashion-MNIST in Lucic et al. 2018 (best of their search, their
 # TensorFlow pipeline: compare with the tf_legacy column).
@@ -166,8 +167,7 @@ def evaluate_once(path: Path, argv: list[str]) -> dict[str, Any]:
     result = evaluate.evaluate(evaluate.parse_args(argv))
     result["eval_s"] = time.perf_counter() - started
     result.update(environment())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=1))
+    write_text_atomically(path, json.dumps(result, indent=1))
     return result
 
 
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
                    "tf_legacy_kid": legacy["metrics"][kid],
                    "tf_legacy_eval_s": legacy["eval_s"], **environment(),
                    "overrides": args.overrides}
-        summary_path.write_text(json.dumps(summary, indent=1))
+        write_text_atomically(summary_path, json.dumps(summary, indent=1))
         print(f"{row} seed {seed}: {fid} tf_legacy {summary['tf_legacy_fid']:.2f}, clean "
               f"{summary['final_fid']:.2f}", flush=True)
     return 0

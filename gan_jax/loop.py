@@ -47,7 +47,7 @@ from gan_jax.config import Config, EvalConfig
 from gan_jax.errors import UserError
 from gan_jax.evaluate import GeneratorEvaluator, describe
 from gan_jax.files import check_can_write, storage_advice, storage_errno
-from gan_jax.metric_writers import MetricWriter, forget_metrics_after
+from gan_jax.metric_writers import MetricWriter, forget_metrics_after, read_metrics
 from gan_jax.preemption import StopSignals
 from gan_jax.train import Gan, TrainState, build_gan, generate_images, init_state, train_step_for
 
@@ -166,11 +166,31 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
     writer = MetricWriter(workdir) if writes else None
     bar = tqdm(total=last_step * images_per_step, initial=start_step * images_per_step,
                unit="img", unit_scale=True, dynamic_ncols=True, disable=not (progress and writes))
+
+    def evaluate(state: TrainState, step: int) -> float:
+        """Computes, logs and prints `config.eval.metrics`; returns the seconds it took."""
+        evaluation_started = time.perf_counter()
+        results = evaluator(state)
+        now = time.perf_counter()
+        if writer:
+            writer.write_scalars(step, {**results, "kimg": step * images_per_step / 1000,
+                                        "wall_s": now - started,
+                                        "eval_s": now - evaluation_started})
+        bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")
+        return now - evaluation_started
+
     last_log = (start_step, time.perf_counter())
     rollbacks_left = t.rollback_tries
     in_flight: collections.deque[jax.Array] = collections.deque()
     step = start_step
     try:
+        # A run stopped during (or just before) an evaluation resumes from the checkpoint saved
+        # before it: evaluate that step now, or its result (for a finished run, the final one)
+        # is never made.
+        if (evaluator.specs and start_step > 0
+                and (start_step % eval_every == 0 or start_step == last_step)
+                and not _evaluated(workdir, start_step)):
+            evaluate(state, start_step)
         while step < last_step:
             step += 1
             state, metrics = train_step(state, next(batches), step_key)
@@ -235,16 +255,9 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
             if step % sample_every == 0 or is_last:  # one computation over every process
                 _save_samples(generate(state, grid_latents), step, workdir, writer, writes)
             if evaluate_now:
-                evaluation_started = time.perf_counter()
-                results = evaluator(state)
-                now = time.perf_counter()
+                evaluation_s = evaluate(state, step)
                 # Evaluation time is reported on its own, not as slower training.
-                last_log = (last_log[0], last_log[1] + now - evaluation_started)
-                if writer:
-                    writer.write_scalars(step, {**results, "kimg": step * images_per_step / 1000,
-                                                "wall_s": now - started,
-                                                "eval_s": now - evaluation_started})
-                bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")
+                last_log = (last_log[0], last_log[1] + evaluation_s)
     finally:
         with contextlib.ExitStack() as closing:  # every one is closed, even if one fails
             closing.callback(checkpointer.close)
@@ -255,6 +268,11 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
     if start_step >= last_step:  # nothing left to train: still leave fresh samples behind
         _save_samples(generate(state, grid_latents), start_step, workdir, None, writes)
     return state
+
+
+def _evaluated(workdir: Path, step: int) -> bool:
+    """Whether the run's log holds an evaluation of `step` (its rows with `eval_s`)."""
+    return any(row.get("step") == step and "eval_s" in row for row in read_metrics(workdir))
 
 
 def _rolled_back(checkpointer: Checkpointer, layout: TrainState,

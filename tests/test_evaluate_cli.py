@@ -149,6 +149,16 @@ def test_training_evaluates_and_the_cli_reproduces_it(capsys, image_files, tmp_p
     assert earlier["metrics"]["fid16"] != result["metrics"]["fid16"]
     assert "has no checkpoint of step 7; it has steps 2, 3" in _error_line(
         capsys, ["--run", str(tmp_path), "--step", "7", "--metrics", "fid16"])
+    # Killed during that final evaluation, the run has its last checkpoint (saved before the
+    # evaluation) and no result: the same command evaluates it, once, instead of finding
+    # nothing left to do.
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(row) + "\n" for row in rows if "fid16" not in row))
+    for _ in range(2):
+        train(config, tmp_path, progress=False)
+        [again] = [json.loads(line) for line in metrics.read_text().splitlines()
+                   if "fid16" in line]
+        assert again["step"] == 3 and again["fid16"] == pytest.approx(logged["fid16"], rel=1e-6)
 
 
 @requires_fashion_mnist

@@ -20,7 +20,8 @@ summary: the final numbers under both protocols, the curve, and the training wal
 the clean FID first reached `--pass-fid` (26.5, the NS GAN's published best), counting
 everything from the start of the process except the evaluations themselves (a resumed run
 adds each process's time once: its restarts' start-up is counted, the work lost after its
-last checkpoint is not). A run stopped by SIGTERM or SIGINT
+last checkpoint is not). A run that diverges (non-finite losses, after the config's
+rollbacks) is recorded as diverged, and the study goes on. A run stopped by SIGTERM or SIGINT
 exits with code 3 after its checkpoint. Finished runs
 and finished evaluations are skipped and an interrupted run resumes, so the study can be
 spread over several sessions. Overrides apply to every run (e.g. `data.dir=...`).
@@ -188,7 +189,7 @@ def floor(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     rows, seeds = experiment_rows(args)
     configs = {(r, s): run_config(r, s, args) for r in rows for s in seeds}  # all checked first
-    from gan_jax.loop import total_steps, train
+    from gan_jax.loop import TrainingDiverged, total_steps, train
     fid, kid = metric_names(args.count)
     for (row, seed), config in configs.items():
         workdir = args.out / row / f"seed_{seed}"
@@ -196,7 +197,14 @@ def run(args: argparse.Namespace) -> int:
         if summary_path.is_file():
             print(f"{row} seed {seed}: done before, skipped", flush=True)
             continue
-        state = train(config, workdir, progress=not args.no_progress)
+        try:
+            state = train(config, workdir, progress=not args.no_progress)
+        except TrainingDiverged as diverged:  # a result of the recipe: recorded, not retried
+            summary = {"row": row, "seed": seed, "metric": fid, "pass_fid": args.pass_fid,
+                       "diverged": str(diverged), **environment(), "overrides": args.overrides}
+            write_text_atomically(summary_path, json.dumps(summary, indent=1))
+            print(f"{row} seed {seed}: {diverged}", flush=True)
+            continue
         if int(state.step) < total_steps(config):
             print(f"{row} seed {seed}: stopped at step {int(state.step)}; run again to resume",
                   flush=True)
@@ -262,11 +270,19 @@ def report(args: argparse.Namespace) -> str:
         if not runs:
             lines.append(f"| {row} | {published} | not run yet | | | | | | |")
             continue
+        diverged = [s["seed"] for s in runs if "diverged" in s]
+        seeds = f"{len(runs) - len(diverged)}" + (
+            f" (seed{'s' * (len(diverged) > 1)} {', '.join(map(str, diverged))} diverged)"
+            if diverged else "")
+        runs = [s for s in runs if "diverged" not in s]
+        if not runs:
+            lines.append(f"| {row} | {published} | diverged | | | | {seeds} | | |")
+            continue
         pick = lambda key, scale=1: [s[key] * scale for s in runs]  # noqa: E731
         lines.append(f"| {row} | {published} | {_mean_std(pick('tf_legacy_fid'))} "
                      f"| {_mean_std(pick('final_fid'))} "
                      f"| {_mean_std(pick('tf_legacy_kid', 1e3))} "
-                     f"| {_mean_std(pick('final_kid', 1e3))} | {len(runs)} | "
+                     f"| {_mean_std(pick('final_kid', 1e3))} | {seeds} | "
                      + ", ".join(f"{v:.2f}" for v in pick("tf_legacy_fid")) + " | "
                      + ", ".join(map(_time_to_pass, runs)) + " |")
         grid = args.out / row / f"seed_{runs[0]['seed']}" / "samples" / "latest.png"

@@ -86,6 +86,24 @@ def test_a_run_stopped_before_its_end_exits_3_and_trains_nothing_after_it(tmp_pa
     assert not list(tmp_path.rglob("study.json")) and not list(tmp_path.rglob("final_*.json"))
 
 
+def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch, capsys):
+    from gan_jax import loop
+
+    def diverges(config, workdir, progress):
+        raise loop.TrainingDiverged(f"training diverged at step 7 ({workdir.parent.name})")
+    monkeypatch.setattr(loop, "train", diverges)
+    argv = ["--out", str(tmp_path), "--rows", "ns_gan,lsgan", "--seeds", "0,1", "--no-progress",
+            "--results", str(tmp_path / "results")]
+    assert fid_study.main(["run", *argv]) == 0
+    summary = json.loads((tmp_path / "lsgan" / "seed_1" / "study.json").read_text())
+    assert summary["diverged"] == "training diverged at step 7 (lsgan)"
+    assert fid_study.main(["run", *argv]) == 0  # recorded: not trained again
+    assert capsys.readouterr().out.count("done before, skipped") == 4
+    assert fid_study.main(["report", *argv]) == 0
+    table = (tmp_path / "results" / "table.md").read_text()
+    assert "| ns_gan | 26.5 | diverged | | | | 0 (seeds 0, 1 diverged) |" in table
+
+
 @pytest.mark.slow
 @requires_fashion_mnist
 def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):

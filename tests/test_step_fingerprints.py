@@ -1,0 +1,28 @@
+"""The refactoring safety net: fingerprints are reproducible and a changed number is located."""
+
+import json
+
+from experiments import step_fingerprints
+
+CASES = "option:label_smoothing,gan_zoo:ns_gan"
+
+
+def test_recorded_fingerprints_check_and_a_changed_component_is_named(tmp_path, capsys):
+    saved = tmp_path / "prints.json"
+    assert step_fingerprints.main(["record", "--out", str(saved), "--cases", CASES]) == 0
+    prints = json.loads(saved.read_text())["fingerprints"]
+    assert sorted(prints) == sorted(CASES.split(","))
+    assert step_fingerprints.main(["check", "--against", str(saved), "--cases", CASES]) == 0
+    assert "all 2 fingerprints identical" in capsys.readouterr().out
+
+    record = json.loads(saved.read_text())
+    record["fingerprints"]["gan_zoo:ns_gan"]["d_params"] = "0" * 16
+    saved.write_text(json.dumps(record))
+    assert step_fingerprints.main(["check", "--against", str(saved), "--cases", CASES]) == 1
+    assert capsys.readouterr().out.strip() == "gan_zoo:ns_gan: d_params differ"
+
+
+def test_an_unknown_case_is_one_line(tmp_path, capsys):
+    assert step_fingerprints.main(["record", "--out", str(tmp_path / "p.json"),
+                                   "--cases", "gan_zoo:big_gan"]) == 2
+    assert "unknown case 'gan_zoo:big_gan'" in capsys.readouterr().err

@@ -6,14 +6,18 @@
     state, metrics = jax.jit(train_step, donate_argnums=0)(state, batch, key)
 
 One step is `train.n_critic` discriminator updates, each on its own real batch and fresh fakes,
-followed by one generator update. With n_critic = 1 that is the DCGAN recipe; with 5 it is
+followed by one generator update. What each network minimises is a list of loss terms
+(gan_jax.terms), grouped by `build_gan` into phases in the manner of StyleGAN2-ADA's Dmain,
+Dreg, Gmain and Greg: a network's main phase is part of every update, and a lazy phase of
+interval k > 1 is an update of its own every k updates, its weight multiplied by k and the
+network's optimizer compensated by k / (k + 1). With n_critic = 1 that is the DCGAN recipe; with 5 it is
 WGAN's. The batch holds n_critic * train.batch_size real images; the first n_critic - 1 D updates
 run inside `lax.scan`. The generator runs forward once for the last D update, and the G update
 pulls the gradient back through that same forward pass with `jax.vjp` (PyTorch's
 `fake.detach()` idiom), so no work is repeated.
 
 Everything in the zoo is a choice on this one step (gan_jax.config): the loss, a gradient penalty
-(lazily every k D updates, with StyleGAN2's optimizer compensation), WGAN weight clipping,
+(lazily every k D updates), WGAN weight clipping,
 class conditioning (projection or ACGAN), feature matching, one-sided label smoothing,
 historical averaging, DiffAugment with an ADA-adapted probability, and a generator EMA.
 
@@ -32,12 +36,13 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from gan_jax import augment, penalties
+from gan_jax import augment
 from gan_jax.compatibility import check_config
 from gan_jax.config import Config, OptimConfig
 from gan_jax.errors import UserError
 from gan_jax.losses import AdversarialLoss, make_loss
-from gan_jax.models import DiscriminatorOutput, build_networks
+from gan_jax.models import build_networks
+from gan_jax.terms import (StepInputs, StepKeys, Term, View, ViewKeys, generate, terms_for)
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -74,27 +79,62 @@ class Gan(NamedTuple):
     image_shape: tuple[int, int, int]  # (H, W, C)
     num_classes: int  # labels the networks take; 0 when unconditional
     config: Config
+    phases: tuple[Phase, ...]  # the loss terms of D and G, grouped into updates
 
 
-def build_gan(config: Config) -> Gan:
+class Phase(NamedTuple):
+    """Terms of one network minimised together: its main update (every 1) or a lazy one."""
+    network: str  # "d" or "g"
+    every: int
+    terms: tuple[Term, ...]
+
+
+def build_gan(config: Config, terms: tuple[Term, ...] | None = None) -> Gan:
+    """The networks, optimizers and phases of `config`. `terms` replaces the config's loss
+    terms (`gan_jax.terms.terms_for(config)`): research code adds its own term that way."""
     check_config(config)
     networks = build_networks(config.model)
     m = config.model
+    phases = phases_for(terms_for(config) if terms is None else terms)
     return Gan(networks.generator, networks.discriminator,
-               make_optimizer(config.optim, config.optim.g_lr),
-               make_optimizer(config.optim, config.optim.d_lr, lazy_every(config)),
+               make_optimizer(config.optim, config.optim.g_lr, _interval(phases, "g")),
+               make_optimizer(config.optim, config.optim.d_lr, _interval(phases, "d")),
                make_loss(config.train.loss, config.reg.label_smoothing), m.latent_dim,
                (m.resolution, m.resolution, m.channels),
-               m.num_classes if m.conditioning != "none" else 0, config)
+               m.num_classes if m.conditioning != "none" else 0, config, phases)
 
 
-def lazy_every(config: Config) -> int:
-    """D updates per penalty update: 1 means the penalty is part of every D loss."""
-    return config.reg.penalty_every if config.reg.penalty != "none" else 1
+def phases_for(terms: tuple[Term, ...]) -> tuple[Phase, ...]:
+    """Each network's terms grouped by interval: its main phase, then at most one lazy phase
+    (StyleGAN2-ADA's Dreg and Greg), whose interval sets the optimizer's compensation."""
+    phases = []
+    for network in ("d", "g"):
+        intervals = sorted({t.every for t in terms if t.network == network} | {1})
+        if len(intervals) > 2:
+            raise UserError(f"the {network.upper()} terms have intervals {intervals}; one lazy "
+                            "interval per network is supported")
+        phases += [Phase(network, every, tuple(t for t in terms
+                                               if t.network == network and t.every == every))
+                   for every in intervals]
+    for phase in phases:
+        if phase.network == "g" and phase.every > 1 and not all(t.of_params
+                                                              for t in phase.terms):
+            raise UserError("a lazy G term must be a function of G's parameters only")
+    return tuple(phases)
+
+
+def _interval(phases: tuple[Phase, ...], network: str) -> int:
+    return max(phase.every for phase in phases if phase.network == network)
+
+
+def lazy_every(gan: Gan, network: str) -> int:
+    """Updates of `network` ("d" or "g") per lazy update; 1 when it has no lazy phase."""
+    return _interval(gan.phases, network)
 
 
 def lazy_compensation(lazy_every: int) -> float:
-    """k / (k + 1) for lazy regularisation every k > 1 updates (StyleGAN2), else 1."""
+    """k / (k + 1) for lazy regularisation every k > 1 updates (StyleGAN2), else 1: the
+    optimizer takes k + 1 steps per k updates, for G and D alike."""
     return lazy_every / (lazy_every + 1) if lazy_every > 1 else 1.0
 
 
@@ -190,143 +230,87 @@ def make_train_step(config: Config) -> Callable[[TrainState, Batch, jax.Array],
     return train_step_for(build_gan(config))
 
 
-# --- the pieces of a step ------------------------------------------------------------------
+# --- phases ---------------------------------------------------------------------------------
 
 
-def generate(gan: Gan, g_params: Any, g_model_state: Variables, z: jax.Array,
-             labels: jax.Array | None) -> tuple[jax.Array, Variables]:
-    """G(z, labels) in training mode; returns the images and G's updated model state."""
-    return gan.generator.apply({"params": g_params, **g_model_state}, z, labels, train=True,
-                               mutable=list(g_model_state))
+def _weighted_sum(terms: tuple[Term, ...], view: View) -> tuple[jax.Array, Metrics]:
+    """sum_i weight_i * term_i(view), in the terms' order, and every term's metrics."""
+    loss, aux = None, {}
+    for term in terms:
+        value, term_aux = term.loss(view)
+        weighted = term.weight * value
+        loss = weighted if loss is None else loss + weighted
+        aux |= term_aux
+    return loss, aux
 
 
-def discriminate(gan: Gan, d_params: Any, d_model_state: Variables, images: jax.Array,
-                 labels: jax.Array | None, key: jax.Array,
-                 augment_p: jax.Array) -> tuple[DiscriminatorOutput, Variables]:
-    """D(augment(images)) in training mode; `key` drives the augmentation and dropout."""
-    augment_key, dropout_key = jax.random.split(key)
-    policy = augment.parse_policy(gan.config.augment.policy)
-    if policy:
-        images = augment.diff_augment(images, augment_key, policy, augment_p)
-    return gan.discriminator.apply({"params": d_params, **d_model_state}, images, labels,
-                                   train=True, mutable=list(d_model_state),
-                                   rngs={"dropout": dropout_key})
+def _main_phase(gan: Gan, network: str) -> Phase:
+    return next(p for p in gan.phases if p.network == network and p.every == 1)
 
 
-def _class_loss(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+def _lazy_phase(gan: Gan, network: str) -> Phase | None:
+    return next((p for p in gan.phases if p.network == network and p.every > 1), None)
 
 
-def _distance_to(params: Any, averages: Any) -> jax.Array:
-    return sum(jnp.sum(jnp.square(p - a)) for p, a in
-               zip(jax.tree.leaves(params), jax.tree.leaves(averages)))
+def _lazy_update(phase: Phase, update: Callable[[TrainState], tuple[TrainState, Metrics]],
+                 state: TrainState, index: jax.Array) -> tuple[TrainState, Metrics]:
+    """`update` at the end of each block of `phase.every` updates of its network (`index`
+    counts them over the run), else the state as it is and the phase's metrics as zeros: a
+    log every multiple of k steps (with n_critic = 1) shows them."""
+    shapes = jax.eval_shape(update, state)[1]
+
+    def skip(state):
+        return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    return jax.lax.cond((index + 1) % phase.every == 0, update, skip, state)
 
 
-def _clip(params: Any, bound: float | None) -> Any:
-    if bound is None:
-        return params
-    return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
-
-
-class StepKeys(NamedTuple):
-    z: jax.Array
-    fake_labels: jax.Array
-    real: jax.Array
-    fake: jax.Array
-    penalty: jax.Array
-
-    @classmethod
-    def of(cls, key: jax.Array) -> "StepKeys":
-        return cls(*jax.random.split(key, len(cls._fields)))
-
-
-def _penalty_loss(gan: Gan, d_params: Any, d_model_state: Variables, real: jax.Array,
-                  fake: jax.Array, labels: jax.Array | None, fake_labels: jax.Array | None,
-                  key: jax.Array, augment_p: jax.Array) -> tuple[jax.Array, Metrics]:
-    """reg.penalty_weight times the penalty, on the (augmented) critic at fixed parameters."""
-    r = gan.config.reg
-    d_key, penalty_key = jax.random.split(key)
-    # The penalties of WGAN-GP/DRAGAN/R1 act on real samples (and, for interpolates, on the
-    # real labels); R2 acts on fakes and their labels.
-    critic_labels = fake_labels if r.penalty == "r2" else labels
-
-    def critic(images):
-        out, _ = discriminate(gan, d_params, d_model_state, images, critic_labels, d_key,
-                              augment_p)
-        return out.logits
-
-    value, aux = penalties.penalty(r.penalty, critic, real, fake, penalty_key)
-    return r.penalty_weight * value, {"penalty": value, "penalty_grad_norm": aux["grad_norm"]}
-
-
-def _d_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | None,
-              fake: jax.Array, fake_labels: jax.Array | None, keys: StepKeys,
+def _d_update(gan: Gan, state: TrainState, inputs: StepInputs, keys: StepKeys,
               d_index: jax.Array) -> tuple[TrainState, Metrics]:
-    """One D update on a real batch and a (detached) fake batch, then any lazy penalty."""
+    """One D update on a real batch and a (detached) fake batch (D's main phase), then its
+    lazy phase when one is due."""
     c = gan.config
-    lazy = lazy_every(c)
-    fake = jax.lax.stop_gradient(fake)
+    inputs = inputs._replace(fake=jax.lax.stop_gradient(inputs.fake))
+    view_keys = ViewKeys(keys.real, keys.fake, keys.penalty)
 
-    def objective(d_params):
-        real_out, d_state = discriminate(gan, d_params, state.d_model_state, real, labels,
-                                         keys.real, state.augment_p)
-        # Real and fake go through D separately, each with its own batch statistics (as in the
-        # DCGAN reference).
-        fake_out, d_state = discriminate(gan, d_params, d_state, fake, fake_labels, keys.fake,
-                                         state.augment_p)
-        loss, aux = gan.loss.d(real_out.logits, fake_out.logits)
-        aux = aux | {"d_real_logit": real_out.logits.mean(),
-                     "d_fake_logit": fake_out.logits.mean()}
-        if c.model.conditioning == "acgan":
-            class_loss = (_class_loss(real_out.class_logits, labels)
-                          + _class_loss(fake_out.class_logits, fake_labels))
-            loss += c.reg.class_weight * class_loss
-            aux["d_class_loss"] = class_loss
-        if c.reg.penalty != "none" and lazy == 1:
-            weighted, penalty_aux = _penalty_loss(gan, d_params, d_state, real, fake, labels,
-                                                  fake_labels, keys.penalty, state.augment_p)
-            loss += weighted
-            aux |= penalty_aux
-        if c.reg.historical_averaging:
-            loss += c.reg.historical_averaging * _distance_to(d_params,
-                                                              state.param_averages["d"])
-        return loss, (aux, d_state, real_out.logits)
+    def objective(d_params, phase, state):
+        view = View(gan, state, d_params, d_params, inputs, view_keys)
+        loss, aux = _weighted_sum(phase.terms, view)
+        if phase.every > 1:  # StyleGAN2's separate update, weighted by its interval
+            loss = phase.every * loss
+        real = view.made("real")
+        return loss, (aux, view.d_model_state, None if real is None else real.logits)
 
     (loss, (aux, d_model_state, real_logits)), grads = jax.value_and_grad(
-        objective, has_aux=True)(state.d_params)
+        objective, has_aux=True)(state.d_params, _main_phase(gan, "d"), state)
     d_params, d_opt_state = _apply_gradients(gan.d_tx, grads, state.d_opt_state,
                                              state.d_params, c.reg.clip)
     state = state.replace(d_params=d_params, d_opt_state=d_opt_state,
                           d_model_state=d_model_state)
     metrics = {"d_loss": loss, **aux, "d_grad_norm": optax.global_norm(grads)}
 
-    if lazy > 1:  # StyleGAN2's separate regularisation update, weighted by the interval
+    lazy = _lazy_phase(gan, "d")
+    if lazy is not None:
         def regularize(state):
-            def objective(d_params):
-                weighted, aux = _penalty_loss(gan, d_params, state.d_model_state, real, fake,
-                                              labels, fake_labels, keys.penalty,
-                                              state.augment_p)
-                return lazy * weighted, aux
-
-            (_, aux), grads = jax.value_and_grad(objective, has_aux=True)(state.d_params)
+            (_, (aux, _, _)), grads = jax.value_and_grad(objective, has_aux=True)(
+                state.d_params, lazy, state)
             d_params, d_opt_state = _apply_gradients(gan.d_tx, grads, state.d_opt_state,
                                                      state.d_params, c.reg.clip)
             return state.replace(d_params=d_params, d_opt_state=d_opt_state), aux
-
-        def skip(state):
-            zero = jnp.zeros((), jnp.float32)
-            return state, {"penalty": zero, "penalty_grad_norm": zero}
-
-        # At the end of each block of k D updates, so a log every multiple of k steps (with
-        # n_critic = 1) shows the penalty; other steps log it as 0.
-        state, penalty_aux = jax.lax.cond((d_index + 1) % lazy == 0, regularize, skip, state)
-        metrics |= penalty_aux
+        state, lazy_metrics = _lazy_update(lazy, regularize, state, d_index)
+        metrics |= lazy_metrics
 
     if c.augment.ada_target is not None:
         state = state.replace(augment_p=augment.adjust_probability(
-            state.augment_p, real_logits, c.augment.ada_target, real.shape[0],
+            state.augment_p, real_logits, c.augment.ada_target, inputs.real.shape[0],
             c.augment.ada_kimg))
     return state, metrics
+
+
+def _clip(params: Any, bound: float | None) -> Any:
+    """WGAN's weight clipping of every parameter to [-bound, bound]; None: unchanged."""
+    if bound is None:
+        return params
+    return jax.tree.map(lambda p: jnp.clip(p, -bound, bound), params)
 
 
 def _apply_gradients(tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any,
@@ -344,7 +328,7 @@ def discriminator_step(gan: Gan, state: TrainState, real: jax.Array, labels: jax
     fake_labels = fake_labels_for(gan, keys.fake_labels, labels, real.shape[0])
     fake, g_model_state = generate(gan, state.g_params, state.g_model_state, z, fake_labels)
     state = state.replace(g_model_state=g_model_state)
-    return _d_update(gan, state, real, labels, fake, fake_labels, keys, d_index)
+    return _d_update(gan, state, StepInputs(real, labels, fake, fake_labels), keys, d_index)
 
 
 def critic_batches(batch: Batch, n_critic: int) -> Batch:
@@ -381,6 +365,7 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
     """The pure train step of `gan`; see the module docstring."""
     c = gan.config
     n_critic = c.train.n_critic
+    g_lazy, d_lazy = lazy_every(gan, "g"), lazy_every(gan, "d")
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
         step_keys = jax.random.split(jax.random.fold_in(key, state.step), n_critic + 1)
@@ -391,9 +376,10 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         kimg = state.step.astype(jnp.float32) * batch["image"].shape[0] / 1000.0
         lr_scale = learning_rate_scale(c.optim, c.train.total_kimg, kimg) * state.lr_multiplier
         state = state.replace(
-            g_opt_state=_with_learning_rate(state.g_opt_state, c.optim.g_lr * lr_scale),
+            g_opt_state=_with_learning_rate(
+                state.g_opt_state, c.optim.g_lr * lr_scale * lazy_compensation(g_lazy)),
             d_opt_state=_with_learning_rate(
-                state.d_opt_state, c.optim.d_lr * lr_scale * lazy_compensation(lazy_every(c))))
+                state.d_opt_state, c.optim.d_lr * lr_scale * lazy_compensation(d_lazy)))
         first_d_index = state.step * n_critic
 
         if n_critic > 1:
@@ -414,11 +400,10 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
             lambda g_params: generate(gan, g_params, state.g_model_state, z, fake_labels),
             state.g_params, has_aux=True)
         state = state.replace(g_model_state=g_model_state)
-        state, d_metrics = _d_update(gan, state, real, labels, fake, fake_labels, keys,
-                                     first_d_index + n_critic - 1)
+        inputs = StepInputs(real, labels, fake, fake_labels)
+        state, d_metrics = _d_update(gan, state, inputs, keys, first_d_index + n_critic - 1)
 
-        state, g_metrics = _g_update(gan, state, real, labels, fake, fake_labels,
-                                     pull_back_to_g, step_keys[n_critic],
+        state, g_metrics = _g_update(gan, state, inputs, pull_back_to_g, step_keys[n_critic],
                                      images_per_step=batch["image"].shape[0])
         metrics = {**d_metrics, **g_metrics,
                    "g_param_norm": optax.global_norm(state.g_params),
@@ -431,42 +416,56 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
     return train_step
 
 
-def _g_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | None,
-              fake: jax.Array, fake_labels: jax.Array | None, pull_back_to_g: Callable,
+def _g_update(gan: Gan, state: TrainState, inputs: StepInputs, pull_back_to_g: Callable,
               key: jax.Array, images_per_step: int) -> tuple[TrainState, Metrics]:
-    """The generator update against the updated D, through the fakes' forward pass, then the
-    EMA and historical averages. The EMA's half-life counts real images shown to D, like every
-    schedule (n_critic batches per step)."""
+    """The generator update against the updated D (G's main phase): terms of the fakes pulled
+    back through their forward pass, plus terms of G's parameters; then its lazy phase when
+    one is due, the EMA and historical averages. The EMA's half-life counts real images shown
+    to D, like every schedule (n_critic batches per step)."""
     c = gan.config
     fake_key, real_key = jax.random.split(key)
+    view_keys = ViewKeys(real_key, fake_key)
+    phase = _main_phase(gan, "g")
+    of_fakes = tuple(t for t in phase.terms if not t.of_params)
+    of_params = tuple(t for t in phase.terms if t.of_params)
 
     def objective(fake_images):
-        fake_out, d_state = discriminate(gan, state.d_params, state.d_model_state, fake_images,
-                                         fake_labels, fake_key, state.augment_p)
-        loss, aux = gan.loss.g(fake_out.logits)
-        if c.model.conditioning == "acgan":
-            class_loss = _class_loss(fake_out.class_logits, fake_labels)
-            loss += c.reg.class_weight * class_loss
-            aux = aux | {"g_class_loss": class_loss}
-        if c.reg.feature_matching:
-            real_out, d_state = discriminate(gan, state.d_params, d_state, real, labels,
-                                             real_key, state.augment_p)
-            gap = jnp.mean(jax.lax.stop_gradient(real_out.features), 0) - jnp.mean(
-                fake_out.features, 0)
-            matching = jnp.sum(jnp.square(gap))
-            loss += c.reg.feature_matching * matching
-            aux = aux | {"feature_matching": matching}
-        return loss, (aux, d_state)
+        view = View(gan, state, state.g_params, state.d_params,
+                    inputs._replace(fake=fake_images), view_keys)
+        loss, aux = _weighted_sum(of_fakes, view)
+        return loss, (aux, view.d_model_state)
 
-    (loss, (aux, d_model_state)), d_fake = jax.value_and_grad(objective, has_aux=True)(fake)
+    def objective_of_params(g_params, phase_terms, state):
+        view = View(gan, state, g_params, state.d_params, inputs, view_keys)
+        return _weighted_sum(phase_terms, view)
+
+    (loss, (aux, d_model_state)), d_fake = jax.value_and_grad(
+        objective, has_aux=True)(inputs.fake)
     (grads,) = pull_back_to_g(d_fake)
-    if c.reg.historical_averaging:  # d/dtheta of w ||theta - mean||^2, added outside the vjp
-        grads = jax.tree.map(lambda g, p, a: g + 2 * c.reg.historical_averaging * (p - a),
-                             grads, state.g_params, state.param_averages["g"])
+    if of_params:  # differentiated directly, outside the fakes' pull-back
+        (params_loss, params_aux), params_grads = jax.value_and_grad(
+            objective_of_params, has_aux=True)(state.g_params, of_params, state)
+        grads = jax.tree.map(jnp.add, grads, params_grads)
+        loss, aux = loss + params_loss, aux | params_aux
     g_params, g_opt_state = _apply_gradients(gan.g_tx, grads, state.g_opt_state,
                                              state.g_params, None)
     state = state.replace(g_params=g_params, g_opt_state=g_opt_state,
                           d_model_state=d_model_state)
+    metrics = {"g_loss": loss, **aux, "g_grad_norm": optax.global_norm(grads)}
+
+    lazy = _lazy_phase(gan, "g")
+    if lazy is not None:  # terms of G's parameters only (phases_for checks it)
+        def regularize(state):
+            def lazy_objective(g_params):
+                loss, aux = objective_of_params(g_params, lazy.terms, state)
+                return lazy.every * loss, aux
+            (_, aux), grads = jax.value_and_grad(lazy_objective, has_aux=True)(state.g_params)
+            g_params, g_opt_state = _apply_gradients(gan.g_tx, grads, state.g_opt_state,
+                                                     state.g_params, None)
+            return state.replace(g_params=g_params, g_opt_state=g_opt_state), aux
+        state, lazy_metrics = _lazy_update(lazy, regularize, state, state.step)
+        metrics |= lazy_metrics
+        g_params = state.g_params
     if c.optim.ema_kimg is not None:
         beta = ema_beta(state.step, images_per_step, c.optim.ema_kimg, c.optim.ema_rampup)
         state = state.replace(ema_params=ema_update(state.ema_params, g_params, beta))
@@ -476,7 +475,7 @@ def _g_update(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | 
         state = state.replace(param_averages=jax.tree.map(
             lambda a, p: a + (p - a) / count, state.param_averages,
             {"g": g_params, "d": state.d_params}))
-    return state, {"g_loss": loss, **aux, "g_grad_norm": optax.global_norm(grads)}
+    return state, metrics
 
 
 def sampling_params(state: TrainState) -> Any:

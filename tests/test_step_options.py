@@ -80,6 +80,32 @@ def test_lazy_penalty_is_a_separate_compensated_update_every_k_steps():
     assert float(hyper["b2"]) == pytest.approx(config.optim.b2 ** ratio)
 
 
+def test_a_lazy_generator_term_is_its_own_compensated_update_every_k_steps():
+    """A term of G's parameters every 2 G updates, added through build_gan(terms=...): the same
+    phase machinery as D's lazy penalty."""
+    from gan_jax.terms import Term, terms_for
+
+    config = _small()
+    l2 = Term("l2", "g", lambda view: (sum(jnp.sum(jnp.square(p)) for p in
+                                          jax.tree.leaves(view.params)), {"g_l2": 1.0}),
+              weight=1e-3, every=2, of_params=True)
+    gan = build_gan(config, terms=(*terms_for(config), l2))
+    state = init_state(gan, jax.random.key(0))
+    step = jax.jit(train_step_for(gan))
+    logged = []
+    for i in range(2):
+        state, metrics = step(state, random_batch(config, seed=i), KEY)
+        logged.append(float(metrics["g_l2"]))
+    assert logged == [0.0, 1.0]  # skipped after the first G update, applied after the second
+    assert int(optimizer_updates(state.g_opt_state)) == 3
+    assert int(optimizer_updates(state.d_opt_state)) == 2
+    hyper = state.g_opt_state.hyperparams
+    assert float(hyper["learning_rate"]) == pytest.approx(config.optim.g_lr * 2 / 3)
+    assert float(hyper["b1"]) == pytest.approx(config.optim.b1 ** (2 / 3))
+    assert float(state.d_opt_state.hyperparams["learning_rate"]) == pytest.approx(
+        config.optim.d_lr)
+
+
 def test_eager_penalty_is_added_to_every_d_loss():
     with_penalty = _steps(_small(reg__penalty="wgan_gp", reg__penalty_weight=10.0))[2][0]
     without = _steps(_small())[2][0]
@@ -195,3 +221,20 @@ def test_conditional_wgan_gp_draws_fakes_for_the_real_labels():
     drawn = fake_labels_for(plain, key, real_labels, 4)
     np.testing.assert_array_equal(drawn, jax.random.randint(key, (4,), 0, 10))
     assert fake_labels_for(build_gan(tiny_config()), key, None, 4) is None
+
+
+def test_phases_group_each_networks_terms_by_interval():
+    from gan_jax.errors import UserError
+    from gan_jax.terms import Term
+    from gan_jax.train import phases_for
+
+    def term(name, network, every=1, of_params=False):
+        return Term(name, network, lambda view: (0.0, {}), every=every, of_params=of_params)
+    phases = phases_for((term("adv", "d"), term("r1", "d", 4), term("adv", "g"),
+                         term("fm", "g"), term("ortho", "g", 2, of_params=True)))
+    assert [(p.network, p.every, [t.name for t in p.terms]) for p in phases] == [
+        ("d", 1, ["adv"]), ("d", 4, ["r1"]), ("g", 1, ["adv", "fm"]), ("g", 2, ["ortho"])]
+    with pytest.raises(UserError, match=r"intervals \[1, 2, 3\]; one lazy interval"):
+        phases_for((term("r1", "d", 2), term("r2", "d", 3)))
+    with pytest.raises(UserError, match="lazy G term must be a function of G's parameters"):
+        phases_for((term("path_length", "g", 4),))

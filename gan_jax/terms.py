@@ -1,0 +1,229 @@
+"""The loss terms of a GAN step: what each network minimises, one pure function per term.
+
+A `Term` names the network whose parameters it updates ("d" or "g"), its weight, its interval
+(1: part of the network's main update; k > 1: a separate update every k, StyleGAN2's lazy
+regularisation) and a function of the step's `View`, returning (value, aux metrics). The
+step (gan_jax.train) groups a network's terms by interval into phases (StyleGAN2-ADA's Dmain,
+Dreg, Gmain, Greg) and minimises each phase's weighted sum.
+
+A term reads only what it asks the view for: D's outputs on the real and the fake batch
+(computed once per phase, on first use, real before fake, with D's BatchNorm statistics
+threaded through the calls), a critic for input-gradient penalties, the parameters being
+updated, and the train state (for averages a term keeps). Adding a loss or a regulariser is
+one function here, its config field, and one line in `terms_for`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax import augment, penalties
+from gan_jax.config import Config
+from gan_jax.models import DiscriminatorOutput
+
+if TYPE_CHECKING:
+    from gan_jax.train import Gan, TrainState
+
+Aux = dict[str, jax.Array]
+Variables = dict[str, Any]
+
+
+class StepKeys(NamedTuple):
+    """The named keys of one D update (and of the G update that shares its fakes)."""
+    z: jax.Array
+    fake_labels: jax.Array
+    real: jax.Array
+    fake: jax.Array
+    penalty: jax.Array
+
+    @classmethod
+    def of(cls, key: jax.Array) -> "StepKeys":
+        return cls(*jax.random.split(key, len(cls._fields)))
+
+
+class StepInputs(NamedTuple):
+    """One update's data: the real batch, G's fakes and the labels of both."""
+    real: jax.Array
+    labels: jax.Array | None
+    fake: jax.Array
+    fake_labels: jax.Array | None
+
+
+class ViewKeys(NamedTuple):
+    """The keys of D's calls in one phase: its real and fake batch, and a penalty's draws."""
+    real: jax.Array
+    fake: jax.Array
+    penalty: jax.Array | None = None
+
+
+def generate(gan: "Gan", g_params: Any, g_model_state: Variables, z: jax.Array,
+             labels: jax.Array | None) -> tuple[jax.Array, Variables]:
+    """G(z, labels) in training mode; returns the images and G's updated model state."""
+    return gan.generator.apply({"params": g_params, **g_model_state}, z, labels, train=True,
+                               mutable=list(g_model_state))
+
+
+def discriminate(gan: "Gan", d_params: Any, d_model_state: Variables, images: jax.Array,
+                 labels: jax.Array | None, key: jax.Array,
+                 augment_p: jax.Array) -> tuple[DiscriminatorOutput, Variables]:
+    """D(augment(images)) in training mode; `key` drives the augmentation and dropout."""
+    augment_key, dropout_key = jax.random.split(key)
+    policy = augment.parse_policy(gan.config.augment.policy)
+    if policy:
+        images = augment.diff_augment(images, augment_key, policy, augment_p)
+    return gan.discriminator.apply({"params": d_params, **d_model_state}, images, labels,
+                                   train=True, mutable=list(d_model_state),
+                                   rngs={"dropout": dropout_key})
+
+
+class View:
+    """What a phase's terms see, inside the function the phase differentiates.
+
+    `params` are the parameters being updated (D's in a D phase, G's in a G phase). D's outputs
+    on `inputs` are made on first use and kept, so terms share one forward pass per batch; each
+    call threads D's model state (BatchNorm statistics), which the phase then keeps.
+    """
+
+    def __init__(self, gan: "Gan", state: "TrainState", params: Any, d_params: Any,
+                 inputs: StepInputs, keys: ViewKeys):
+        self.gan, self.config, self.state, self.params = gan, gan.config, state, params
+        self.inputs, self.keys, self.d_params = inputs, keys, d_params
+        self.d_model_state = state.d_model_state
+        self._outputs: dict[str, DiscriminatorOutput] = {}
+
+    def _discriminate(self, which: str, images: jax.Array, labels: jax.Array | None,
+                      key: jax.Array) -> DiscriminatorOutput:
+        if which not in self._outputs:
+            self._outputs[which], self.d_model_state = discriminate(
+                self.gan, self.d_params, self.d_model_state, images, labels, key,
+                self.state.augment_p)
+        return self._outputs[which]
+
+    def made(self, which: str) -> DiscriminatorOutput | None:
+        """D's output on the "real" or "fake" batch if a term asked for it, else None."""
+        return self._outputs.get(which)
+
+    def real(self) -> DiscriminatorOutput:
+        return self._discriminate("real", self.inputs.real, self.inputs.labels, self.keys.real)
+
+    def fake(self) -> DiscriminatorOutput:
+        return self._discriminate("fake", self.inputs.fake, self.inputs.fake_labels,
+                                  self.keys.fake)
+
+    def critic(self, labels: jax.Array | None) -> penalties.Critic:
+        """images -> D's logits at the current parameters and model state, which it leaves
+        alone: the function whose input gradients a penalty takes."""
+        d_key = jax.random.split(self.keys.penalty)[0]
+
+        def logits(images):
+            out, _ = discriminate(self.gan, self.d_params, self.d_model_state, images, labels,
+                                  d_key, self.state.augment_p)
+            return out.logits
+        return logits
+
+
+TermFunction = Callable[[View], tuple[jax.Array, Aux]]
+
+
+class Term(NamedTuple):
+    name: str
+    network: str  # "d" or "g": whose parameters it updates
+    loss: TermFunction
+    weight: float = 1.0
+    every: int = 1  # updates of its network per application; k > 1 is a lazy phase of its own
+    of_params: bool = False  # a G term of G's parameters, not only of the fakes
+
+
+# --- the discriminator's terms ----------------------------------------------------------------
+
+
+def d_adversarial(view: View) -> tuple[jax.Array, Aux]:
+    """The loss's discriminator side on D's real and fake logits."""
+    real, fake = view.real().logits, view.fake().logits
+    loss, aux = view.gan.loss.d(real, fake)
+    return loss, aux | {"d_real_logit": real.mean(), "d_fake_logit": fake.mean()}
+
+
+def class_loss(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
+
+
+def d_acgan_class(view: View) -> tuple[jax.Array, Aux]:
+    """ACGAN (Odena et al. 2017): D classifies both real and fake images by their labels."""
+    loss = (class_loss(view.real().class_logits, view.inputs.labels)
+            + class_loss(view.fake().class_logits, view.inputs.fake_labels))
+    return loss, {"d_class_loss": loss}
+
+
+def d_penalty(view: View) -> tuple[jax.Array, Aux]:
+    """reg.penalty on the (augmented) critic at fixed parameters (gan_jax.penalties)."""
+    name = view.config.reg.penalty
+    # WGAN-GP/DRAGAN/R1 act on real samples (and, for interpolates, on the real labels); R2
+    # acts on fakes and their labels.
+    labels = view.inputs.fake_labels if name == "r2" else view.inputs.labels
+    penalty_key = jax.random.split(view.keys.penalty)[1]
+    value, aux = penalties.penalty(name, view.critic(labels), view.inputs.real,
+                                   view.inputs.fake, penalty_key)
+    return value, {"penalty": value, "penalty_grad_norm": aux["grad_norm"]}
+
+
+def squared_distance(params: Any, averages: Any) -> jax.Array:
+    return sum(jnp.sum(jnp.square(p - a)) for p, a in
+               zip(jax.tree.leaves(params), jax.tree.leaves(averages)))
+
+
+def d_historical_averaging(view: View) -> tuple[jax.Array, Aux]:
+    """||theta_D - mean of past theta_D||^2 (Salimans et al. 2016)."""
+    return squared_distance(view.params, view.state.param_averages["d"]), {}
+
+
+# --- the generator's terms ------------------------------------------------------------------
+
+
+def g_adversarial(view: View) -> tuple[jax.Array, Aux]:
+    """The loss's generator side on D's logits of the fakes."""
+    return view.gan.loss.g(view.fake().logits)
+
+
+def g_acgan_class(view: View) -> tuple[jax.Array, Aux]:
+    """ACGAN: G makes fakes that D classifies as the labels they were drawn for."""
+    loss = class_loss(view.fake().class_logits, view.inputs.fake_labels)
+    return loss, {"g_class_loss": loss}
+
+
+def g_feature_matching(view: View) -> tuple[jax.Array, Aux]:
+    """||E f(real) - E f(fake)||^2 on D's last features (Salimans et al. 2016), real side fixed.
+    """
+    fake = view.fake().features
+    gap = jnp.mean(jax.lax.stop_gradient(view.real().features), 0) - jnp.mean(fake, 0)
+    matching = jnp.sum(jnp.square(gap))
+    return matching, {"feature_matching": matching}
+
+
+def g_historical_averaging(view: View) -> tuple[jax.Array, Aux]:
+    """||theta_G - mean of past theta_G||^2, on G's parameters directly."""
+    return squared_distance(view.params, view.state.param_averages["g"]), {}
+
+
+def terms_for(config: Config) -> tuple[Term, ...]:
+    """The configured terms of both networks, in the order their values are summed."""
+    r, conditioning = config.reg, config.model.conditioning
+    d_terms = [Term("adversarial", "d", d_adversarial)]
+    g_terms = [Term("adversarial", "g", g_adversarial)]
+    if conditioning == "acgan":
+        d_terms.append(Term("acgan_class", "d", d_acgan_class, r.class_weight))
+        g_terms.append(Term("acgan_class", "g", g_acgan_class, r.class_weight))
+    if r.penalty != "none":
+        d_terms.append(Term("penalty", "d", d_penalty, r.penalty_weight, r.penalty_every))
+    if r.historical_averaging:
+        d_terms.append(Term("historical_averaging", "d", d_historical_averaging,
+                            r.historical_averaging))
+        g_terms.append(Term("historical_averaging", "g", g_historical_averaging,
+                            r.historical_averaging, of_params=True))
+    if r.feature_matching:
+        g_terms.append(Term("feature_matching", "g", g_feature_matching, r.feature_matching))
+    return (*d_terms, *g_terms)

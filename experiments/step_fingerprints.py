@@ -86,8 +86,11 @@ def _digest(tree: Any) -> str:
 
 
 def components(state: Any) -> dict[str, Any]:
-    """The state's parts by name: each fingerprinted on its own, so a difference is located."""
-    return {name: getattr(state, name) for name in state.__dataclass_fields__}
+    """The state's parts by name, each slot on its own ("slots.ema"): each fingerprinted
+    separately, so a difference is located."""
+    parts = {name: getattr(state, name) for name in state.__dataclass_fields__
+             if name != "slots"}
+    return parts | {f"slots.{name}": value for name, value in state.slots.items()}
 
 
 def fingerprint(config: Config) -> dict[str, str]:

@@ -95,12 +95,15 @@ class Checkpointer:
         A checkpoint whose tree or shapes differ from `like` (another model or gan_jax version)
         or whose files are damaged is a UserError naming the checkpoint; nothing is deleted.
         """
-        abstract = jax.tree.map(ocp_layout, like)
         try:
-            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            return self._restore(step, like)
         except Exception as error:  # orbax raises ValueError, KeyError, FileNotFoundError...
             if storage_errno(error) is not None:
                 raise
+            try:
+                return _from_legacy(self._restore(step, _legacy_layout(like)), like)
+            except Exception:  # not the earlier layout either: report the first error
+                pass
             first_line = (str(error).strip().splitlines() or [""])[0][:300]
             raise UserError(
                 f"checkpoint {self.directory / str(step)} does not fit this model "
@@ -108,6 +111,10 @@ class Checkpointer:
                 "config or gan_jax version, or is damaged: resume it with the config and "
                 "version that wrote it, use a new --workdir, or move that step's folder away "
                 "to resume from the one before") from None
+
+    def _restore(self, step: int, like):
+        abstract = jax.tree.map(ocp_layout, like)
+        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
     def save(self, state: TrainState) -> None:
         step = int(state.step)
@@ -137,6 +144,25 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+# Until 2026-12 the state kept its stateful parts in fields of their own, present (as {}) even
+# when unused: ema_params and param_averages, and augment_p always. Checkpoints written then
+# restore into today's layout, where they are `slots` and exist only when configured.
+_LEGACY_SLOTS = {"ema": "ema_params", "averages": "param_averages", "augment_p": "augment_p"}
+
+
+def _legacy_layout(like: TrainState) -> dict:
+    fields = {name: getattr(like, name) for name in like.__dataclass_fields__ if name != "slots"}
+    return fields | {"ema_params": like.slots.get("ema", {}),
+                     "param_averages": like.slots.get("averages", {}),
+                     "augment_p": jax.ShapeDtypeStruct((), "float32")}
+
+
+def _from_legacy(restored: dict, like: TrainState) -> TrainState:
+    fields = {name: restored[name] for name in like.__dataclass_fields__ if name != "slots"}
+    return like.replace(**fields, slots={name: restored[_LEGACY_SLOTS[name]]
+                                         for name in like.slots})
 
 
 _READ_ONLY_NOTICE = "Given directory is read only=%s"  # orbax's warning, on every evaluation

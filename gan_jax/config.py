@@ -197,6 +197,9 @@ class RegConfig:
     # weight of ||theta - mean of past theta||^2, G and D
     historical_averaging: float = at_least(0.0, 0)
     class_weight: float = at_least(1.0, 0)  # ACGAN: weight of the auxiliary classification losses
+    # LeCam regularisation of D (Tseng et al. 2021; their BigGAN CIFAR runs: 0.1-0.3); 0 = off
+    lecam_weight: float = at_least(0.0, 0)
+    lecam_decay: float = fraction(0.99, high_open=True)  # of LeCam's anchors (moving averages)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,6 +60,13 @@ class ViewKeys(NamedTuple):
     penalty: jax.Array | None = None
 
 
+def augment_probability(config: Config, slots: dict[str, Any]) -> jax.Array:
+    """The probability of each DiffAugment op: ADA's, kept in the state, or augment.p."""
+    if "augment_p" in slots:
+        return slots["augment_p"]
+    return jnp.asarray(config.augment.p, jnp.float32)
+
+
 def generate(gan: "Gan", g_params: Any, g_model_state: Variables, z: jax.Array,
              labels: jax.Array | None) -> tuple[jax.Array, Variables]:
     """G(z, labels) in training mode; returns the images and G's updated model state."""
@@ -93,14 +100,20 @@ class View:
         self.gan, self.config, self.state, self.params = gan, gan.config, state, params
         self.inputs, self.keys, self.d_params = inputs, keys, d_params
         self.d_model_state = state.d_model_state
+        self.kept: dict[str, Any] = {}  # the new values of state slots, see `keep`
         self._outputs: dict[str, DiscriminatorOutput] = {}
+
+    def keep(self, slot: str, value: Any) -> None:
+        """A stateful term's new state (e.g. LeCam's anchors): the phase writes it into
+        `TrainState.slots[slot]` after its update."""
+        self.kept[slot] = value
 
     def _discriminate(self, which: str, images: jax.Array, labels: jax.Array | None,
                       key: jax.Array) -> DiscriminatorOutput:
         if which not in self._outputs:
             self._outputs[which], self.d_model_state = discriminate(
                 self.gan, self.d_params, self.d_model_state, images, labels, key,
-                self.state.augment_p)
+                augment_probability(self.config, self.state.slots))
         return self._outputs[which]
 
     def made(self, which: str) -> DiscriminatorOutput | None:
@@ -121,7 +134,7 @@ class View:
 
         def logits(images):
             out, _ = discriminate(self.gan, self.d_params, self.d_model_state, images, labels,
-                                  d_key, self.state.augment_p)
+                                  d_key, augment_probability(self.config, self.state.slots))
             return out.logits
         return logits
 
@@ -178,7 +191,7 @@ def squared_distance(params: Any, averages: Any) -> jax.Array:
 
 def d_historical_averaging(view: View) -> tuple[jax.Array, Aux]:
     """||theta_D - mean of past theta_D||^2 (Salimans et al. 2016)."""
-    return squared_distance(view.params, view.state.param_averages["d"]), {}
+    return squared_distance(view.params, view.state.slots["averages"]["d"]), {}
 
 
 # --- the generator's terms ------------------------------------------------------------------
@@ -206,7 +219,35 @@ def g_feature_matching(view: View) -> tuple[jax.Array, Aux]:
 
 def g_historical_averaging(view: View) -> tuple[jax.Array, Aux]:
     """||theta_G - mean of past theta_G||^2, on G's parameters directly."""
-    return squared_distance(view.params, view.state.param_averages["g"]), {}
+    return squared_distance(view.params, view.state.slots["averages"]["g"]), {}
+
+
+def d_lecam(view: View) -> tuple[jax.Array, Aux]:
+    """LeCam (Tseng et al. 2021): E relu(D(x) - a_F)^2 + E relu(a_R - D(G(z)))^2.
+
+    The anchors a_R and a_F are moving averages (decay reg.lecam_decay) of D's mean real and
+    fake outputs, this batch included, starting at the first batch's means, as the authors'
+    BigGAN code keeps them; the slot "lecam" holds them between updates.
+    """
+    real, fake = view.real().logits, view.fake().logits
+    slot = view.state.slots["lecam"]
+    decay = jnp.where(slot["updates"] > 0, view.config.reg.lecam_decay, 0.0)
+    anchor_real, anchor_fake = (decay * slot[name] + (1 - decay) * jax.lax.stop_gradient(
+        jnp.mean(logits)) for name, logits in (("real", real), ("fake", fake)))
+    view.keep("lecam", {"real": anchor_real, "fake": anchor_fake,
+                        "updates": slot["updates"] + 1})
+    value = (jnp.mean(jnp.square(jax.nn.relu(real - anchor_fake)))
+             + jnp.mean(jnp.square(jax.nn.relu(anchor_real - fake))))
+    return value, {"lecam": value, "lecam_anchor_real": anchor_real,
+                   "lecam_anchor_fake": anchor_fake}
+
+
+def initial_slots(config: Config) -> dict[str, Any]:
+    """The state slots of the configured stateful terms, before the first update."""
+    if not config.reg.lecam_weight:
+        return {}
+    zero = jnp.zeros((), jnp.float32)
+    return {"lecam": {"real": zero, "fake": zero, "updates": jnp.zeros((), jnp.int32)}}
 
 
 def terms_for(config: Config) -> tuple[Term, ...]:
@@ -224,6 +265,8 @@ def terms_for(config: Config) -> tuple[Term, ...]:
                             r.historical_averaging))
         g_terms.append(Term("historical_averaging", "g", g_historical_averaging,
                             r.historical_averaging, of_params=True))
+    if r.lecam_weight:
+        d_terms.append(Term("lecam", "d", d_lecam, r.lecam_weight))
     if r.feature_matching:
         g_terms.append(Term("feature_matching", "g", g_feature_matching, r.feature_matching))
     return (*d_terms, *g_terms)

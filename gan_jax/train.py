@@ -42,7 +42,8 @@ from gan_jax.config import Config, OptimConfig
 from gan_jax.errors import UserError
 from gan_jax.losses import AdversarialLoss, make_loss
 from gan_jax.models import build_networks
-from gan_jax.terms import (StepInputs, StepKeys, Term, View, ViewKeys, generate, terms_for)
+from gan_jax.terms import (StepInputs, StepKeys, Term, View, ViewKeys, augment_probability,
+                           generate, initial_slots, terms_for)
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -60,11 +61,13 @@ class TrainState:
     d_model_state: Variables
     g_opt_state: optax.OptState
     d_opt_state: optax.OptState
-    ema_params: Any  # exponential moving average of g_params; {} when optim.ema_kimg is None
-    param_averages: Any  # {"g": ..., "d": ...} means of all past parameters; {} when unused
-    augment_p: jax.Array  # float32 probability of each DiffAugment op (ADA adapts it)
     lr_multiplier: jax.Array  # float32 factor on both learning rates: 1, lowered by each
     #                           divergence rollback (train.rollback_tries) and saved with it
+    # What the configured stateful parts keep, by name, and nothing for those not configured:
+    # "ema" (G's EMA parameters, optim.ema_kimg), "averages" ({"g", "d"}: the means of all
+    # past parameters, reg.historical_averaging), "augment_p" (ADA's probability), "lecam"
+    # (LeCam's anchors); loss terms keep theirs through gan_jax.terms.View.keep.
+    slots: dict[str, Any]
 
 
 class Gan(NamedTuple):
@@ -215,14 +218,18 @@ def init_state(gan: Gan, key: jax.Array) -> TrainState:
                                          train=False))
     g_params, d_params = g_vars.pop("params"), d_vars.pop("params")
     c = gan.config
-    averages = ({"g": g_params, "d": d_params} if c.reg.historical_averaging else {})
+    slots = {}
+    if c.optim.ema_kimg is not None:
+        slots["ema"] = g_params
+    if c.reg.historical_averaging:
+        slots["averages"] = {"g": g_params, "d": d_params}
+    if c.augment.ada_target is not None:
+        slots["augment_p"] = jnp.asarray(c.augment.p, jnp.float32)
+    slots |= initial_slots(c)
     return TrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                       g_model_state=g_vars, d_model_state=d_vars,
                       g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
-                      ema_params=g_params if c.optim.ema_kimg is not None else {},
-                      param_averages=averages,
-                      augment_p=jnp.asarray(c.augment.p, jnp.float32),
-                      lr_multiplier=jnp.ones((), jnp.float32))
+                      lr_multiplier=jnp.ones((), jnp.float32), slots=slots)
 
 
 def make_train_step(config: Config) -> Callable[[TrainState, Batch, jax.Array],
@@ -278,32 +285,38 @@ def _d_update(gan: Gan, state: TrainState, inputs: StepInputs, keys: StepKeys,
         if phase.every > 1:  # StyleGAN2's separate update, weighted by its interval
             loss = phase.every * loss
         real = view.made("real")
-        return loss, (aux, view.d_model_state, None if real is None else real.logits)
+        return loss, (aux, view.d_model_state, None if real is None else real.logits,
+                      view.kept)
 
-    (loss, (aux, d_model_state, real_logits)), grads = jax.value_and_grad(
+    (loss, (aux, d_model_state, real_logits, kept)), grads = jax.value_and_grad(
         objective, has_aux=True)(state.d_params, _main_phase(gan, "d"), state)
     d_params, d_opt_state = _apply_gradients(gan.d_tx, grads, state.d_opt_state,
                                              state.d_params, c.reg.clip)
-    state = state.replace(d_params=d_params, d_opt_state=d_opt_state,
-                          d_model_state=d_model_state)
+    state = _with_slots(state.replace(d_params=d_params, d_opt_state=d_opt_state,
+                                      d_model_state=d_model_state), **kept)
     metrics = {"d_loss": loss, **aux, "d_grad_norm": optax.global_norm(grads)}
 
     lazy = _lazy_phase(gan, "d")
     if lazy is not None:
         def regularize(state):
-            (_, (aux, _, _)), grads = jax.value_and_grad(objective, has_aux=True)(
+            (_, (aux, _, _, kept)), grads = jax.value_and_grad(objective, has_aux=True)(
                 state.d_params, lazy, state)
             d_params, d_opt_state = _apply_gradients(gan.d_tx, grads, state.d_opt_state,
                                                      state.d_params, c.reg.clip)
-            return state.replace(d_params=d_params, d_opt_state=d_opt_state), aux
+            return _with_slots(state.replace(d_params=d_params, d_opt_state=d_opt_state),
+                               **kept), aux
         state, lazy_metrics = _lazy_update(lazy, regularize, state, d_index)
         metrics |= lazy_metrics
 
     if c.augment.ada_target is not None:
-        state = state.replace(augment_p=augment.adjust_probability(
-            state.augment_p, real_logits, c.augment.ada_target, inputs.real.shape[0],
+        state = _with_slots(state, augment_p=augment.adjust_probability(
+            state.slots["augment_p"], real_logits, c.augment.ada_target, inputs.real.shape[0],
             c.augment.ada_kimg))
     return state, metrics
+
+
+def _with_slots(state: TrainState, **slots: Any) -> TrainState:
+    return state.replace(slots={**state.slots, **slots})
 
 
 def _clip(params: Any, bound: float | None) -> Any:
@@ -408,7 +421,7 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         metrics = {**d_metrics, **g_metrics,
                    "g_param_norm": optax.global_norm(state.g_params),
                    "d_param_norm": optax.global_norm(state.d_params),
-                   "augment_p": state.augment_p, "lr_scale": lr_scale}
+                   "augment_p": augment_probability(c, state.slots), "lr_scale": lr_scale}
         metrics["finite"] = jnp.all(jnp.isfinite(jnp.stack(
             [jnp.asarray(v, jnp.float32) for v in metrics.values()])))
         return state.replace(step=state.step + 1), metrics
@@ -433,54 +446,57 @@ def _g_update(gan: Gan, state: TrainState, inputs: StepInputs, pull_back_to_g: C
         view = View(gan, state, state.g_params, state.d_params,
                     inputs._replace(fake=fake_images), view_keys)
         loss, aux = _weighted_sum(of_fakes, view)
-        return loss, (aux, view.d_model_state)
+        return loss, (aux, view.d_model_state, view.kept)
 
     def objective_of_params(g_params, phase_terms, state):
         view = View(gan, state, g_params, state.d_params, inputs, view_keys)
-        return _weighted_sum(phase_terms, view)
+        loss, aux = _weighted_sum(phase_terms, view)
+        return loss, (aux, view.kept)
 
-    (loss, (aux, d_model_state)), d_fake = jax.value_and_grad(
+    (loss, (aux, d_model_state, kept)), d_fake = jax.value_and_grad(
         objective, has_aux=True)(inputs.fake)
     (grads,) = pull_back_to_g(d_fake)
     if of_params:  # differentiated directly, outside the fakes' pull-back
-        (params_loss, params_aux), params_grads = jax.value_and_grad(
+        (params_loss, (params_aux, params_kept)), params_grads = jax.value_and_grad(
             objective_of_params, has_aux=True)(state.g_params, of_params, state)
         grads = jax.tree.map(jnp.add, grads, params_grads)
-        loss, aux = loss + params_loss, aux | params_aux
+        loss, aux, kept = loss + params_loss, aux | params_aux, kept | params_kept
     g_params, g_opt_state = _apply_gradients(gan.g_tx, grads, state.g_opt_state,
                                              state.g_params, None)
-    state = state.replace(g_params=g_params, g_opt_state=g_opt_state,
-                          d_model_state=d_model_state)
+    state = _with_slots(state.replace(g_params=g_params, g_opt_state=g_opt_state,
+                                      d_model_state=d_model_state), **kept)
     metrics = {"g_loss": loss, **aux, "g_grad_norm": optax.global_norm(grads)}
 
     lazy = _lazy_phase(gan, "g")
     if lazy is not None:  # terms of G's parameters only (phases_for checks it)
         def regularize(state):
             def lazy_objective(g_params):
-                loss, aux = objective_of_params(g_params, lazy.terms, state)
-                return lazy.every * loss, aux
-            (_, aux), grads = jax.value_and_grad(lazy_objective, has_aux=True)(state.g_params)
+                loss, extras = objective_of_params(g_params, lazy.terms, state)
+                return lazy.every * loss, extras
+            (_, (aux, kept)), grads = jax.value_and_grad(lazy_objective, has_aux=True)(
+                state.g_params)
             g_params, g_opt_state = _apply_gradients(gan.g_tx, grads, state.g_opt_state,
                                                      state.g_params, None)
-            return state.replace(g_params=g_params, g_opt_state=g_opt_state), aux
+            return _with_slots(state.replace(g_params=g_params, g_opt_state=g_opt_state),
+                               **kept), aux
         state, lazy_metrics = _lazy_update(lazy, regularize, state, state.step)
         metrics |= lazy_metrics
         g_params = state.g_params
     if c.optim.ema_kimg is not None:
         beta = ema_beta(state.step, images_per_step, c.optim.ema_kimg, c.optim.ema_rampup)
-        state = state.replace(ema_params=ema_update(state.ema_params, g_params, beta))
+        state = _with_slots(state, ema=ema_update(state.slots["ema"], g_params, beta))
     if c.reg.historical_averaging:
         # Running means over the parameters after every step so far (and the initial ones).
         count = state.step.astype(jnp.float32) + 2.0
-        state = state.replace(param_averages=jax.tree.map(
-            lambda a, p: a + (p - a) / count, state.param_averages,
+        state = _with_slots(state, averages=jax.tree.map(
+            lambda a, p: a + (p - a) / count, state.slots["averages"],
             {"g": g_params, "d": state.d_params}))
     return state, metrics
 
 
 def sampling_params(state: TrainState) -> Any:
     """The generator weights to sample and evaluate with: the EMA when there is one."""
-    return state.ema_params if jax.tree.leaves(state.ema_params) else state.g_params
+    return state.slots.get("ema", state.g_params)
 
 
 def generate_images(gan: Gan, state: TrainState, z: jax.Array,

@@ -41,6 +41,51 @@ def test_round_trip_and_keep_last_n(tmp_path):
                                 jax.device_get(state), strict=True)
 
 
+def test_a_checkpoint_of_the_earlier_state_layout_restores_into_slots(tmp_path):
+    """Until 2026-12 the EMA, the historical averages and ADA's p had fields of their own
+    ({} when unused, augment_p always); such a checkpoint restores into today's `slots`."""
+    import orbax.checkpoint as ocp
+    from flax import struct
+
+    @struct.dataclass
+    class EarlierTrainState:  # the fields, in their order, as the earlier gan_jax saved them
+        step: jax.Array
+        g_params: dict
+        d_params: dict
+        g_model_state: dict
+        d_model_state: dict
+        g_opt_state: object
+        d_opt_state: object
+        ema_params: dict
+        param_averages: dict
+        augment_p: jax.Array
+        lr_multiplier: jax.Array
+
+    config = tiny_config(optim__ema_kimg=1.0, augment__policy="translation",
+                         augment__ada_target=0.6)
+    state = init_state(build_gan(config), jax.random.key(0))
+    ema = jax.tree.map(lambda x: x + 1.0, state.g_params)
+    earlier = EarlierTrainState(
+        step=jnp.int32(4), g_params=state.g_params, d_params=state.d_params,
+        g_model_state=state.g_model_state, d_model_state=state.d_model_state,
+        g_opt_state=state.g_opt_state, d_opt_state=state.d_opt_state, ema_params=ema,
+        param_averages={}, augment_p=jnp.float32(0.3), lr_multiplier=jnp.float32(0.5))
+    manager = ocp.CheckpointManager(tmp_path)
+    manager.save(4, args=ocp.args.StandardSave(earlier))
+    manager.close()
+    restored = Checkpointer(tmp_path).restore_latest(like=state)
+    assert int(restored.step) == 4 and float(restored.lr_multiplier) == 0.5
+    assert sorted(restored.slots) == ["augment_p", "ema"]
+    assert float(restored.slots["augment_p"]) == pytest.approx(0.3)
+    chex.assert_trees_all_equal(jax.device_get(restored.slots["ema"]), jax.device_get(ema))
+    chex.assert_trees_all_equal(jax.device_get(restored.g_opt_state),
+                                jax.device_get(state.g_opt_state))
+    # A checkpoint that fits neither layout is still refused by name.
+    other = init_state(build_gan(tiny_config(model__g_width=16)), jax.random.key(0))
+    with pytest.raises(UserError, match="does not fit this model"):
+        Checkpointer(tmp_path).restore_latest(like=other)
+
+
 @requires_fashion_mnist
 def test_resume_equals_uninterrupted_run(tmp_path):
     # The input pipeline may change on resume: both placements give the same batches.

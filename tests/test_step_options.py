@@ -139,12 +139,12 @@ def test_ema_generator_is_updated_by_the_step_and_used_for_samples():
     config = _small(optim__ema_kimg=0.004)  # half-life of 4 images, batch 8: beta = 1/4
     gan, state, _ = _steps(config)
     initial = init_state(gan, jax.random.key(0))
-    for ema, old, new in zip(leaves(state.ema_params), leaves(initial.g_params),
+    for ema, old, new in zip(leaves(state.slots["ema"]), leaves(initial.g_params),
                              leaves(state.g_params), strict=True):
         np.testing.assert_allclose(ema, 0.25 * old + 0.75 * new, rtol=1e-5, atol=1e-7)
     z = jax.random.normal(jax.random.key(1), (4, gan.latent_dim))
     sampled = generate_images(gan, state, z)
-    with_ema = gan.generator.apply({"params": state.ema_params, **state.g_model_state}, z,
+    with_ema = gan.generator.apply({"params": state.slots["ema"], **state.g_model_state}, z,
                                    train=False)
     raw = gan.generator.apply({"params": state.g_params, **state.g_model_state}, z, train=False)
     np.testing.assert_array_equal(sampled, with_ema)
@@ -162,7 +162,7 @@ def test_historical_averages_are_the_mean_of_all_parameters_so_far():
         snapshots.append(jax.device_get(state.g_params))
     mean = jax.tree.map(lambda *xs: np.mean(np.stack(xs).astype(np.float64), 0), *snapshots)
     # float32 averages against a float64 mean: values compared, not dtypes.
-    chex.assert_trees_all_close(jax.device_get(state.param_averages["g"]), mean, rtol=1e-5,
+    chex.assert_trees_all_close(jax.device_get(state.slots["averages"]["g"]), mean, rtol=1e-5,
                                 atol=1e-7)
 
 
@@ -190,8 +190,8 @@ def test_ada_moves_p_by_one_batch_worth_per_d_update():
     config = _small(augment__policy="translation", augment__p=0.5, augment__ada_target=1.0,
                     augment__ada_kimg=1.0, train__n_critic=2)
     _, state, history = _steps(config)
-    assert float(state.augment_p) == pytest.approx(0.5 - 2 * 8 / 1000, abs=1e-6)
-    assert history[0]["augment_p"] == pytest.approx(float(state.augment_p))
+    assert float(state.slots["augment_p"]) == pytest.approx(0.5 - 2 * 8 / 1000, abs=1e-6)
+    assert history[0]["augment_p"] == pytest.approx(float(state.slots["augment_p"]))
 
 
 def test_bfloat16_steps_keep_float32_parameters_and_stay_finite():

@@ -66,6 +66,10 @@ def check_config(config: Config) -> None:
         raise UserError(f"reg.penalty='{r.penalty}' needs per-sample critic gradients, but "
                         f"model.d_norm='{m.d_norm}' gives model.arch='{m.arch}' BatchNorm in D; "
                         "set model.d_norm=layer (WGAN-GP) or model.d_norm=none")
+    if r.top_k_min is not None and t.loss == "relativistic_pairing":
+        raise UserError("reg.top_k_min picks fakes by their own generator loss, but "
+                        "train.loss='relativistic_pairing' pairs each fake with a real sample; "
+                        "set reg.top_k_min=None or another train.loss")
     if a.ada_target is not None and not a.policy:
         raise UserError(f"augment.ada_target={a.ada_target} adapts the augmentation "
                         "probability, but augment.policy is empty; set augment.policy, e.g. "

@@ -160,7 +160,8 @@ class OptimConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    loss: str = "non_saturating"  # minimax, non_saturating, least_squares, hinge, wasserstein
+    # minimax, non_saturating, least_squares, hinge, wasserstein, relativistic_pairing (RpGAN)
+    loss: str = "non_saturating"
     # discriminator updates per generator update, each on its own real batch
     n_critic: int = at_least(1, 1)
     batch_size: int = at_least(64, 1)  # global batch, split over all devices
@@ -181,7 +182,8 @@ class TrainConfig:
 @dataclasses.dataclass(frozen=True)
 class RegConfig:
     """Regularisers and the "Improved Techniques" tricks; every one composes with every loss."""
-    penalty: str = "none"  # none, wgan_gp, dragan, r1 (real), r2 (fake): gan_jax.penalties
+    # none, wgan_gp, dragan, r1 (real), r2 (fake), r1_r2 (both, R3GAN): gan_jax.penalties
+    penalty: str = "none"
     # lambda of WGAN-GP/DRAGAN; R1/R2 add weight/2 * E||grad||^2
     penalty_weight: float = at_least(10.0, 0)
     # k > 1: lazy regularisation every k D updates (StyleGAN2); its logged value is 0 on steps
@@ -200,6 +202,11 @@ class RegConfig:
     # LeCam regularisation of D (Tseng et al. 2021; their BigGAN CIFAR runs: 0.1-0.3); 0 = off
     lecam_weight: float = at_least(0.0, 0)
     lecam_decay: float = fraction(0.99, high_open=True)  # of LeCam's anchors (moving averages)
+    # Top-k training of G (Sinha et al. 2020): G's loss on the k fakes D scores highest, k
+    # from the batch down to this fraction of it (the paper: 0.5-0.75); None = off
+    top_k_min: float | None = fraction(None, low_open=True)
+    top_k_decay: float = fraction(0.99, low_open=True)  # k's factor per epoch (the paper: 0.99)
+    top_k_epoch_kimg: float = positive(60.0)  # images per epoch, in kimg (Fashion-MNIST: 60)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Each loss is a pair of functions returning (scalar loss, aux dict of scalars):
   d(real_logits, fake_logits) -> the discriminator's loss, minimised over D's parameters;
-  g(fake_logits)              -> the generator's loss, minimised over G's parameters.
+  g(fake_logits)              -> the generator's loss, minimised over G's parameters;
+  g(fake_logits, real_logits) for a relativistic loss (`g_sees_real`), whose generator side
+                                 compares each fake with a real sample.
 With D(x) = sigmoid(logit), log D(x) = -softplus(-logit) and log(1 - D(x)) = -softplus(logit);
 writing them with softplus keeps them finite for any logit.
 """
@@ -20,7 +22,8 @@ Aux = dict[str, jax.Array]
 
 class AdversarialLoss(NamedTuple):
     d: Callable[[jax.Array, jax.Array], tuple[jax.Array, Aux]]
-    g: Callable[[jax.Array], tuple[jax.Array, Aux]]
+    g: Callable[..., tuple[jax.Array, Aux]]
+    g_sees_real: bool = False  # g(fake_logits, real_logits): D's real logits in G's update
 
 
 def bce_discriminator(real_logits: jax.Array, fake_logits: jax.Array,
@@ -82,6 +85,20 @@ def wasserstein_discriminator(real_logits: jax.Array,
     return fake_term - real_term, {"wasserstein_estimate": real_term - fake_term}
 
 
+def relativistic_pairing_discriminator(real_logits: jax.Array,
+                                       fake_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """RpGAN (Jolicoeur-Martineau 2019; the R3GAN loss of Huang et al. 2024):
+    E softplus(D(G(z_i)) - D(x_i)), each fake paired with the real sample of its index."""
+    gap = real_logits - fake_logits
+    return jnp.mean(jax.nn.softplus(-gap)), {"relativistic_gap": jnp.mean(gap)}
+
+
+def relativistic_pairing_generator(fake_logits: jax.Array,
+                                   real_logits: jax.Array) -> tuple[jax.Array, Aux]:
+    """RpGAN's generator side: E softplus(D(x_i) - D(G(z_i)))."""
+    return jnp.mean(jax.nn.softplus(real_logits - fake_logits)), {}
+
+
 # Losses whose discriminator side is binary cross-entropy, where label smoothing is defined.
 BCE_LOSSES = ("minimax", "non_saturating")
 
@@ -92,6 +109,8 @@ LOSSES: dict[str, AdversarialLoss] = {
     "hinge": AdversarialLoss(hinge_discriminator, hinge_generator),
     # The WGAN generator loss, -E D(G(z)), is the hinge generator loss.
     "wasserstein": AdversarialLoss(wasserstein_discriminator, hinge_generator),
+    "relativistic_pairing": AdversarialLoss(relativistic_pairing_discriminator,
+                                            relativistic_pairing_generator, g_sees_real=True),
 }
 
 

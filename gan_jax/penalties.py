@@ -12,6 +12,8 @@ cross-sample term, accepted as StyleGAN2 and ProGAN accept it for R1 and WGAN-GP
   dragan_penalty    DRAGAN (Kodali et al. 2017): the same, around perturbed real samples.
   r1_penalty        R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real samples; R2 on fakes
                     is the same function applied to fake samples. Callers scale it by gamma / 2.
+  "r1_r2"           both, gamma / 2 each (R3GAN, Huang et al. 2024): the caller passes the
+                    fakes' critic (their labels) to `r1_r2_penalty`.
 
 `penalty(name, ...)` picks one by its config name (reg.penalty); the train step multiplies it by
 reg.penalty_weight and, with lazy regularisation, applies it every reg.penalty_every D updates.
@@ -75,7 +77,17 @@ def r1_penalty(critic: Critic, samples: jax.Array) -> tuple[jax.Array, Aux]:
     return jnp.mean(squared), {"grad_norm": jnp.mean(jnp.sqrt(squared))}
 
 
-PENALTIES = ("wgan_gp", "dragan", "r1", "r2")
+PENALTIES = ("wgan_gp", "dragan", "r1", "r2", "r1_r2")
+
+
+def r1_r2_penalty(real_critic: Critic, fake_critic: Critic, real: jax.Array,
+                  fake: jax.Array) -> tuple[jax.Array, Aux]:
+    """1/2 (E||grad D(x)||^2 + E||grad D(G(z))||^2): R1 and R2 with one gamma, to be multiplied
+    by it, as R3GAN regularises its RpGAN critic."""
+    r1, r1_aux = r1_penalty(real_critic, real)
+    r2, r2_aux = r1_penalty(fake_critic, jax.lax.stop_gradient(fake))
+    return 0.5 * (r1 + r2), {"grad_norm": r1_aux["grad_norm"],
+                              "fake_grad_norm": r2_aux["grad_norm"]}
 
 
 def penalty(name: str, critic: Critic, real: jax.Array, fake: jax.Array,
@@ -86,6 +98,8 @@ def penalty(name: str, critic: Critic, real: jax.Array, fake: jax.Array,
         return gradient_penalty(critic, real, fake, key)
     if name == "dragan":
         return dragan_penalty(critic, real, key)
+    if name == "r1_r2":
+        return r1_r2_penalty(critic, critic, real, fake)
     if name in ("r1", "r2"):
         value, aux = r1_penalty(critic, real if name == "r1" else jax.lax.stop_gradient(fake))
         return 0.5 * value, aux

@@ -127,10 +127,13 @@ class View:
         return self._discriminate("fake", self.inputs.fake, self.inputs.fake_labels,
                                   self.keys.fake)
 
-    def critic(self, labels: jax.Array | None) -> penalties.Critic:
+    def critic(self, labels: jax.Array | None, index: int = 0) -> penalties.Critic:
         """images -> D's logits at the current parameters and model state, which it leaves
-        alone: the function whose input gradients a penalty takes."""
+        alone: the function whose input gradients a penalty takes. `index` picks its own
+        augmentation and dropout draws (one per critic of a penalty)."""
         d_key = jax.random.split(self.keys.penalty)[0]
+        if index:
+            d_key = jax.random.fold_in(d_key, index)
 
         def logits(images):
             out, _ = discriminate(self.gan, self.d_params, self.d_model_state, images, labels,
@@ -179,6 +182,12 @@ def d_penalty(view: View) -> tuple[jax.Array, Aux]:
     # acts on fakes and their labels.
     labels = view.inputs.fake_labels if name == "r2" else view.inputs.labels
     penalty_key = jax.random.split(view.keys.penalty)[1]
+    if name == "r1_r2":  # each side on its own samples' labels
+        value, aux = penalties.r1_r2_penalty(
+            view.critic(view.inputs.labels), view.critic(view.inputs.fake_labels, 1),
+            view.inputs.real, view.inputs.fake)
+        return value, {"penalty": value, "penalty_grad_norm": aux["grad_norm"],
+                       "penalty_fake_grad_norm": aux["fake_grad_norm"]}
     value, aux = penalties.penalty(name, view.critic(labels), view.inputs.real,
                                    view.inputs.fake, penalty_key)
     return value, {"penalty": value, "penalty_grad_norm": aux["grad_norm"]}
@@ -198,8 +207,34 @@ def d_historical_averaging(view: View) -> tuple[jax.Array, Aux]:
 
 
 def g_adversarial(view: View) -> tuple[jax.Array, Aux]:
-    """The loss's generator side on D's logits of the fakes."""
+    """The loss's generator side on D's logits of the fakes (and of the real batch, for a
+    relativistic loss: D runs on it in G's update too)."""
+    if view.gan.loss.g_sees_real:
+        fake = view.fake().logits
+        return view.gan.loss.g(fake, view.real().logits)
     return view.gan.loss.g(view.fake().logits)
+
+
+def top_k_count(config: Config, step: jax.Array) -> jax.Array:
+    """Sinha et al.'s k at `step`: the batch times top_k_decay per epoch, at least top_k_min
+    of it (rounded down, at least 1)."""
+    r, batch = config.reg, config.train.batch_size
+    epochs = step.astype(jnp.float32) * batch * config.train.n_critic / (
+        1000.0 * r.top_k_epoch_kimg)
+    fraction = jnp.maximum(r.top_k_decay ** epochs, r.top_k_min)
+    return jnp.maximum(jnp.floor(fraction * batch), 1.0)
+
+
+def g_adversarial_top_k(view: View) -> tuple[jax.Array, Aux]:
+    """Top-k training (Sinha et al. 2020): the generator loss of the k fakes D scores highest
+    only; the others get no gradient. Every generator loss here is a mean over samples, so each
+    sample's value is the loss of that sample alone."""
+    logits = view.fake().logits
+    per_sample = jax.vmap(lambda logit: view.gan.loss.g(logit[None])[0])(logits)
+    k = top_k_count(view.config, view.state.step)
+    rank = jnp.argsort(jnp.argsort(-logits))  # 0 for the fake D scores highest
+    chosen = (rank < k).astype(per_sample.dtype)
+    return jnp.sum(chosen * per_sample) / k, {"top_k": k}
 
 
 def g_acgan_class(view: View) -> tuple[jax.Array, Aux]:
@@ -254,7 +289,8 @@ def terms_for(config: Config) -> tuple[Term, ...]:
     """The configured terms of both networks, in the order their values are summed."""
     r, conditioning = config.reg, config.model.conditioning
     d_terms = [Term("adversarial", "d", d_adversarial)]
-    g_terms = [Term("adversarial", "g", g_adversarial)]
+    g_terms = [Term("adversarial", "g", g_adversarial if r.top_k_min is None
+                    else g_adversarial_top_k)]
     if conditioning == "acgan":
         d_terms.append(Term("acgan_class", "d", d_acgan_class, r.class_weight))
         g_terms.append(Term("acgan_class", "g", g_acgan_class, r.class_weight))

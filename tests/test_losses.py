@@ -50,9 +50,11 @@ def test_minimax_saturates_where_non_saturating_does_not():
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_losses_stay_finite_at_extreme_logits(name):
     extreme = jnp.array([-1e4, 1e4, 0.0])
-    d_loss, _ = LOSSES[name].d(extreme, extreme)
-    g_loss, _ = LOSSES[name].g(extreme)
-    grads = jax.grad(lambda x: LOSSES[name].d(x, x)[0] + LOSSES[name].g(x)[0])(extreme)
+    loss = LOSSES[name]
+    g = (lambda fake: loss.g(fake, fake[::-1])) if loss.g_sees_real else loss.g
+    d_loss, _ = loss.d(extreme, extreme[::-1])
+    g_loss, _ = g(extreme)
+    grads = jax.grad(lambda x: loss.d(x, x[::-1])[0] + g(x)[0])(extreme)
     assert np.isfinite(float(d_loss)) and np.isfinite(float(g_loss))
     assert np.all(np.isfinite(np.asarray(grads)))
 
@@ -104,3 +106,20 @@ def test_label_smoothing_is_refused_for_non_cross_entropy_losses():
     from gan_jax.losses import make_loss
     with pytest.raises(ValueError, match="hinge"):
         make_loss("hinge", label_smoothing=0.1)
+
+
+def test_relativistic_pairing_compares_each_fake_with_its_real_sample():
+    """RpGAN (Huang et al. 2024, eq. 2): D minimises E f(D(fake_i) - D(real_i)), G minimises
+    E f(D(real_i) - D(fake_i)), f = softplus."""
+    loss = LOSSES["relativistic_pairing"]
+    d_value, aux = loss.d(jnp.asarray(REAL), jnp.asarray(FAKE))
+    np.testing.assert_allclose(float(d_value), np.mean(np.logaddexp(0.0, FAKE - REAL)),
+                               rtol=1e-6)
+    np.testing.assert_allclose(float(aux["relativistic_gap"]), np.mean(REAL - FAKE), rtol=1e-6)
+    g_value, _ = loss.g(jnp.asarray(FAKE), jnp.asarray(REAL))
+    np.testing.assert_allclose(float(g_value), np.mean(np.logaddexp(0.0, REAL - FAKE)),
+                               rtol=1e-6)
+    assert loss.g_sees_real and not LOSSES["hinge"].g_sees_real
+    # Pairing, not averaging: permuting the fakes changes the loss.
+    shuffled, _ = loss.d(jnp.asarray(REAL), jnp.asarray(FAKE[::-1]))
+    assert float(shuffled) != pytest.approx(float(d_value))

@@ -53,6 +53,19 @@ def test_r1_is_the_mean_squared_gradient_norm_at_the_samples():
     assert float(linear) == pytest.approx(float(jnp.sum(W ** 2)), rel=1e-5)
 
 
+def test_r1_r2_is_half_the_sum_of_r1_on_reals_and_r2_on_fakes():
+    from gan_jax.penalties import penalty, r1_r2_penalty
+    value, aux = r1_r2_penalty(quadratic_critic, linear_critic, REAL, FAKE)
+    r1 = np.mean(np.sum(np.asarray(REAL, np.float64).reshape(6, -1) ** 2, axis=1))
+    r2 = float(np.sum(np.asarray(W, np.float64) ** 2))  # a linear critic's gradient is W
+    assert float(value) == pytest.approx(0.5 * (r1 + r2), rel=1e-5)
+    assert float(aux["fake_grad_norm"]) == pytest.approx(np.sqrt(r2), rel=1e-5)
+    same, _ = penalty("r1_r2", quadratic_critic, REAL, FAKE, jax.random.key(0))
+    expected_same = 0.5 * (r1 + np.mean(np.sum(np.asarray(FAKE, np.float64).reshape(6, -1) ** 2,
+                                                axis=1)))
+    assert float(same) == pytest.approx(expected_same, rel=1e-5)
+
+
 def test_dragan_perturbs_within_half_a_standard_deviation_and_penalises_there():
     key = jax.random.key(3)
     moved = np.asarray(perturb(REAL, key)) - np.asarray(REAL)

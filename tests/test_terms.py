@@ -65,3 +65,62 @@ def test_lecam_in_the_step_keeps_its_anchors_and_adds_its_weighted_value_to_d_lo
     lecam = jax.device_get(state.slots["lecam"])
     assert int(lecam["updates"]) == 2
     assert float(lecam["real"]) == pytest.approx(0.99 * means[0] + 0.01 * means[1], rel=1e-5)
+
+
+def _g_view(fake_logits, step, loss="non_saturating", **reg):
+    config = tiny_config(train__loss=loss, train__batch_size=len(fake_logits),
+                         **{f"reg__{k}": v for k, v in reg.items()})
+    view = _view(fake_logits, fake_logits, {})
+    view.config, view.gan = config, build_gan(config)
+    view.state.step = jnp.int32(step)
+    return view
+
+
+@pytest.mark.parametrize("loss, per_sample", [
+    ("non_saturating", lambda x: np.log1p(np.exp(-x))),
+    ("least_squares", lambda x: 0.5 * (x - 1) ** 2),
+    ("hinge", lambda x: -x)])
+def test_top_k_takes_the_generator_loss_of_the_fakes_d_scores_highest(loss, per_sample):
+    logits = np.random.default_rng(1).normal(size=16)
+    # 16 images per step, 0.16 kimg epochs: after 25 steps, 2.5 epochs, k = 16 * 0.5 ** 2.5.
+    view = _g_view(logits, 25, loss, top_k_min=0.1, top_k_decay=0.5, top_k_epoch_kimg=0.16)
+    value, aux = terms.g_adversarial_top_k(view)
+    k = int(np.floor(16 * 0.5 ** 2.5))
+    assert int(aux["top_k"]) == k == 2
+    best = np.sort(logits)[::-1][:k]
+    np.testing.assert_allclose(float(value), np.mean(per_sample(best)), rtol=1e-5)
+    # The gradient reaches the chosen fakes only.
+    grad = jax.grad(lambda x: terms.g_adversarial_top_k(
+        _g_view(x, 25, loss, top_k_min=0.1, top_k_decay=0.5, top_k_epoch_kimg=0.16))[0])(
+        jnp.asarray(logits, jnp.float32))
+    assert set(np.flatnonzero(np.asarray(grad))) <= set(np.argsort(logits)[::-1][:k])
+
+
+def test_top_k_starts_at_the_batch_and_stops_at_its_minimum():
+    config = tiny_config(reg__top_k_min=0.5, train__batch_size=16)
+    assert int(terms.top_k_count(config, jnp.int32(0))) == 16
+    assert int(terms.top_k_count(config, jnp.int32(10 ** 6))) == 8
+
+
+def test_a_relativistic_generator_loss_sees_d_on_the_real_batch():
+    rng = np.random.default_rng(2)
+    real, fake = rng.normal(size=8), rng.normal(size=8)
+    view = _g_view(fake, 0, "relativistic_pairing")
+    view.real = _view(real, fake, {}).real  # D's real logits in G's update
+    value, _ = terms.g_adversarial(view)
+    np.testing.assert_allclose(float(value), np.mean(np.logaddexp(0.0, real - fake)), rtol=1e-5)
+
+
+def test_rpgan_with_r1_r2_steps_and_adds_both_penalties_to_d_loss():
+    config = tiny_config(train__loss="relativistic_pairing", reg__penalty="r1_r2",
+                         reg__penalty_weight=0.5, model__d_norm="none",
+                         model__conditioning="projection")
+    gan = build_gan(config)
+    state, metrics = jax.jit(train_step_for(gan))(
+        init_state(gan, jax.random.key(0)), random_batch(config), jax.random.key(1))
+    metrics = jax.device_get(metrics)
+    assert metrics["finite"] and metrics["penalty"] > 0
+    assert metrics["penalty_grad_norm"] > 0 and metrics["penalty_fake_grad_norm"] > 0
+    adversarial = metrics["d_loss"] - 0.5 * metrics["penalty"]
+    # softplus(-gap) >= log 2 - gap / 2 ... and equals log 2 at a zero gap: bounded below.
+    assert adversarial > 0 and np.isfinite(metrics["relativistic_gap"])

@@ -73,6 +73,8 @@ INCOMPATIBLE = [  # (overrides, words the message must contain)
     ({"train.loss": "wasserstein", "reg.penalty": "dragan", "model.d_norm": "layer"},
      ["train.loss='wasserstein'", "reg.penalty='dragan'"]),
     ({"optim.ema_rampup": 0.05}, ["optim.ema_rampup", "optim.ema_kimg"]),
+    ({"reg.top_k_min": 0.5, "train.loss": "relativistic_pairing"},
+     ["reg.top_k_min", "train.loss='relativistic_pairing'"]),
     ({"optim.decay_kimg": 100.0}, ["optim.decay_kimg", "optim.lr_decay=linear"]),
     ({"reg.class_weight": 0.5}, ["reg.class_weight", "model.conditioning=acgan"]),
     ({"reg.penalty": "r1"}, ["reg.penalty='r1'", "model.d_norm"]),

@@ -149,6 +149,20 @@ def cutout(images: jax.Array, centers: jax.Array, ratio: float = CUTOUT_RATIO) -
     return jnp.where(square[..., None], jnp.zeros((), images.dtype), images)
 
 
+def random_flip(images: jax.Array, key: jax.Array, p: float = 0.5) -> jax.Array:
+    """Each sample mirrored left-right with probability p."""
+    flipped = jax.random.uniform(key, (len(images),)) < p
+    return jnp.where(flipped.reshape(-1, 1, 1, 1), images[:, :, ::-1], images)
+
+
+def consistency_transform(images: jax.Array, key: jax.Array) -> jax.Array:
+    """T of consistency regularisation (Zhang et al. 2020; bCR, Zhao et al. 2021, as StudioGAN
+    applies it): a horizontal flip with probability 1/2, then a translation of up to 1/8 of
+    the side, zero-padded."""
+    flip_key, shift_key = jax.random.split(key)
+    return _random_translation(random_flip(images, flip_key), shift_key)
+
+
 # --- the policy -----------------------------------------------------------------------------------
 
 def _random_color(images: jax.Array, key: jax.Array) -> jax.Array:

@@ -202,6 +202,10 @@ class RegConfig:
     # LeCam regularisation of D (Tseng et al. 2021; their BigGAN CIFAR runs: 0.1-0.3); 0 = off
     lecam_weight: float = at_least(0.0, 0)
     lecam_decay: float = fraction(0.99, high_open=True)  # of LeCam's anchors (moving averages)
+    # Balanced consistency regularisation of D (bCR, Zhao et al. 2021: 10 and 10); 0 = off.
+    # With the real side alone it is CR-GAN's (Zhang et al. 2020).
+    consistency_real: float = at_least(0.0, 0)
+    consistency_fake: float = at_least(0.0, 0)
     # Top-k training of G (Sinha et al. 2020): G's loss on the k fakes D scores highest, k
     # from the batch down to this fraction of it (the paper: 0.5-0.75); None = off
     top_k_min: float | None = fraction(None, low_open=True)

@@ -108,8 +108,10 @@ class View:
         `TrainState.slots[slot]` after its update."""
         self.kept[slot] = value
 
-    def _discriminate(self, which: str, images: jax.Array, labels: jax.Array | None,
-                      key: jax.Array) -> DiscriminatorOutput:
+    def discriminate(self, which: str, images: jax.Array, labels: jax.Array | None,
+                     key: jax.Array) -> DiscriminatorOutput:
+        """D(images), made once per phase under the name `which` (a term's own batch, e.g.
+        transformed reals), with D's model state threaded like the real and fake batches'."""
         if which not in self._outputs:
             self._outputs[which], self.d_model_state = discriminate(
                 self.gan, self.d_params, self.d_model_state, images, labels, key,
@@ -121,11 +123,11 @@ class View:
         return self._outputs.get(which)
 
     def real(self) -> DiscriminatorOutput:
-        return self._discriminate("real", self.inputs.real, self.inputs.labels, self.keys.real)
+        return self.discriminate("real", self.inputs.real, self.inputs.labels, self.keys.real)
 
     def fake(self) -> DiscriminatorOutput:
-        return self._discriminate("fake", self.inputs.fake, self.inputs.fake_labels,
-                                  self.keys.fake)
+        return self.discriminate("fake", self.inputs.fake, self.inputs.fake_labels,
+                                 self.keys.fake)
 
     def critic(self, labels: jax.Array | None, index: int = 0) -> penalties.Critic:
         """images -> D's logits at the current parameters and model state, which it leaves
@@ -277,6 +279,29 @@ def d_lecam(view: View) -> tuple[jax.Array, Aux]:
                    "lecam_anchor_fake": anchor_fake}
 
 
+def _consistency(view: View, side: str) -> tuple[jax.Array, Aux]:
+    images, labels, output, key = (
+        (view.inputs.real, view.inputs.labels, view.real(), view.keys.real) if side == "real"
+        else (view.inputs.fake, view.inputs.fake_labels, view.fake(), view.keys.fake))
+    transform_key, d_key = jax.random.split(jax.random.fold_in(key, 1))
+    transformed = view.discriminate(f"{side}_transformed",
+                                    augment.consistency_transform(images, transform_key),
+                                    labels, d_key)
+    value = jnp.mean(jnp.square(output.logits - transformed.logits))
+    return value, {f"consistency_{side}": value}
+
+
+def d_consistency_real(view: View) -> tuple[jax.Array, Aux]:
+    """bCR's real side (Zhao et al. 2021): E (D(x) - D(T(x)))^2, T a flip and a translation
+    (augment.consistency_transform); D learns to give both the same logit."""
+    return _consistency(view, "real")
+
+
+def d_consistency_fake(view: View) -> tuple[jax.Array, Aux]:
+    """bCR's fake side: E (D(G(z)) - D(T(G(z))))^2, on the detached fakes."""
+    return _consistency(view, "fake")
+
+
 def initial_slots(config: Config) -> dict[str, Any]:
     """The state slots of the configured stateful terms, before the first update."""
     if not config.reg.lecam_weight:
@@ -303,6 +328,10 @@ def terms_for(config: Config) -> tuple[Term, ...]:
                             r.historical_averaging, of_params=True))
     if r.lecam_weight:
         d_terms.append(Term("lecam", "d", d_lecam, r.lecam_weight))
+    if r.consistency_real:
+        d_terms.append(Term("consistency_real", "d", d_consistency_real, r.consistency_real))
+    if r.consistency_fake:
+        d_terms.append(Term("consistency_fake", "d", d_consistency_fake, r.consistency_fake))
     if r.feature_matching:
         g_terms.append(Term("feature_matching", "g", g_feature_matching, r.feature_matching))
     return (*d_terms, *g_terms)

@@ -124,3 +124,54 @@ def test_rpgan_with_r1_r2_steps_and_adds_both_penalties_to_d_loss():
     adversarial = metrics["d_loss"] - 0.5 * metrics["penalty"]
     # softplus(-gap) >= log 2 - gap / 2 ... and equals log 2 at a zero gap: bounded below.
     assert adversarial > 0 and np.isfinite(metrics["relativistic_gap"])
+
+
+def test_consistency_transform_is_a_coin_flip_mirror_then_a_translation():
+    from gan_jax import augment
+    images = jnp.asarray(np.random.default_rng(3).normal(size=(8, 16, 16, 1)), jnp.float32)
+    key = jax.random.key(4)
+    flip_key, shift_key = jax.random.split(key)
+    mirrored = np.asarray(jax.random.uniform(flip_key, (8,)) < 0.5)
+    assert 0 < mirrored.sum() < 8  # both cases occur with this key
+    expected_flip = np.where(mirrored[:, None, None, None], np.asarray(images)[:, :, ::-1],
+                             np.asarray(images))
+    shifts = augment.translation_shifts(shift_key, 8, 16, 16)
+    assert int(jnp.max(jnp.abs(shifts))) <= 2  # 1/8 of 16
+    np.testing.assert_array_equal(
+        np.asarray(augment.consistency_transform(images, key)),
+        np.asarray(augment.translate(jnp.asarray(expected_flip), shifts)))
+
+
+def test_bcr_is_the_mean_squared_logit_change_under_the_transform():
+    from gan_jax import augment
+    rng = np.random.default_rng(5)
+    real, fake = (jnp.asarray(rng.normal(size=(8, 8, 8, 1)), jnp.float32) for _ in range(2))
+    weights = rng.normal(size=(8, 8, 1))
+    critic = lambda x: np.sum(np.asarray(x, np.float64) * weights, axis=(1, 2, 3))
+    output = lambda images: types.SimpleNamespace(logits=jnp.asarray(critic(images)))
+    keys = terms.ViewKeys(jax.random.key(6), jax.random.key(7))
+    view = types.SimpleNamespace(
+        inputs=terms.StepInputs(real, None, fake, None), keys=keys,
+        real=lambda: output(real), fake=lambda: output(fake),
+        discriminate=lambda which, images, labels, key: output(images))
+    for side, images, key, term in (("real", real, keys.real, terms.d_consistency_real),
+                                    ("fake", fake, keys.fake, terms.d_consistency_fake)):
+        value, aux = term(view)
+        transform_key = jax.random.split(jax.random.fold_in(key, 1))[0]
+        moved = critic(augment.consistency_transform(images, transform_key))
+        expected = np.mean((critic(images) - moved) ** 2)
+        assert expected > 0
+        np.testing.assert_allclose(float(value), expected, rtol=1e-5)
+        assert float(aux[f"consistency_{side}"]) == float(value)
+
+
+def test_bcr_in_the_step_adds_both_weighted_sides_to_d_loss():
+    config = tiny_config(reg__consistency_real=10.0, reg__consistency_fake=5.0)
+    gan = build_gan(config)
+    _, metrics = jax.jit(train_step_for(gan))(init_state(gan, jax.random.key(0)),
+                                              random_batch(config), jax.random.key(1))
+    m = jax.device_get(metrics)
+    assert m["consistency_real"] > 0 and m["consistency_fake"] > 0
+    assert m["d_loss"] == pytest.approx(m["d_loss_real"] + m["d_loss_fake"]
+                                        + 10 * m["consistency_real"]
+                                        + 5 * m["consistency_fake"], rel=1e-5)

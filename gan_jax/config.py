@@ -18,12 +18,33 @@ import json
 import types
 import typing
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from gan_jax.errors import UserError
 from gan_jax.files import write_text_atomically
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+# The choices of the string settings: an override or a config built in Python with another
+# value is refused by name. Each equals its component's registry (tested): the losses of
+# gan_jax.losses, the penalties of gan_jax.penalties, the architectures of gan_jax.models...
+Arch = Literal["dcgan", "infogan", "mlp", "resnet"]
+DNorm = Literal["default", "batch", "layer", "none"]
+SpectralNorm = Literal["none", "d", "g_and_d"]
+Conditioning = Literal["none", "projection", "acgan"]
+ComputeDtype = Literal["float32", "bfloat16"]
+ConvImplementation = Literal["auto", "matmul", "xla"]
+DataSource = Literal["local", "tfds", "folder"]
+Fit = Literal["resize", "pad"]
+Placement = Literal["auto", "device", "host"]
+Optimizer = Literal["adam", "rmsprop"]
+LrDecay = Literal["constant", "linear"]
+Loss = Literal["minimax", "non_saturating", "least_squares", "hinge", "wasserstein",
+               "relativistic_pairing"]
+Penalty = Literal["none", "wgan_gp", "dragan", "r1", "r2", "r1_r2"]
+Resize = Literal["clean", "tf_legacy", "pytorch"]
+WeightStorage = Literal["float32", "float16"]
+InceptionCompute = Literal["float32", "tf32", "bfloat16"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +95,29 @@ def check_bounds(key: str, field: dataclasses.Field, value: Any) -> None:
         raise UserError(f"{key}={value} must be {bounds}{default}")
 
 
+def choices_of(field_type: Any) -> tuple[str, ...] | None:
+    """The values a Literal-typed field (or an optional one) admits; None for other types."""
+    for candidate in (field_type, *typing.get_args(field_type)):
+        if typing.get_origin(candidate) is Literal:
+            return typing.get_args(candidate)
+    return None
+
+
+def check_choice(key: str, field_type: Any, value: Any) -> None:
+    """A choice setting outside its field's Literal is a UserError naming the choices."""
+    choices = choices_of(field_type)
+    if choices is not None and value is not None:
+        check_key_choice(key, value, choices)
+
+
 def check_section_bounds(name: str, section: Any) -> None:
-    """Every field of one section (e.g. "eval", an EvalConfig) within its bounds."""
+    """Every field of one section (e.g. "eval", an EvalConfig) within its bounds and, for a
+    choice, among its choices."""
+    hints = typing.get_type_hints(type(section))
     for field in dataclasses.fields(section):
-        check_bounds(f"{name}.{field.name}", field, getattr(section, field.name))
+        key, value = f"{name}.{field.name}", getattr(section, field.name)
+        check_choice(key, hints[field.name], value)
+        check_bounds(key, field, value)
 
 
 def check_all_bounds(config: "Config") -> None:
@@ -90,7 +130,7 @@ def check_all_bounds(config: "Config") -> None:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     # "dcgan", "infogan" (Lucic et al.'s), "resnet" or "mlp" (gan_jax.models.ARCHITECTURES)
-    arch: str = "dcgan"
+    arch: Arch = "dcgan"
     # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64
     resolution: int = at_least(28, 1)
     channels: int = at_least(1, 1)  # must match the dataset's channels
@@ -110,15 +150,15 @@ class ModelConfig:
     # running-average decay of BatchNorm statistics (PyTorch's 0.1)
     bn_momentum: float = fraction(0.9)
     # D normalisation: batch, layer, none; default: batch for DCGAN and InfoGAN, else none
-    d_norm: str = "default"
-    spectral_norm: str = "none"  # "none", "d" (SNGAN) or "g_and_d" (SAGAN, BigGAN)
-    conditioning: str = "none"  # "none", "projection" (cGAN, Miyato & Koyama) or "acgan"
+    d_norm: DNorm = "default"
+    spectral_norm: SpectralNorm = "none"  # "none", "d" (SNGAN) or "g_and_d" (SAGAN, BigGAN)
+    conditioning: Conditioning = "none"  # "none", "projection" (cGAN, Miyato & Koyama) or "acgan"
     # classes of a conditional model (must match the dataset's labels)
     num_classes: int = at_least(10, 1)
     minibatch_std: int = at_least(0, 0)  # ProGAN minibatch-stddev group size in D; 0 = off
     minibatch_discrimination: int = at_least(0, 0)  # Salimans et al. kernels in D's head; 0 = off
-    compute_dtype: str = "float32"  # "bfloat16": bf16 arithmetic, float32 parameters and Adam
-    conv_implementation: str = "auto"  # DCGAN/ResNet (transposed) convolutions: "matmul" (patch x
+    compute_dtype: ComputeDtype = "float32"  # "bfloat16": bf16 arithmetic, float32 parameters and Adam
+    conv_implementation: ConvImplementation = "auto"  # DCGAN/ResNet (transposed) convolutions: "matmul" (patch x
     #                                     matrix, fast gradients on the CPU), "xla" (lax, cuDNN);
     #                                     "auto": matmul on the CPU, xla elsewhere. Same values
     #                                     to float rounding, same parameters.
@@ -127,29 +167,29 @@ class ModelConfig:
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     dataset: str = "fashion_mnist"  # a tensorflow-datasets name, or fashion_mnist/mnist locally
-    source: str = "local"  # "local": idx files in `dir`; "tfds": tensorflow-datasets;
+    source: DataSource = "local"  # "local": idx files in `dir`; "tfds": tensorflow-datasets;
     #                        "folder": image files in `dir` (classes from subfolders, if any)
     dir: str = FASHION_MNIST_DIR  # folder of the four idx .gz files, or of the image files
     split: str = "train"
     tfds_data_dir: str | None = None  # tensorflow-datasets' data_dir (None: its default)
-    fit: str = "resize"  # to reach model.resolution: "resize" (bilinear) or "pad" (zeros)
+    fit: Fit = "resize"  # to reach model.resolution: "resize" (bilinear) or "pad" (zeros)
     # train on a balanced subset: this many images of each class
     per_class: int | None = at_least(None, 1)
     subset_seed: int = at_least(0, 0)  # which images that subset holds (a seeded draw per class)
-    placement: str = "auto"  # "device": the dataset in each device's memory, batches gathered
+    placement: Placement = "auto"  # "device": the dataset in each device's memory, batches gathered
     #                          there; "host": prefetched from host memory; "auto": device up to
     #                          1 GiB of images (the batches are the same either way)
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    optimizer: str = "adam"  # "adam" or "rmsprop" (WGAN), both from optax
+    optimizer: Optimizer = "adam"  # "adam" or "rmsprop" (WGAN), both from optax
     # separate rates for G and D: TTUR (Heusel et al. 2017) when they differ
     g_lr: float = positive(2e-4)
     d_lr: float = positive(2e-4)
     b1: float = fraction(0.5, high_open=True)  # Adam's betas; RMSprop uses b2 as its decay
     b2: float = fraction(0.999, high_open=True)
-    lr_decay: str = "constant"  # "constant" or "linear" (to zero at decay_kimg; WGAN-GP, SNGAN)
+    lr_decay: LrDecay = "constant"  # "constant" or "linear" (to zero at decay_kimg; WGAN-GP, SNGAN)
     # where a linear decay reaches zero; None: train.total_kimg
     decay_kimg: float | None = positive(None)
     # generator EMA half-life in kimg (StyleGAN2: 10); None: off
@@ -161,7 +201,7 @@ class OptimConfig:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     # minimax, non_saturating, least_squares, hinge, wasserstein, relativistic_pairing (RpGAN)
-    loss: str = "non_saturating"
+    loss: Loss = "non_saturating"
     # discriminator updates per generator update, each on its own real batch
     n_critic: int = at_least(1, 1)
     batch_size: int = at_least(64, 1)  # global batch, split over all devices
@@ -183,7 +223,7 @@ class TrainConfig:
 class RegConfig:
     """Regularisers and the "Improved Techniques" tricks; every one composes with every loss."""
     # none, wgan_gp, dragan, r1 (real), r2 (fake), r1_r2 (both, R3GAN): gan_jax.penalties
-    penalty: str = "none"
+    penalty: Penalty = "none"
     # lambda of WGAN-GP/DRAGAN; R1/R2 add weight/2 * E||grad||^2
     penalty_weight: float = at_least(10.0, 0)
     # k > 1: lazy regularisation every k D updates (StyleGAN2); its logged value is 0 on steps
@@ -230,11 +270,11 @@ class EvalConfig:
     metrics: str = ""  # comma-separated names, e.g. "fid10k,kid10k,prdc10k"; "" = none
     every_kimg: float | None = positive(None)  # also every this many kimg; None: only at the end
     reference: str | None = None  # real images "dataset:split"; None: data.dataset's test split
-    resize: str = "clean"  # gan_jax.metrics.resize.RESIZE_MODES; FIDs compare only at equal resize
+    resize: Resize = "clean"  # gan_jax.metrics.resize.RESIZE_MODES; FIDs compare only at equal resize
     batch_size: int = at_least(200, 1)  # images per Inception batch (and per generator batch)
     weights: str | None = None  # Inception weights file; None: the user cache (filled via pip)
-    storage: str = "float32"  # weights storage: float32 or float16
-    compute: str = "float32"  # Inception arithmetic: float32, tf32 or bfloat16
+    storage: WeightStorage = "float32"  # weights storage: float32 or float16
+    compute: InceptionCompute = "float32"  # Inception arithmetic: float32, tf32 or bfloat16
     # latents of the evaluated images (the same every evaluation) and subsets
     seed: int = at_least(0, 0)
 
@@ -268,13 +308,14 @@ def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
         _field_value(section, field_name, dotted)
         field_type = typing.get_type_hints(type(section))[field_name]
         checked = _coerce(value, field_type, dotted)
+        check_choice(dotted, field_type, checked)
         check_bounds(dotted, type(section).__dataclass_fields__[field_name], checked)
         section = dataclasses.replace(section, **{field_name: checked})
         config = dataclasses.replace(config, **{section_name: section})
     return config
 
 
-def check_key_choice(key: str, value: str, allowed) -> None:
+def check_key_choice(key: str, value: Any, allowed) -> None:
     """A string setting `key` (e.g. "model.arch") must be one of `allowed`; the error names
     the key, the value and the choices."""
     if value not in allowed:
@@ -325,8 +366,12 @@ def _coerce(value: Any, field_type: Any, dotted: str) -> Any:
 
 
 def _allowed_types(field_type: Any) -> tuple[type, ...]:
+    """The Python types a field accepts; a Literal of strings accepts str (then its choices
+    are checked)."""
     if typing.get_origin(field_type) in (typing.Union, types.UnionType):
-        return typing.get_args(field_type)
+        return tuple(t for arg in typing.get_args(field_type) for t in _allowed_types(arg))
+    if typing.get_origin(field_type) is Literal:
+        return tuple(dict.fromkeys(type(choice) for choice in typing.get_args(field_type)))
     return (field_type,)
 
 

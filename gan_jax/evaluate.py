@@ -13,17 +13,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from gan_jax.config import (Config, DataConfig, EvalConfig, ModelConfig, check_key_choice,
-                            check_section_bounds, read_config)
+from gan_jax.config import (Config, DataConfig, EvalConfig, ModelConfig, check_section_bounds,
+                            read_config)
 from gan_jax.data import fit_resolution
 from gan_jax.errors import UserError
 from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compute_metrics,
                                         parse_metrics, real_set_from_dataset,
                                         real_set_from_features)
-from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor
+from gan_jax.metrics.features import FeatureExtractor
 from gan_jax.metrics.images import is_dataset_spec, load_images
-from gan_jax.metrics.resize import RESIZE_MODES
-from gan_jax.metrics.weights import STORAGES
 from gan_jax.train import (Gan, TrainState, balanced_labels, build_gan, generate_uint8,
                            init_state, sample_latents)
 
@@ -31,11 +29,8 @@ from gan_jax.train import (Gan, TrainState, balanced_labels, build_gan, generate
 def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
     """The requested metrics, after checking every eval.* choice (nothing is loaded)."""
     specs = parse_metrics(config.metrics)
-    for key, value, choices in (("resize", config.resize, RESIZE_MODES),
-                                ("storage", config.storage, STORAGES),
-                                ("compute", config.compute, COMPUTE_MODES)):
-        check_key_choice(f"eval.{key}", value, choices)
-    check_section_bounds("eval", config)  # the CLI's flags bypass the config's overrides
+    # Bounds and choices: the CLI's flags bypass the config's overrides.
+    check_section_bounds("eval", config)
     check_counts(specs, available=max((s.count for s in specs), default=0))
     return specs
 

@@ -64,3 +64,40 @@ def test_unknown_variant_and_missing_file():
         config_lib.load_config(f"{DCGAN_CONFIG}:huge")
     with pytest.raises(UserError, match="config file 'nope.py' not found"):
         config_lib.load_config("nope.py")
+
+
+def test_each_choice_field_lists_exactly_its_components_registry():
+    """The Literal of a choice setting is what the override parser and build_gan accept; it
+    must name every registered implementation and nothing else."""
+    from gan_jax import config as c
+    from gan_jax.data import PLACEMENTS
+    from gan_jax.losses import LOSSES
+    from gan_jax.metrics.features import COMPUTE_MODES
+    from gan_jax.metrics.resize import RESIZE_MODES
+    from gan_jax.metrics.weights import STORAGES
+    from gan_jax.models import ARCHITECTURES, COMPUTE_DTYPES
+    from gan_jax.models.convolution import IMPLEMENTATIONS
+    from gan_jax.penalties import PENALTIES
+    for literal, registry in [(c.Arch, ARCHITECTURES), (c.Loss, LOSSES),
+                              (c.Penalty, ("none", *PENALTIES)), (c.Placement, PLACEMENTS),
+                              (c.ComputeDtype, COMPUTE_DTYPES),
+                              (c.ConvImplementation, ("auto", *IMPLEMENTATIONS)),
+                              (c.Resize, RESIZE_MODES), (c.WeightStorage, STORAGES),
+                              (c.InceptionCompute, COMPUTE_MODES)]:
+        assert sorted(c.choices_of(literal)) == sorted(registry), literal
+
+
+def test_a_bad_choice_is_refused_from_the_fields_declaration(tmp_path):
+    from gan_jax.errors import UserError
+    from gan_jax.train import build_gan
+    with pytest.raises(UserError, match=r"train.loss='wgan' is unknown; choose one of "
+                                        r"minimax, non_saturating"):
+        with_overrides(Config(), {"train.loss": "wgan"})
+    with pytest.raises(UserError, match=r"model.arch='stylegan' is unknown"):
+        with_overrides(Config(), {"model.arch": "stylegan"})
+    # A config built in Python, not through overrides, is checked by build_gan the same way.
+    import dataclasses
+    built = dataclasses.replace(Config(), reg=dataclasses.replace(Config().reg,
+                                                                  penalty="gp"))
+    with pytest.raises(UserError, match=r"reg.penalty='gp' is unknown; choose one of none"):
+        build_gan(built)

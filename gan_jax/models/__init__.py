@@ -17,9 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.config import ModelConfig, check_key_choice
+from gan_jax.config import ModelConfig, check_section_bounds
 from gan_jax.errors import UserError
-from gan_jax.models.convolution import IMPLEMENTATIONS as CONV_IMPLEMENTATIONS
 from gan_jax.models.convolution import default_implementation
 from gan_jax.models.dcgan import WEIGHT_INIT as DCGAN_WEIGHT_INIT
 from gan_jax.models.dcgan import DCGANDiscriminatorBody, DCGANGenerator, upsampling_plan
@@ -30,8 +29,6 @@ from gan_jax.models.layers import MinibatchDiscrimination, maybe_spectral
 from gan_jax.models.mlp import MLPDiscriminatorBody, MLPGenerator
 from gan_jax.models.resnet import ResNetDiscriminatorBody, ResNetGenerator, glorot_uniform
 
-CONDITIONINGS = ("none", "projection", "acgan")
-SPECTRAL_NORMS = ("none", "d", "g_and_d")
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -162,15 +159,7 @@ HEAD_INITS = {"dcgan": DCGAN_WEIGHT_INIT, "infogan": INFOGAN_WEIGHT_INIT,
 
 def check_model_config(c: ModelConfig) -> None:
     """Refuses unknown or contradictory model choices with the keys involved."""
-    choices = {"model.arch": (c.arch, tuple(ARCHITECTURES)),
-               "model.conditioning": (c.conditioning, CONDITIONINGS),
-               "model.spectral_norm": (c.spectral_norm, SPECTRAL_NORMS),
-               "model.d_norm": (c.d_norm, ("default", "batch", "layer", "none")),
-               "model.compute_dtype": (c.compute_dtype, tuple(COMPUTE_DTYPES)),
-               "model.conv_implementation": (c.conv_implementation,
-                                             ("auto", *CONV_IMPLEMENTATIONS))}
-    for key, (value, allowed) in choices.items():
-        check_key_choice(key, value, allowed)
+    check_section_bounds("model", c)  # its bounds and choices (a ModelConfig built in Python)
     if c.conditioning != "none" and c.num_classes < 2:
         raise UserError(f"model.conditioning='{c.conditioning}' needs model.num_classes >= 2, "
                         f"got {c.num_classes}")
@@ -187,7 +176,7 @@ def build_networks(config: ModelConfig) -> Networks:
     return Networks(generator, discriminator)
 
 
-__all__ = ["ARCHITECTURES", "CONDITIONINGS", "COMPUTE_DTYPES", "Discriminator",
+__all__ = ["ARCHITECTURES", "COMPUTE_DTYPES", "Discriminator",
            "DiscriminatorOutput", "Networks", "build_networks", "check_model_config",
            "DCGANGenerator", "DCGANDiscriminatorBody", "InfoGANGenerator",
            "InfoGANDiscriminatorBody", "MLPGenerator", "MLPDiscriminatorBody",

@@ -157,11 +157,12 @@ class ModelConfig:
     num_classes: int = at_least(10, 1)
     minibatch_std: int = at_least(0, 0)  # ProGAN minibatch-stddev group size in D; 0 = off
     minibatch_discrimination: int = at_least(0, 0)  # Salimans et al. kernels in D's head; 0 = off
-    compute_dtype: ComputeDtype = "float32"  # "bfloat16": bf16 arithmetic, float32 parameters and Adam
-    conv_implementation: ConvImplementation = "auto"  # DCGAN/ResNet (transposed) convolutions: "matmul" (patch x
-    #                                     matrix, fast gradients on the CPU), "xla" (lax, cuDNN);
-    #                                     "auto": matmul on the CPU, xla elsewhere. Same values
-    #                                     to float rounding, same parameters.
+    # "bfloat16": bf16 arithmetic, float32 parameters and Adam
+    compute_dtype: ComputeDtype = "float32"
+    # DCGAN/ResNet (transposed) convolutions: "matmul" (patch x matrix, fast gradients on the
+    # CPU), "xla" (lax, cuDNN); "auto": matmul on the CPU, xla elsewhere. Same values to float
+    # rounding, same parameters.
+    conv_implementation: ConvImplementation = "auto"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,8 @@ followed by one generator update. What each network minimises is a list of loss 
 (gan_jax.terms), grouped by `build_gan` into phases in the manner of StyleGAN2-ADA's Dmain,
 Dreg, Gmain and Greg: a network's main phase is part of every update, and a lazy phase of
 interval k > 1 is an update of its own every k updates, its weight multiplied by k and the
-network's optimizer compensated by k / (k + 1). With n_critic = 1 that is the DCGAN recipe; with 5 it is
-WGAN's. The batch holds n_critic * train.batch_size real images; the first n_critic - 1 D updates
+network's optimizer compensated by k / (k + 1). With n_critic = 1 that is the DCGAN recipe;
+with 5 it is WGAN's. The batch holds n_critic * train.batch_size real images; the first n_critic - 1 D updates
 run inside `lax.scan`. The generator runs forward once for the last D update, and the G update
 pulls the gradient back through that same forward pass with `jax.vjp` (PyTorch's
 `fake.detach()` idiom), so no work is repeated.

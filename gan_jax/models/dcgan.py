@@ -19,7 +19,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.config import ModelConfig
 from gan_jax.errors import UserError
+from gan_jax.models.architecture import Architecture, conv_implementation, generator_classes
 from gan_jax.models import initializers
 from gan_jax.models.convolution import Conv, ConvTranspose
 from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
@@ -114,3 +116,19 @@ class DCGANDiscriminatorBody(nn.Module):
         if self.minibatch_std:
             x = minibatch_stddev(x, self.minibatch_std)
         return x.reshape(x.shape[0], -1)
+
+
+def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module]:
+    upsampling_plan(c.resolution)  # fail early, with the user-facing message
+    conv = conv_implementation(c)
+    return (DCGANGenerator(c.resolution, c.channels, c.g_width, c.bn_momentum,
+                           num_classes=generator_classes(c),
+                           spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype,
+                           conv_implementation=conv),
+            DCGANDiscriminatorBody(c.resolution, c.d_width, c.bn_momentum, norm=d_norm,
+                                   spectral_norm=c.spectral_norm != "none",
+                                   minibatch_std=c.minibatch_std, dtype=dtype,
+                                   conv_implementation=conv))
+
+
+ARCHITECTURE = Architecture(build, head_init=WEIGHT_INIT, default_d_norm="batch")

@@ -27,7 +27,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.config import ModelConfig
 from gan_jax.errors import UserError
+from gan_jax.models.architecture import Architecture, conv_implementation, generator_classes
 from gan_jax.models import initializers
 from gan_jax.models.convolution import Conv, ConvTranspose
 from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral
@@ -100,3 +102,21 @@ class InfoGANDiscriminatorBody(nn.Module):
         x = x.reshape(x.shape[0], -1)
         x = layer(nn.Dense(16 * self.width, kernel_init=WEIGHT_INIT, dtype=self.dtype), x)
         return nn.leaky_relu(norm(x), LEAK)
+
+
+def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module]:
+    check_resolution(c.resolution)  # fail early, with the user-facing message
+    conv = conv_implementation(c)
+    if c.minibatch_std:
+        raise UserError("model.minibatch_std needs model.arch='dcgan' or 'resnet': the InfoGAN "
+                        "discriminator's last features are a vector, not a feature map")
+    return (InfoGANGenerator(c.resolution, c.channels, c.g_width, c.bn_momentum,
+                             num_classes=generator_classes(c),
+                             spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype,
+                             conv_implementation=conv),
+            InfoGANDiscriminatorBody(c.resolution, c.d_width, c.bn_momentum, norm=d_norm,
+                                     spectral_norm=c.spectral_norm != "none", dtype=dtype,
+                                     conv_implementation=conv))
+
+
+ARCHITECTURE = Architecture(build, head_init=WEIGHT_INIT, default_d_norm="batch")

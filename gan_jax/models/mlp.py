@@ -17,7 +17,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.config import ModelConfig
+from gan_jax.errors import UserError
 from gan_jax.models.layers import maybe_spectral
+from gan_jax.models.architecture import Architecture, generator_classes
 
 
 class MLPGenerator(nn.Module):
@@ -72,3 +75,18 @@ class MLPDiscriminatorBody(nn.Module):
             x = Maxout(self.width, self.pieces, self.spectral_norm, self.dtype)(x, train=train)
             x = nn.Dropout(self.dropout, deterministic=not train)(x)
         return x
+
+
+def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module]:
+    if d_norm != "none" or c.minibatch_std:
+        raise UserError(f"model.arch='mlp' has no feature maps to normalise: model.d_norm="
+                        f"'{c.d_norm}' and model.minibatch_std={c.minibatch_std} need "
+                        "a convolutional model.arch ('dcgan', 'infogan' or 'resnet')")
+    return (MLPGenerator(c.resolution, c.channels, c.g_width, c.mlp_layers,
+                         num_classes=generator_classes(c),
+                         spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype),
+            MLPDiscriminatorBody(c.d_width, c.mlp_layers, c.maxout_pieces, c.d_dropout,
+                                 spectral_norm=c.spectral_norm != "none", dtype=dtype))
+
+
+ARCHITECTURE = Architecture(build, head_init=nn.initializers.lecun_normal(), default_d_norm="none")

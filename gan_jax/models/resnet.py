@@ -56,7 +56,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.config import ModelConfig
 from gan_jax.errors import UserError
+from gan_jax.models.architecture import Architecture, conv_implementation, generator_classes
 from gan_jax.models.convolution import Conv
 from gan_jax.models.initializers import glorot_uniform
 from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
@@ -237,3 +239,18 @@ class ResNetDiscriminatorBody(nn.Module):
                        self.bn_momentum, self.dtype, self.conv_implementation,
                        name=f"block{i}")(x, train=train)
         return jnp.sum(nn.relu(x).astype(jnp.float32), axis=(1, 2))
+
+
+def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module]:
+    conv = conv_implementation(c)
+    return (ResNetGenerator(c.resolution, c.channels, c.g_width,
+                            num_classes=generator_classes(c), bn_momentum=c.bn_momentum,
+                            spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype,
+                            conv_implementation=conv),
+            ResNetDiscriminatorBody(c.resolution, c.d_width, norm=d_norm,
+                                    spectral_norm=c.spectral_norm != "none",
+                                    minibatch_std=c.minibatch_std, bn_momentum=c.bn_momentum,
+                                    dtype=dtype, conv_implementation=conv))
+
+
+ARCHITECTURE = Architecture(build, head_init=glorot_uniform(1.0), default_d_norm="none")

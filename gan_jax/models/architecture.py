@@ -1,0 +1,35 @@
+"""What an architecture declares in its own file, and the settings every architecture reads.
+
+Each of dcgan.py, infogan.py, resnet.py and mlp.py ends with an `ARCHITECTURE`: a function
+that builds its generator and its discriminator body from the model config (checking what
+only it can check), the initialiser of the shared head (gan_jax.models.heads), initialised like
+the body's own layers, and D's normalisation under `model.d_norm=default` (its paper's).
+`gan_jax.models.ARCHITECTURES` registers them by `model.arch`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import flax.linen as nn
+
+from gan_jax.config import ModelConfig
+from gan_jax.models.convolution import default_implementation
+
+
+class Architecture(NamedTuple):
+    # (config, compute dtype, D's resolved normalisation) -> (generator, discriminator body)
+    build: Callable[[ModelConfig, Any, str], tuple[nn.Module, nn.Module]]
+    head_init: nn.initializers.Initializer
+    default_d_norm: str  # "batch", "layer" or "none"
+
+
+def generator_classes(c: ModelConfig) -> int:
+    """The classes G is conditioned on: model.num_classes, or 0 when unconditional."""
+    return c.num_classes if c.conditioning != "none" else 0
+
+
+def conv_implementation(c: ModelConfig) -> str:
+    """model.conv_implementation, with "auto" resolved for the platform JAX runs on (matmul
+    on the CPU, xla on GPUs and TPUs: gan_jax.models.convolution)."""
+    return default_implementation() if c.conv_implementation == "auto" else c.conv_implementation

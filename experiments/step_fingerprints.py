@@ -6,15 +6,17 @@
 For every recipe of the zoo and of the "Are GANs Created Equal?" table (their `.test` variants:
 tiny networks) and for the step's options the recipes leave out (lazy and R2 penalties,
 feature matching, historical averaging, label smoothing, ADA, minibatch features, projection
-and bfloat16 on the DCGAN networks), this builds the GAN, runs two jit-compiled steps on a fixed
-random batch from a fixed key, and records a SHA-256 of every array of the state and the
-metrics, by name. `check` recomputes them and lists every case and component that differs.
+and bfloat16 on the DCGAN networks, LeCam, bCR, top-k, RpGAN with R1 + R2), this builds the
+GAN, runs two jit-compiled steps on a fixed random batch from a fixed key, and records a
+SHA-256 of every array of the state and the metrics, by name. `check` recomputes them and
+lists every case and component that differs.
 
 Refactoring the step (how its losses are grouped, how state is laid out) must leave every
 fingerprint identical: the same arithmetic in the same order. A deliberate change of the
 numbers shows up here, and is explained where it is made. Fingerprints are bitwise, so they
 compare runs on one machine with one set of library versions: XLA's CPU code differs between
-processors and releases.
+processors and releases. experiments/results/step_fingerprints_cpu.json holds the record of
+one 2-core x86-64 machine (its environment inside), to check a change on a like machine.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "bfloat16": {"model.compute_dtype": "bfloat16"},
     "ema_linear_decay": {"optim.ema_kimg": 0.01, "optim.ema_rampup": 0.05,
                          "optim.lr_decay": "linear", "train.total_kimg": 0.032},
+    "lecam": {"reg.lecam_weight": 0.3},
+    "bcr": {"reg.consistency_real": 10.0, "reg.consistency_fake": 10.0},
+    "top_k": {"reg.top_k_min": 0.5, "reg.top_k_epoch_kimg": 0.008},
+    "rpgan_r1_r2": {"train.loss": "relativistic_pairing", "reg.penalty": "r1_r2",
+                    "reg.penalty_weight": 0.1, "model.d_norm": "none"},
 }
 
 

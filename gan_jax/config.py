@@ -157,6 +157,9 @@ class ModelConfig:
     num_classes: int = at_least(10, 1)
     minibatch_std: int = at_least(0, 0)  # ProGAN minibatch-stddev group size in D; 0 = off
     minibatch_discrimination: int = at_least(0, 0)  # Salimans et al. kernels in D's head; 0 = off
+    # SAGAN self-attention (Zhang et al. 2019) on G's and D's hidden maps of this side, DCGAN
+    # and ResNet (BigGAN: 64 at 128x128); 0 = off
+    attention_resolution: int = at_least(0, 0)
     # "bfloat16": bf16 arithmetic, float32 parameters and Adam
     compute_dtype: ComputeDtype = "float32"
     # DCGAN/ResNet (transposed) convolutions: "matmul" (patch x matrix, fast gradients on the

@@ -6,6 +6,8 @@ costs 2 FLOPs per multiply-add of its matrix arithmetic:
   Dense            rows x in x out
   Conv             output positions x kernel taps x in / groups x out
   ConvTranspose    input positions x kernel taps x in x out (each input scatters a full kernel)
+  SelfAttention    its two attention products, HW x HW/4 x (C/8 + C/2) per image (its 1x1
+                   projections are Dense layers, counted as such)
 Normalisations, activations, the losses and the optimizer update are elementwise and left out
 (under 1% of a DCGAN step).
 
@@ -31,6 +33,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models.layers import SelfAttention
+
 
 def layer_macs(module: nn.Module, inputs: Any, outputs: Any) -> int:
     """Multiply-adds of one call of a Dense, Conv or ConvTranspose layer; 0 for anything else."""
@@ -42,6 +46,10 @@ def layer_macs(module: nn.Module, inputs: Any, outputs: Any) -> int:
     if isinstance(module, nn.Conv):
         return (math.prod(outputs.shape[:-1]) * math.prod(module.kernel_size)
                 * inputs.shape[-1] // module.feature_group_count * module.features)
+    if isinstance(module, SelfAttention):
+        n, height, width, channels = inputs.shape
+        positions = height * width
+        return n * positions * (positions // 4) * (channels // 8 + channels // 2)
     return 0
 
 

@@ -87,3 +87,17 @@ def test_each_extra_critic_update_costs_one_discriminator_step():
     one = flops.train_step_flops(gan)
     assert three.real_images_per_step == 24
     assert 0.8 <= d_step / ((three.per_step - one.per_step) / 2) <= 1.05
+
+
+def test_self_attention_counts_its_projections_and_its_two_products():
+    from gan_jax.models.layers import SelfAttention
+    block, x = SelfAttention(), jnp.zeros((2, 8, 8, 64))
+    variables = block.init(jax.random.key(0), x, train=False)
+    apply = lambda v, inputs: block.apply(v, inputs, train=False)  # noqa: E731
+    counted = 2 * flops.count_macs(apply, variables, x)
+    positions = 64
+    products = 2 * positions * (positions // 4) * (8 + 32)  # per image
+    projections = positions * 64 * (8 + 8 + 32) + (positions // 1) * 32 * 64
+    assert counted == 2 * 2 * (products // 2 + projections)
+    # XLA also counts the softmax, pooling and the residual sum: a few percent more.
+    assert counted <= xla_flops(apply, variables, x) <= 1.1 * counted

@@ -168,3 +168,62 @@ def test_bfloat16_compute_keeps_float32_parameters(arch):
     d_vars = d.init(jax.random.key(1), images, train=False)
     assert {x.dtype for x in jax.tree.leaves(d_vars)} == {jnp.dtype(jnp.float32)}
     assert d.apply(d_vars, images, train=False).logits.dtype == jnp.float32
+
+
+def _torch_attention(x, theta, phi, g, o, gamma):
+    """BigGAN-PyTorch's layers.Attention.forward with plain 1x1 convolutions, float64, NCHW."""
+    import torch
+    import torch.nn.functional as F
+    conv = lambda inputs, kernel: F.conv2d(inputs, kernel.T[:, :, None, None])
+    n, ch, height, width = x.shape
+    theta_x = conv(x, theta).view(-1, ch // 8, height * width)
+    phi_x = F.max_pool2d(conv(x, phi), [2, 2]).view(-1, ch // 8, height * width // 4)
+    g_x = F.max_pool2d(conv(x, g), [2, 2]).view(-1, ch // 2, height * width // 4)
+    beta = F.softmax(torch.bmm(theta_x.transpose(1, 2), phi_x), -1)
+    attended = torch.bmm(g_x, beta.transpose(1, 2)).view(-1, ch // 2, height, width)
+    return x + gamma * conv(attended, o)
+
+
+def test_self_attention_matches_biggan_pytorch_in_float64():
+    import torch
+    from gan_jax.models.layers import SelfAttention
+    x = np.random.default_rng(0).normal(size=(2, 8, 6, 16))  # NHWC, 16 channels
+    block = SelfAttention(dtype=jnp.float64)
+    with jax.enable_x64(True):
+        params = block.init(jax.random.key(0), jnp.asarray(x), train=False)["params"]
+        assert float(params["gamma"]) == 0.0  # the identity at initialisation
+        params = dict(params, gamma=jnp.asarray(0.7, jnp.float64))
+        params = jax.tree.map(lambda p: jnp.asarray(p, jnp.float64), params)
+        out = np.asarray(block.apply({"params": params}, jnp.asarray(x), train=False))
+    kernels = {name: torch.from_numpy(np.array(params[name]["kernel"], np.float64))
+               for name in ("theta", "phi", "g", "o")}
+    expected = _torch_attention(torch.from_numpy(x.transpose(0, 3, 1, 2)), **kernels,
+                                gamma=0.7).numpy().transpose(0, 2, 3, 1)
+    assert not np.allclose(out, x)  # the block changed something
+    np.testing.assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("arch, resolution, side", [("dcgan", 32, 8), ("dcgan", 28, 14),
+                                                   ("resnet", 32, 16)])
+def test_attention_at_a_resolution_sits_once_in_g_and_in_d_and_starts_as_the_identity(
+        arch, resolution, side):
+    from gan_jax.config import Config, with_overrides
+    from gan_jax.train import build_gan, init_state
+    base = {"model.arch": arch, "model.resolution": resolution, "model.g_width": 16,
+            "model.d_width": 16, "model.latent_dim": 8}
+    plain = build_gan(with_overrides(Config(), base))
+    attending = build_gan(with_overrides(Config(), {**base, "model.attention_resolution": side}))
+    state = init_state(attending, jax.random.key(0))
+    for tree in (state.g_params, state.d_params):
+        paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+        assert sum(p.endswith("['attention']['gamma']") for p in paths) == 1, paths
+    # gamma = 0: the same images and logits as the network without the block.
+    z = jax.random.normal(jax.random.key(1), (2, 8))
+    reference = init_state(plain, jax.random.key(0))
+    g = lambda gan, s: gan.generator.apply({"params": s.g_params, **s.g_model_state}, z,
+                                           train=False)
+    images = g(attending, state)
+    np.testing.assert_allclose(np.asarray(images), np.asarray(g(plain, reference)), atol=1e-6)
+    from gan_jax.errors import UserError
+    with pytest.raises(UserError, match="model.attention_resolution=3"):
+        build_gan(with_overrides(Config(), {**base, "model.attention_resolution": 3}))

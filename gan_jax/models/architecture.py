@@ -14,6 +14,7 @@ from typing import Any, Callable, NamedTuple
 import flax.linen as nn
 
 from gan_jax.config import ModelConfig
+from gan_jax.errors import UserError
 from gan_jax.models.convolution import default_implementation
 
 
@@ -22,6 +23,17 @@ class Architecture(NamedTuple):
     build: Callable[[ModelConfig, Any, str], tuple[nn.Module, nn.Module]]
     head_init: nn.initializers.Initializer
     default_d_norm: str  # "batch", "layer" or "none"
+
+
+def check_attention_resolution(side: int, g_sides: tuple[int, ...], d_sides: tuple[int, ...],
+                               arch: str) -> None:
+    """model.attention_resolution must be the side of a hidden map of both G and D."""
+    common = sorted(set(g_sides) & set(d_sides))
+    if side and side not in common:
+        sides = ", ".join(map(str, common))
+        raise UserError(f"model.attention_resolution={side}: model.arch='{arch}' at this "
+                        f"resolution has hidden feature maps of sides {sides} in both G and D; "
+                        "pick one, or 0 for no self-attention")
 
 
 def generator_classes(c: ModelConfig) -> int:

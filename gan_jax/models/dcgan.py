@@ -21,10 +21,12 @@ import jax.numpy as jnp
 
 from gan_jax.config import ModelConfig
 from gan_jax.errors import UserError
-from gan_jax.models.architecture import Architecture, conv_implementation, generator_classes
+from gan_jax.models.architecture import (Architecture, check_attention_resolution,
+                                         conv_implementation, generator_classes)
 from gan_jax.models import initializers
 from gan_jax.models.convolution import Conv, ConvTranspose
-from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
+from gan_jax.models.layers import (AttentionAt, GeneratorNorm, feature_norm, maybe_spectral,
+                                   minibatch_stddev)
 
 _BASES = (4, 7)
 _KERNEL = (4, 4)
@@ -53,26 +55,29 @@ class DCGANGenerator(nn.Module):
     spectral_norm: bool = False
     dtype: Any = jnp.float32  # compute dtype; parameters stay float32
     conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
+    attention_resolution: int = 0  # SAGAN self-attention on the hidden map of this side
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
                  train: bool) -> jax.Array:
         base, n_up = upsampling_plan(self.resolution)
         layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
+        attention = AttentionAt(self.attention_resolution, kernel_init=self.kernel_init,
+                                spectral_norm=self.spectral_norm, dtype=self.dtype)
         norm = lambda x: GeneratorNorm(self.num_classes, self.bn_momentum, _BN_SCALE_INIT,
                                        self.dtype)(x, labels, train=train)
         features = self.width * 2 ** (n_up - 1)
         x = layer(nn.Dense(base * base * features, use_bias=False, kernel_init=self.kernel_init,
                            dtype=self.dtype), z)
         x = x.reshape(z.shape[0], base, base, features)
-        x = nn.relu(norm(x))
+        x = attention(nn.relu(norm(x)), train=train)
         for _ in range(n_up - 1):
             features //= 2
             x = layer(ConvTranspose(features, _KERNEL, strides=(2, 2), padding="SAME",
                                     use_bias=False, kernel_init=self.kernel_init,
                                     dtype=self.dtype,
                                     implementation=self.conv_implementation), x)
-            x = nn.relu(norm(x))
+            x = attention(nn.relu(norm(x)), train=train)
         x = layer(ConvTranspose(self.channels, _KERNEL, strides=(2, 2), padding="SAME",
                                 kernel_init=self.kernel_init, dtype=self.dtype,
                                 implementation=self.conv_implementation), x)
@@ -94,11 +99,14 @@ class DCGANDiscriminatorBody(nn.Module):
     minibatch_std: int = 0  # group size of ProGAN's stddev feature before the head; 0 = off
     dtype: Any = jnp.float32
     conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
+    attention_resolution: int = 0  # SAGAN self-attention on the hidden map of this side
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         _, n_down = upsampling_plan(self.resolution)
         features = self.width
+        attention = AttentionAt(self.attention_resolution, kernel_init=self.kernel_init,
+                                spectral_norm=self.spectral_norm, dtype=self.dtype)
         for block in range(n_down):
             # The first block has no normalisation (DCGAN paper); a normalised block needs no
             # bias of its own.
@@ -111,24 +119,33 @@ class DCGANDiscriminatorBody(nn.Module):
             if normalised:
                 x = feature_norm(self.norm, x, train=train, momentum=self.bn_momentum,
                                  dtype=self.dtype)
-            x = nn.leaky_relu(x, 0.2)
+            x = attention(nn.leaky_relu(x, 0.2), train=train)
             features *= 2
         if self.minibatch_std:
             x = minibatch_stddev(x, self.minibatch_std)
         return x.reshape(x.shape[0], -1)
 
 
+def hidden_sides(resolution: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The sides of G's and of D's hidden feature maps (where self-attention can go)."""
+    base, n_up = upsampling_plan(resolution)
+    return (tuple(base * 2 ** k for k in range(n_up)),
+            tuple(resolution // 2 ** k for k in range(1, n_up + 1)))
+
+
 def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module]:
     upsampling_plan(c.resolution)  # fail early, with the user-facing message
+    check_attention_resolution(c.attention_resolution, *hidden_sides(c.resolution), "dcgan")
     conv = conv_implementation(c)
     return (DCGANGenerator(c.resolution, c.channels, c.g_width, c.bn_momentum,
                            num_classes=generator_classes(c),
                            spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype,
-                           conv_implementation=conv),
+                           conv_implementation=conv, attention_resolution=c.attention_resolution),
             DCGANDiscriminatorBody(c.resolution, c.d_width, c.bn_momentum, norm=d_norm,
                                    spectral_norm=c.spectral_norm != "none",
                                    minibatch_std=c.minibatch_std, dtype=dtype,
-                                   conv_implementation=conv))
+                                   conv_implementation=conv,
+                                   attention_resolution=c.attention_resolution))
 
 
 ARCHITECTURE = Architecture(build, head_init=WEIGHT_INIT, default_d_norm="batch")

@@ -105,6 +105,10 @@ class InfoGANDiscriminatorBody(nn.Module):
 
 
 def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module]:
+    if c.attention_resolution:
+        raise UserError(f"model.attention_resolution={c.attention_resolution} needs "
+                        "model.arch='dcgan' or 'resnet'; the infogan networks have no "
+                        "self-attention: set model.attention_resolution=0")
     check_resolution(c.resolution)  # fail early, with the user-facing message
     conv = conv_implementation(c)
     if c.minibatch_std:

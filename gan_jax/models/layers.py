@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -177,3 +178,56 @@ class MinibatchDiscrimination(nn.Module):
         l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # (N, N, kernels)
         closeness = jnp.sum(jnp.exp(-l1), axis=1) - 1.0  # exp(0) = 1 is the sample itself
         return jnp.concatenate([features, closeness.astype(features.dtype)], axis=-1)
+
+
+class SelfAttention(nn.Module):
+    """SAGAN's self-attention block (Zhang et al. 2019) as BigGAN-PyTorch's `Attention`
+    computes it: 1x1 projections theta, phi (C/8) and g (C/2), phi and g max-pooled 2x2,
+    beta = softmax over the pooled positions of theta . phi, o = 1x1 (C/2 -> C) of beta . g,
+    and x + gamma * o with a learned gain gamma that starts at 0 (the block starts as the
+    identity). No biases; spectral norm on the projections when the network has it.
+    """
+
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    spectral_norm: bool = False
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        n, height, width, channels = x.shape
+        if channels % 8 or height % 2 or width % 2:
+            raise ValueError(f"self-attention needs channels divisible by 8 and an even side, "
+                             f"got a {height}x{width}x{channels} feature map")
+
+        def project(inputs, features, name):  # a 1x1 convolution: Dense on the channel axis
+            return maybe_spectral(nn.Dense(features, use_bias=False, kernel_init=self.kernel_init,
+                                           dtype=self.dtype, name=name), inputs,
+                                  spectral_norm=self.spectral_norm, train=train)
+
+        def pooled(inputs):
+            return nn.max_pool(inputs, (2, 2), strides=(2, 2))
+
+        theta = project(x, channels // 8, "theta").reshape(n, height * width, channels // 8)
+        phi = pooled(project(x, channels // 8, "phi")).reshape(n, -1, channels // 8)
+        g = pooled(project(x, channels // 2, "g")).reshape(n, -1, channels // 2)
+        beta = jax.nn.softmax(jnp.einsum("npc,nqc->npq", theta, phi), axis=-1)
+        attended = jnp.einsum("npq,nqc->npc", beta, g).reshape(n, height, width, channels // 2)
+        gamma = self.param("gamma", nn.initializers.zeros, ())
+        return x + (gamma * project(attended, channels, "o")).astype(x.dtype)
+
+
+class AttentionAt:
+    """Inserts one SelfAttention where a network's feature map first has side `resolution`
+    (0: never): call it on every hidden map of a compact method, in order."""
+
+    def __init__(self, resolution: int, *, kernel_init: nn.initializers.Initializer,
+                 spectral_norm: bool, dtype: Any):
+        self.resolution, self.done = resolution, False
+        self.block = functools.partial(SelfAttention, kernel_init=kernel_init,
+                                       spectral_norm=spectral_norm, dtype=dtype, name="attention")
+
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        if self.done or not self.resolution or x.shape[1] != self.resolution:
+            return x
+        self.done = True
+        return self.block()(x, train=train)

@@ -78,6 +78,10 @@ class MLPDiscriminatorBody(nn.Module):
 
 
 def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module]:
+    if c.attention_resolution:
+        raise UserError(f"model.attention_resolution={c.attention_resolution} needs "
+                        "model.arch='dcgan' or 'resnet'; the mlp networks have no "
+                        "self-attention: set model.attention_resolution=0")
     if d_norm != "none" or c.minibatch_std:
         raise UserError(f"model.arch='mlp' has no feature maps to normalise: model.d_norm="
                         f"'{c.d_norm}' and model.minibatch_std={c.minibatch_std} need "

@@ -58,10 +58,12 @@ import jax.numpy as jnp
 
 from gan_jax.config import ModelConfig
 from gan_jax.errors import UserError
-from gan_jax.models.architecture import Architecture, conv_implementation, generator_classes
+from gan_jax.models.architecture import (Architecture, check_attention_resolution,
+                                         conv_implementation, generator_classes)
 from gan_jax.models.convolution import Conv
 from gan_jax.models.initializers import glorot_uniform
-from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral, minibatch_stddev
+from gan_jax.models.layers import (AttentionAt, GeneratorNorm, feature_norm, maybe_spectral,
+                                   minibatch_stddev)
 
 RESOLUTIONS = (32, 64)
 BOTTOM = 4  # side of G's first feature map
@@ -190,11 +192,14 @@ class ResNetGenerator(nn.Module):
     spectral_norm: bool = False  # on every convolution and Dense (SAGAN, BigGAN)
     dtype: Any = jnp.float32  # compute dtype; parameters stay float32
     conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
+    attention_resolution: int = 0  # SAGAN self-attention after the block of this side
 
     @nn.compact
     def __call__(self, z: jax.Array, labels: jax.Array | None = None, *,
                  train: bool) -> jax.Array:
         widths = generator_widths(self.resolution, self.width)
+        attention = AttentionAt(self.attention_resolution, kernel_init=RESIDUAL_INIT,
+                                spectral_norm=self.spectral_norm, dtype=self.dtype)
         if self.num_classes and labels is None:
             raise ValueError("a class-conditional ResNetGenerator needs labels")
         layer = functools.partial(maybe_spectral, spectral_norm=self.spectral_norm, train=train)
@@ -206,6 +211,7 @@ class ResNetGenerator(nn.Module):
             x = GBlock(features, self.num_classes, self.bn_momentum, self.spectral_norm,
                        self.dtype, self.conv_implementation, name=f"block{i}")(
                 x, labels, train=train)
+            x = attention(x, train=train)
         x = GeneratorNorm(self.num_classes, self.bn_momentum, dtype=self.dtype,
                           name="bn_out")(x, labels, train=train)
         x = layer(conv(self.channels, 3, SHORTCUT_INIT, "conv_out"), nn.relu(x))
@@ -223,13 +229,17 @@ class ResNetDiscriminatorBody(nn.Module):
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
     conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
+    attention_resolution: int = 0  # SAGAN self-attention after the first block of this side
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         blocks = discriminator_widths(self.resolution, self.width)
+        attention = AttentionAt(self.attention_resolution, kernel_init=RESIDUAL_INIT,
+                                spectral_norm=self.spectral_norm, dtype=self.dtype)
         x = DBlockFirst(blocks[0][0], self.spectral_norm, self.dtype, self.conv_implementation,
                         name="block1")(
             x.astype(self.dtype), train=train)
+        x = attention(x, train=train)
         for i, (features, downsample) in enumerate(blocks[1:], start=2):
             hidden = 0
             if self.minibatch_std and i == len(blocks):
@@ -238,19 +248,33 @@ class ResNetDiscriminatorBody(nn.Module):
             x = DBlock(features, downsample, hidden, self.norm, self.spectral_norm,
                        self.bn_momentum, self.dtype, self.conv_implementation,
                        name=f"block{i}")(x, train=train)
+            x = attention(x, train=train)
         return jnp.sum(nn.relu(x).astype(jnp.float32), axis=(1, 2))
 
 
+def hidden_sides(resolution: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The sides of G's block outputs and of D's (where self-attention can go)."""
+    g_blocks = len(generator_widths(resolution, 1)) - 1
+    d_sides, side = [], resolution
+    for _, downsample in discriminator_widths(resolution, 1):
+        side //= 2 if downsample else 1
+        d_sides.append(side)
+    return tuple(BOTTOM * 2 ** k for k in range(1, g_blocks + 1)), tuple(d_sides)
+
+
 def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module]:
+    check_attention_resolution(c.attention_resolution, *hidden_sides(c.resolution), "resnet")
     conv = conv_implementation(c)
     return (ResNetGenerator(c.resolution, c.channels, c.g_width,
                             num_classes=generator_classes(c), bn_momentum=c.bn_momentum,
                             spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype,
-                            conv_implementation=conv),
+                            conv_implementation=conv,
+                            attention_resolution=c.attention_resolution),
             ResNetDiscriminatorBody(c.resolution, c.d_width, norm=d_norm,
                                     spectral_norm=c.spectral_norm != "none",
                                     minibatch_std=c.minibatch_std, bn_momentum=c.bn_momentum,
-                                    dtype=dtype, conv_implementation=conv))
+                                    dtype=dtype, conv_implementation=conv,
+                                    attention_resolution=c.attention_resolution))
 
 
 ARCHITECTURE = Architecture(build, head_init=glorot_uniform(1.0), default_d_norm="none")

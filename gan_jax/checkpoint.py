@@ -130,6 +130,11 @@ class Checkpointer:
         needed = sum(x.nbytes for x in jax.tree.leaves(state)) + 2**20
         free = shutil.disk_usage(self.directory).free
         if free < needed:
+            # The save before this one may still be finishing, and deleting the checkpoint it
+            # replaces (keep_checkpoints) in the background: count the space it frees.
+            self._manager.wait_until_finished()
+            free = shutil.disk_usage(self.directory).free
+        if free < needed:
             latest = self.latest_step()
             resume = ("" if latest is None else
                       f", then run the same command to resume from step {latest}")

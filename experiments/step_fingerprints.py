@@ -167,7 +167,8 @@ def check(args: argparse.Namespace) -> int:
             differences.append(f"{name}: {', '.join(changed)} differ")
     differences += [f"{name}: new case, not recorded" for name in cases(args.cases)
                     if name not in saved["fingerprints"]]
-    print("\n".join(differences) or f"all {len(recorded)} fingerprints identical")
+    cases_checked = f"{len(recorded)} case{'s' * (len(recorded) != 1)}"
+    print("\n".join(differences) or f"every fingerprint identical ({cases_checked})")
     return 1 if differences else 0
 
 

@@ -152,6 +152,74 @@ def test_discriminator_matches_torch_transcription(norm, implementation):
         np.testing.assert_allclose(ours, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("implementation", ["xla", "matmul"])
+def test_discriminator_gradients_match_torch_in_training_mode(implementation):
+    """The gradients the train step uses: of a weighted sum of D's features (BatchNorm on batch
+    statistics) with respect to the images, the second convolution's kernel and the FC layer's,
+    against torch's autograd of the transcription."""
+    d = InfoGANDiscriminatorBody(SIDE, WIDTH, norm="batch", conv_implementation=implementation)
+    x = jnp.asarray(np.random.default_rng(7).uniform(-1, 1, (5, SIDE, SIDE, 1)), jnp.float32)
+    variables = d.init(jax.random.key(0), x, train=False)
+    params = _perturb(variables["params"], 8)
+    weights = np.random.default_rng(9).normal(size=(5, 16 * WIDTH))
+
+    def objective(params, images):
+        features, _ = d.apply({"params": params, **{k: v for k, v in variables.items()
+                                                    if k != "params"}},
+                              images, train=True, mutable=["batch_stats"])
+        return jnp.sum(features * weights)
+    grads, image_grads = jax.grad(objective, argnums=(0, 1))(params, x)
+
+    ref = TorchInfoGANDiscriminatorBody(WIDTH, 1, SIDE, "batch").double().train()
+    _load_conv(ref.conv1, params["Conv_0"], transposed=False)
+    _load_conv(ref.conv2, params["Conv_1"], transposed=False)
+    _load_dense(ref.fc3, params["Dense_0"])
+    _load_bn(ref.bn2, params["BatchNorm_0"], variables["batch_stats"]["BatchNorm_0"])
+    _load_bn(ref.bn3, params["BatchNorm_1"], variables["batch_stats"]["BatchNorm_1"])
+    images = _t(x).permute(0, 3, 1, 2).requires_grad_(True)
+    (ref(images) * _t(weights)).sum().backward()
+    np.testing.assert_allclose(np.asarray(image_grads),
+                               images.grad.permute(0, 2, 3, 1).numpy(), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(grads["Conv_1"]["kernel"]),
+                               ref.conv2.weight.grad.permute(2, 3, 1, 0).numpy(),
+                               rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(grads["Dense_0"]["kernel"]),
+                               ref.fc3.weight.grad.T.numpy(), rtol=1e-3, atol=1e-5)
+    assert np.abs(np.asarray(image_grads)).max() > 1e-3  # not vanishing
+
+
+def test_the_recipes_initialise_and_normalise_as_compare_gan():
+    """N(0, 0.02) weights and zero biases; every BatchNorm with compare_gan's epsilon 1e-3 and
+    decay 0.999 (Flax's momentum), in G and in D, as the table's recipes build them."""
+    import flax.linen as nn
+
+    from gan_jax.config import load_config
+    from gan_jax.train import build_gan, init_state
+    from tests.test_zoo import LUCIC
+    gan = build_gan(load_config(f"{LUCIC}:ns_gan"))
+    state = init_state(gan, jax.random.key(0))
+    kernel = np.asarray(state.g_params["Dense_1"]["kernel"])  # 1024 x 6272 draws
+    assert abs(kernel.std() - 0.02) < 0.0005 and abs(kernel.mean()) < 0.0005
+    biases = [np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(
+        {"g": state.g_params, "d": state.d_params})
+        if jax.tree_util.keystr(path).endswith("['bias']") and "BatchNorm" not in
+        jax.tree_util.keystr(path)]
+    assert biases and all(np.all(b == 0) for b in biases)
+    settings = set()
+
+    def record(next_fun, args, kwargs, context):
+        if isinstance(context.module, nn.BatchNorm):
+            settings.add((context.module.momentum, context.module.epsilon))
+        return next_fun(*args, **kwargs)
+    z = jnp.zeros((2, gan.latent_dim))
+    with nn.intercept_methods(record):
+        images, _ = gan.generator.apply({"params": state.g_params, **state.g_model_state}, z,
+                                        None, train=True, mutable=["batch_stats"])
+        gan.discriminator.apply({"params": state.d_params, **state.d_model_state}, images,
+                                None, train=True, mutable=["batch_stats"])
+    assert settings == {(0.999, 1e-3)}
+
+
 def test_the_published_networks_have_the_published_layers():
     """Width 64 (the default): FC 1024, 128 x 7 x 7, 64 channels in G; 64, 128, FC 1024 in D."""
     config = with_overrides(Config(), {"model.arch": "infogan", "model.latent_dim": 62,

@@ -6,10 +6,10 @@
 For every recipe of the zoo and of the "Are GANs Created Equal?" table (their `.test` variants:
 tiny networks) and for the step's options the recipes leave out (lazy and R2 penalties,
 feature matching, historical averaging, label smoothing, ADA, minibatch features, projection
-and bfloat16 on the DCGAN networks, LeCam, bCR, top-k, RpGAN with R1 + R2), this builds the
-GAN, runs two jit-compiled steps on a fixed random batch from a fixed key, and records a
-SHA-256 of every array of the state and the metrics, by name. `check` recomputes them and
-lists every case and component that differs.
+and bfloat16 on the DCGAN networks, LeCam, bCR, top-k, orthogonal regularisation, RpGAN
+with R1 + R2), this builds the GAN, runs two jit-compiled steps on a fixed random batch from a
+fixed key, and records a SHA-256 of every array of the state and the metrics, by name. `check`
+recomputes them and lists every case and component that differs.
 
 Refactoring the step (how its losses are grouped, how state is laid out) must leave every
 fingerprint identical: the same arithmetic in the same order. A deliberate change of the
@@ -57,6 +57,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "lecam": {"reg.lecam_weight": 0.3},
     "bcr": {"reg.consistency_real": 10.0, "reg.consistency_fake": 10.0},
     "top_k": {"reg.top_k_min": 0.5, "reg.top_k_epoch_kimg": 0.008},
+    "orthogonal": {"reg.g_orthogonal": 1e-4},
     "rpgan_r1_r2": {"train.loss": "relativistic_pairing", "reg.penalty": "r1_r2",
                     "reg.penalty_weight": 0.1, "model.d_norm": "none"},
 }

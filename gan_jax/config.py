@@ -250,6 +250,8 @@ class RegConfig:
     # With the real side alone it is CR-GAN's (Zhang et al. 2020).
     consistency_real: float = at_least(0.0, 0)
     consistency_fake: float = at_least(0.0, 0)
+    # BigGAN's orthogonal regularisation of G's weights (Brock et al. 2019: 1e-4); 0 = off
+    g_orthogonal: float = at_least(0.0, 0)
     # Top-k training of G (Sinha et al. 2020): G's loss on the k fakes D scores highest, k
     # from the batch down to this fraction of it (the paper: 0.5-0.75); None = off
     top_k_min: float | None = fraction(None, low_open=True)

@@ -310,6 +310,28 @@ def initial_slots(config: Config) -> dict[str, Any]:
     return {"lecam": {"real": zero, "fake": zero, "updates": jnp.zeros((), jnp.int32)}}
 
 
+def orthogonality(params: Any) -> jax.Array:
+    """1/2 sum over G's weight matrices W (out x in: a kernel's output filters as rows) of
+    ||W W^T * (1 - I)||_F^2, whose gradient 2 (W W^T * (1 - I)) W is BigGAN-PyTorch's
+    `utils.ortho`. Biases, BatchNorm gains and class embeddings (BigGAN leaves its shared
+    embedding out) have no rows to make orthogonal."""
+    total = jnp.zeros((), jnp.float32)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if leaf.ndim < 2 or "embedding" in jax.tree_util.keystr(path):
+            continue
+        rows = leaf.reshape(-1, leaf.shape[-1]).T  # Flax kernels end with the output axis
+        gram = rows @ rows.T
+        total += 0.5 * jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0]))))
+    return total
+
+
+def g_orthogonal(view: View) -> tuple[jax.Array, Aux]:
+    """BigGAN's orthogonal regularisation of G (Brock et al. 2019, section 3.1): the filters of
+    each layer pushed towards orthogonality, their norms left free."""
+    value = orthogonality(view.params)
+    return value, {"g_orthogonality": value}
+
+
 def terms_for(config: Config) -> tuple[Term, ...]:
     """The configured terms of both networks, in the order their values are summed."""
     r, conditioning = config.reg, config.model.conditioning
@@ -332,6 +354,8 @@ def terms_for(config: Config) -> tuple[Term, ...]:
         d_terms.append(Term("consistency_real", "d", d_consistency_real, r.consistency_real))
     if r.consistency_fake:
         d_terms.append(Term("consistency_fake", "d", d_consistency_fake, r.consistency_fake))
+    if r.g_orthogonal:
+        g_terms.append(Term("orthogonal", "g", g_orthogonal, r.g_orthogonal, of_params=True))
     if r.feature_matching:
         g_terms.append(Term("feature_matching", "g", g_feature_matching, r.feature_matching))
     return (*d_terms, *g_terms)

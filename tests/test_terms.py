@@ -175,3 +175,42 @@ def test_bcr_in_the_step_adds_both_weighted_sides_to_d_loss():
     assert m["d_loss"] == pytest.approx(m["d_loss_real"] + m["d_loss_fake"]
                                         + 10 * m["consistency_real"]
                                         + 5 * m["consistency_fake"], rel=1e-5)
+
+
+def test_orthogonal_regularisation_has_biggan_pytorchs_gradient():
+    """BigGAN-PyTorch's utils.ortho adds 2 (W W^T * (1 - I)) W to each weight's gradient, W the
+    weight as (out, in*kh*kw); the term's autodiff gradient must be that, in float64 NumPy."""
+    rng = np.random.default_rng(8)
+    params = {"Dense_0": {"kernel": rng.normal(size=(6, 5)), "bias": rng.normal(size=5)},
+              "Conv_0": {"kernel": rng.normal(size=(3, 3, 4, 7))},
+              "GeneratorNorm_0": {"embedding": rng.normal(size=(10, 7))}}
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float32), params)
+    grads = jax.grad(terms.orthogonality)(params)
+
+    def ortho_grad(kernel):
+        w = np.asarray(kernel, np.float64).reshape(-1, kernel.shape[-1]).T  # (out, in*k)
+        off_diagonal = (w @ w.T) * (1 - np.eye(len(w)))
+        return (2 * off_diagonal @ w).T.reshape(kernel.shape)
+    for name in ("Dense_0", "Conv_0"):
+        np.testing.assert_allclose(np.asarray(grads[name]["kernel"]),
+                                   ortho_grad(params[name]["kernel"]), rtol=1e-4, atol=1e-4)
+    assert not np.any(np.asarray(grads["Dense_0"]["bias"]))
+    assert not np.any(np.asarray(grads["GeneratorNorm_0"]["embedding"]))
+    # Orthonormal rows cost nothing, whatever their number.
+    q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    assert float(terms.orthogonality({"k": jnp.asarray(q[:, :5] * 3.0)})) == pytest.approx(
+        0.0, abs=1e-4)
+
+
+def test_orthogonal_regularisation_enters_g_loss_with_its_weight():
+    config = tiny_config(reg__g_orthogonal=1e-4)
+    gan = build_gan(config)
+    _, metrics = jax.jit(train_step_for(gan))(init_state(gan, jax.random.key(0)),
+                                              random_batch(config), jax.random.key(1))
+    m = jax.device_get(metrics)
+    plain = jax.device_get(jax.jit(train_step_for(build_gan(tiny_config())))(
+        init_state(build_gan(tiny_config()), jax.random.key(0)), random_batch(config),
+        jax.random.key(1))[1])
+    assert m["g_orthogonality"] > 0
+    assert m["g_loss"] == pytest.approx(plain["g_loss"] + 1e-4 * m["g_orthogonality"],
+                                        rel=1e-5)

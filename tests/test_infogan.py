@@ -197,7 +197,7 @@ def test_the_recipes_initialise_and_normalise_as_compare_gan():
     from gan_jax.train import build_gan, init_state
     from tests.test_zoo import LUCIC
     gan = build_gan(load_config(f"{LUCIC}:ns_gan"))
-    state = init_state(gan, jax.random.key(0))
+    state = jax.jit(lambda key: init_state(gan, key))(jax.random.key(0))  # one compilation
     kernel = np.asarray(state.g_params["Dense_1"]["kernel"])  # 1024 x 6272 draws
     assert abs(kernel.std() - 0.02) < 0.0005 and abs(kernel.mean()) < 0.0005
     biases = [np.asarray(leaf) for path, leaf in jax.tree_util.tree_leaves_with_path(
@@ -211,12 +211,13 @@ def test_the_recipes_initialise_and_normalise_as_compare_gan():
         if isinstance(context.module, nn.BatchNorm):
             settings.add((context.module.momentum, context.module.epsilon))
         return next_fun(*args, **kwargs)
-    z = jnp.zeros((2, gan.latent_dim))
-    with nn.intercept_methods(record):
+    def both(state, z):  # the modules are built while tracing: nothing needs to run
         images, _ = gan.generator.apply({"params": state.g_params, **state.g_model_state}, z,
                                         None, train=True, mutable=["batch_stats"])
-        gan.discriminator.apply({"params": state.d_params, **state.d_model_state}, images,
-                                None, train=True, mutable=["batch_stats"])
+        return gan.discriminator.apply({"params": state.d_params, **state.d_model_state},
+                                       images, None, train=True, mutable=["batch_stats"])
+    with nn.intercept_methods(record):
+        jax.eval_shape(both, state, jnp.zeros((2, gan.latent_dim)))
     assert settings == {(0.999, 1e-3)}
 
 

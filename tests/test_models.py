@@ -37,8 +37,10 @@ def test_generator_and_discriminator_shapes(arch, resolution, channels, train):
 
 def test_dcgan_widths_follow_the_paper():
     g, d = build_networks(ModelConfig(resolution=64, channels=3, g_width=64, d_width=64))
-    g_vars = g.init(jax.random.key(0), jnp.zeros((1, 100)), train=False)
-    d_vars = d.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)), train=False)
+    # Shapes only (eval_shape): nothing is computed.
+    g_vars = jax.eval_shape(lambda: g.init(jax.random.key(0), jnp.zeros((1, 100)), train=False))
+    d_vars = jax.eval_shape(lambda: d.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)),
+                                           train=False))
     # G: 100 -> 4x4x512 -> 8x8x256 -> 16x16x128 -> 32x32x64 -> 64x64x3
     assert g_vars["params"]["Dense_0"]["kernel"].shape == (100, 4 * 4 * 512)
     g_out = [g_vars["params"][f"ConvTranspose_{i}"]["kernel"].shape[-1] for i in range(4)]

@@ -21,15 +21,18 @@ def test_generator_and_discriminator_shapes(arch, resolution, channels, train):
                          g_width=8, d_width=8)
     g, d = build_networks(config)
     z = jax.random.normal(jax.random.key(0), (3, 16))
-    g_vars = g.init(jax.random.key(1), z, train=False)
-    images, _ = g.apply(g_vars, z, train=train, mutable=["batch_stats"])
+
+    @jax.jit  # one compilation instead of op-by-op dispatch
+    def both(z):
+        images, _ = g.apply(g.init(jax.random.key(1), z, train=False), z, train=train,
+                            mutable=["batch_stats"])
+        out, _ = d.apply(d.init(jax.random.key(2), images, train=False), images, train=train,
+                         mutable=["batch_stats"], rngs={"dropout": jax.random.key(3)})
+        return images, out
+    images, out = both(z)
     assert images.shape == (3, resolution, resolution, channels)
     assert images.dtype == jnp.float32
     assert float(jnp.abs(images).max()) <= 1.0  # tanh output matches the data's [-1, 1]
-
-    d_vars = d.init(jax.random.key(2), images, train=False)
-    out, _ = d.apply(d_vars, images, train=train, mutable=["batch_stats"],
-                     rngs={"dropout": jax.random.key(3)})
     assert out.logits.shape == (3,)
     assert out.logits.dtype == jnp.float32
     assert out.features.ndim == 2 and out.class_logits is None

@@ -7,7 +7,6 @@ import re
 import subprocess
 
 import jax
-import pytest
 
 from experiments.train import main
 from gan_jax import config as config_lib

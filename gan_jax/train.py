@@ -11,10 +11,10 @@ followed by one generator update. What each network minimises is a list of loss 
 Dreg, Gmain and Greg: a network's main phase is part of every update, and a lazy phase of
 interval k > 1 is an update of its own every k updates, its weight multiplied by k and the
 network's optimizer compensated by k / (k + 1). With n_critic = 1 that is the DCGAN recipe;
-with 5 it is WGAN's. The batch holds n_critic * train.batch_size real images; the first n_critic - 1 D updates
-run inside `lax.scan`. The generator runs forward once for the last D update, and the G update
-pulls the gradient back through that same forward pass with `jax.vjp` (PyTorch's
-`fake.detach()` idiom), so no work is repeated.
+with 5 it is WGAN's. The batch holds n_critic * train.batch_size real images; the first
+n_critic - 1 D updates run inside `lax.scan`. The generator runs forward once for the last D
+update, and the G update pulls the gradient back through that same forward pass with `jax.vjp`
+(PyTorch's `fake.detach()` idiom), so no work is repeated.
 
 Everything in the zoo is a choice on this one step (gan_jax.config): the loss, a gradient penalty
 (lazily every k D updates), WGAN weight clipping,
@@ -299,12 +299,10 @@ def _d_update(gan: Gan, state: TrainState, inputs: StepInputs, keys: StepKeys,
     lazy = _lazy_phase(gan, "d")
     if lazy is not None:
         def regularize(state):
-            (_, (aux, _, _, kept)), grads = jax.value_and_grad(objective, has_aux=True)(
-                state.d_params, lazy, state)
-            d_params, d_opt_state = _apply_gradients(gan.d_tx, grads, state.d_opt_state,
-                                                     state.d_params, c.reg.clip)
-            return _with_slots(state.replace(d_params=d_params, d_opt_state=d_opt_state),
-                               **kept), aux
+            def lazy_objective(d_params):
+                loss, (aux, _, _, kept) = objective(d_params, lazy, state)
+                return loss, (aux, kept)
+            return _lazy_step(gan.d_tx, lazy_objective, state, "d", c.reg.clip)
         state, lazy_metrics = _lazy_update(lazy, regularize, state, d_index)
         metrics |= lazy_metrics
 
@@ -313,6 +311,17 @@ def _d_update(gan: Gan, state: TrainState, inputs: StepInputs, keys: StepKeys,
             state.slots["augment_p"], real_logits, c.augment.ada_target, inputs.real.shape[0],
             c.augment.ada_kimg))
     return state, metrics
+
+
+def _lazy_step(tx: optax.GradientTransformation, objective: Callable, state: TrainState,
+               network: str, clip: float | None) -> tuple[TrainState, Metrics]:
+    """One lazy phase's update of `network`: `objective(params) -> (loss, (metrics, kept
+    slots))` minimised by one optimizer step; returns the state and the phase's metrics."""
+    params, opt_state = getattr(state, f"{network}_params"), getattr(state, f"{network}_opt_state")
+    (_, (aux, kept)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    params, opt_state = _apply_gradients(tx, grads, opt_state, params, clip)
+    return _with_slots(state.replace(**{f"{network}_params": params,
+                                        f"{network}_opt_state": opt_state}), **kept), aux
 
 
 def _with_slots(state: TrainState, **slots: Any) -> TrainState:
@@ -473,12 +482,7 @@ def _g_update(gan: Gan, state: TrainState, inputs: StepInputs, pull_back_to_g: C
             def lazy_objective(g_params):
                 loss, extras = objective_of_params(g_params, lazy.terms, state)
                 return lazy.every * loss, extras
-            (_, (aux, kept)), grads = jax.value_and_grad(lazy_objective, has_aux=True)(
-                state.g_params)
-            g_params, g_opt_state = _apply_gradients(gan.g_tx, grads, state.g_opt_state,
-                                                     state.g_params, None)
-            return _with_slots(state.replace(g_params=g_params, g_opt_state=g_opt_state),
-                               **kept), aux
+            return _lazy_step(gan.g_tx, lazy_objective, state, "g", None)
         state, lazy_metrics = _lazy_update(lazy, regularize, state, state.step)
         metrics |= lazy_metrics
         g_params = state.g_params

@@ -302,12 +302,21 @@ def d_consistency_fake(view: View) -> tuple[jax.Array, Aux]:
     return _consistency(view, "fake")
 
 
-def initial_slots(config: Config) -> dict[str, Any]:
-    """The state slots of the configured stateful terms, before the first update."""
-    if not config.reg.lecam_weight:
-        return {}
-    zero = jnp.zeros((), jnp.float32)
-    return {"lecam": {"real": zero, "fake": zero, "updates": jnp.zeros((), jnp.int32)}}
+def initial_slots(config: Config, g_params: Any, d_params: Any) -> dict[str, Any]:
+    """TrainState.slots before the first update: one slot per configured stateful part of the
+    step (the G EMA, the historical averages, ADA's probability, LeCam's anchors), and none
+    for the others."""
+    slots = {}
+    if config.optim.ema_kimg is not None:
+        slots["ema"] = g_params
+    if config.reg.historical_averaging:
+        slots["averages"] = {"g": g_params, "d": d_params}
+    if config.augment.ada_target is not None:
+        slots["augment_p"] = jnp.asarray(config.augment.p, jnp.float32)
+    if config.reg.lecam_weight:
+        zero = jnp.zeros((), jnp.float32)
+        slots["lecam"] = {"real": zero, "fake": zero, "updates": jnp.zeros((), jnp.int32)}
+    return slots
 
 
 def orthogonality(params: Any) -> jax.Array:

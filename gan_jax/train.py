@@ -217,19 +217,11 @@ def init_state(gan: Gan, key: jax.Array) -> TrainState:
     d_vars = dict(gan.discriminator.init(d_key, jnp.zeros((1, *gan.image_shape)), labels,
                                          train=False))
     g_params, d_params = g_vars.pop("params"), d_vars.pop("params")
-    c = gan.config
-    slots = {}
-    if c.optim.ema_kimg is not None:
-        slots["ema"] = g_params
-    if c.reg.historical_averaging:
-        slots["averages"] = {"g": g_params, "d": d_params}
-    if c.augment.ada_target is not None:
-        slots["augment_p"] = jnp.asarray(c.augment.p, jnp.float32)
-    slots |= initial_slots(c)
     return TrainState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                       g_model_state=g_vars, d_model_state=d_vars,
                       g_opt_state=gan.g_tx.init(g_params), d_opt_state=gan.d_tx.init(d_params),
-                      lr_multiplier=jnp.ones((), jnp.float32), slots=slots)
+                      lr_multiplier=jnp.ones((), jnp.float32),
+                      slots=initial_slots(gan.config, g_params, d_params))
 
 
 def make_train_step(config: Config) -> Callable[[TrainState, Batch, jax.Array],

@@ -1,9 +1,11 @@
 """Experiment configuration: typed, frozen dataclasses with dotted-key overrides.
 
-A config is a `Config` of seven sections (model, data, optim, train, reg, augment, eval).
-Experiment files in `experiments/configs/` build one with `get_config(variant)`; the CLI applies
-`section.key=value` overrides on top. Every override is checked against the field's declared type, and an unknown key
-is named in the error, so a typo can never silently train the wrong model.
+A config is a `Config` of seven sections (model, data, optim, train, reg, augment, eval); the
+settings only one architecture reads sit in a section of their own inside model (model.mlp,
+model.biggan). Experiment files in `experiments/configs/` build one with `get_config(variant)`;
+the CLI applies `section.key=value` overrides on top. Every override is checked against the
+field's declared type, and an unknown key is named in the error, so a typo can never silently
+train the wrong model.
 
 Schedules are measured in thousands of real images shown to the discriminator (kimg), as in
 StyleGAN2-ADA, so changing the batch size does not change how long a run is.
@@ -28,7 +30,8 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 # The choices of the string settings: an override or a config built in Python with another
 # value is refused by name. Each equals its component's registry (tested): the losses of
 # gan_jax.losses, the penalties of gan_jax.penalties, the architectures of gan_jax.models...
-Arch = Literal["dcgan", "infogan", "mlp", "resnet"]
+Arch = Literal["biggan", "dcgan", "infogan", "mlp", "resnet"]
+BigGANInit = Literal["ortho", "n02", "glorot"]
 DNorm = Literal["default", "batch", "layer", "none"]
 SpectralNorm = Literal["none", "d", "g_and_d"]
 Conditioning = Literal["none", "projection", "acgan"]
@@ -110,13 +113,23 @@ def check_choice(key: str, field_type: Any, value: Any) -> None:
         check_key_choice(key, value, choices)
 
 
-def check_section_bounds(name: str, section: Any) -> None:
-    """Every field of one section (e.g. "eval", an EvalConfig) within its bounds and, for a
-    choice, among its choices."""
+def leaf_settings(name: str, section: Any):
+    """(dotted key, field, declared type, value) of every setting of `section` (e.g. "model",
+    a ModelConfig), an architecture's nested section (model.mlp.layers) included."""
     hints = typing.get_type_hints(type(section))
     for field in dataclasses.fields(section):
         key, value = f"{name}.{field.name}", getattr(section, field.name)
-        check_choice(key, hints[field.name], value)
+        if dataclasses.is_dataclass(value):
+            yield from leaf_settings(key, value)
+        else:
+            yield key, field, hints[field.name], value
+
+
+def check_section_bounds(name: str, section: Any) -> None:
+    """Every setting of one section (e.g. "eval", an EvalConfig) within its bounds and, for a
+    choice, among its choices."""
+    for key, field, field_type, value in leaf_settings(name, section):
+        check_choice(key, field_type, value)
         check_bounds(key, field, value)
 
 
@@ -128,25 +141,43 @@ def check_all_bounds(config: "Config") -> None:
 
 
 @dataclasses.dataclass(frozen=True)
+class MLPSettings:
+    """model.mlp: the MLP GAN's own settings (Goodfellow et al. 2014: maxout D with dropout)."""
+    layers: int = at_least(2, 1)  # hidden layers of the generator and of the discriminator
+    maxout_pieces: int = at_least(5, 1)  # linear pieces per maxout unit of D
+    d_dropout: float = fraction(0.5, high_open=True)  # dropout rate on D's hidden layers
+
+
+@dataclasses.dataclass(frozen=True)
+class BigGANSettings:
+    """model.biggan: BigGAN's own settings (Brock et al. 2019; BigGAN-PyTorch's flags)."""
+    # channels of G's shared class embedding (--shared_dim); 0: model.latent_dim
+    shared_dim: int = at_least(128, 0)
+    # a chunk of z to every G block, beside the class embedding (--hier); else all of z
+    # to the first layer and the embedding alone to every block
+    hierarchical: bool = True
+    # weights of every convolution, linear layer and embedding (--G_init / --D_init):
+    # "ortho" (the paper's), "n02" (N(0, 0.02)) or "glorot" (Xavier uniform)
+    init: BigGANInit = "ortho"
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    # "dcgan", "infogan" (Lucic et al.'s), "resnet" or "mlp" (gan_jax.models.ARCHITECTURES)
+    # "dcgan", "infogan" (Lucic et al.'s), "resnet", "biggan" or "mlp"
+    # (gan_jax.models.ARCHITECTURES)
     arch: Arch = "dcgan"
-    # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64
+    # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64, BigGAN 32, 64 or 128
     resolution: int = at_least(28, 1)
     channels: int = at_least(1, 1)  # must match the dataset's channels
     latent_dim: int = at_least(100, 1)
-    # DCGAN: ngf (channels of the last G block); InfoGAN: w (FC 16w, 2w maps, w; 64 as published);
-    # ResNet 32: channels of every block (SNGAN: 256), ResNet 64: of the last (Mimicry: 64);
-    # MLP: hidden units of G
+    # The base width of each network; each architecture's module docstring says which layers
+    # it scales. G: DCGAN ngf (channels of the last block); InfoGAN w (FC 16w, 2w maps, w;
+    # 64 as published); ResNet 32 every block (SNGAN: 256), ResNet 64 the last (Mimicry: 64);
+    # BigGAN ch (--G_ch: 4ch at 32x32, 16ch ... ch at 128x128); MLP hidden units.
     g_width: int = at_least(64, 1)
-    # DCGAN: ndf (channels of the first D block); InfoGAN: w (w, 2w maps, FC 16w; 64 as
-    # published); ResNet 32: every block (SNGAN: 128), ResNet 64: the first (Mimicry: 64); MLP:
-    # maxout units
+    # D: DCGAN ndf (channels of the first block); InfoGAN w (w, 2w maps, FC 16w); ResNet 32
+    # every block (SNGAN: 128), ResNet 64 the first; BigGAN ch (--D_ch); MLP maxout units.
     d_width: int = at_least(64, 1)
-    mlp_layers: int = at_least(2, 1)  # hidden layers of the MLP generator and discriminator
-    maxout_pieces: int = at_least(5, 1)  # MLP discriminator: linear pieces per maxout unit
-    # MLP discriminator: dropout rate on hidden layers
-    d_dropout: float = fraction(0.5, high_open=True)
     # running-average decay of BatchNorm statistics (PyTorch's 0.1)
     bn_momentum: float = fraction(0.9)
     # D normalisation: batch, layer, none; default: batch for DCGAN and InfoGAN, else none
@@ -166,6 +197,9 @@ class ModelConfig:
     # CPU), "xla" (lax, cuDNN); "auto": matmul on the CPU, xla elsewhere. Same values to float
     # rounding, same parameters.
     conv_implementation: ConvImplementation = "auto"
+    # Settings only one architecture reads, in a section of its own (model.mlp.layers=3)
+    mlp: MLPSettings = MLPSettings()
+    biggan: BigGANSettings = BigGANSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,7 +310,8 @@ class EvalConfig:
     metrics: str = ""  # comma-separated names, e.g. "fid10k,kid10k,prdc10k"; "" = none
     every_kimg: float | None = positive(None)  # also every this many kimg; None: only at the end
     reference: str | None = None  # real images "dataset:split"; None: data.dataset's test split
-    resize: Resize = "clean"  # gan_jax.metrics.resize.RESIZE_MODES; FIDs compare only at equal resize
+    # gan_jax.metrics.resize.RESIZE_MODES; FIDs compare only at equal resize
+    resize: Resize = "clean"
     batch_size: int = at_least(200, 1)  # images per Inception batch (and per generator batch)
     weights: str | None = None  # Inception weights file; None: the user cache (filled via pip)
     storage: WeightStorage = "float32"  # weights storage: float32 or float16
@@ -300,25 +335,39 @@ class Config:
 
 
 def with_overrides(config: Config, overrides: Mapping[str, Any]) -> Config:
-    """Returns `config` with dotted keys replaced, e.g. {"train.batch_size": 128}.
+    """Returns `config` with dotted keys replaced, e.g. {"train.batch_size": 128} or, in an
+    architecture's own section, {"model.mlp.layers": 3}.
 
     String values are parsed as Python literals when the field is not a string, so the same
     function serves config files (typed values) and the command line ("128").
     """
     for dotted, value in overrides.items():
-        section_name, _, field_name = dotted.partition(".")
-        section = _field_value(config, section_name, dotted)
-        if not field_name or not dataclasses.is_dataclass(section):
+        names = dotted.split(".")
+        if len(names) < 2 or not dataclasses.is_dataclass(_field_value(config, names[0],
+                                                                        dotted)):
             raise UserError(f"config key '{dotted}' is not of the form section.key; "
                             f"sections are {', '.join(_field_names(config))}")
-        _field_value(section, field_name, dotted)
-        field_type = typing.get_type_hints(type(section))[field_name]
-        checked = _coerce(value, field_type, dotted)
-        check_choice(dotted, field_type, checked)
-        check_bounds(dotted, type(section).__dataclass_fields__[field_name], checked)
-        section = dataclasses.replace(section, **{field_name: checked})
-        config = dataclasses.replace(config, **{section_name: section})
+        config = _with_setting(config, names, value, dotted)
     return config
+
+
+def _with_setting(section: Any, names: list[str], value: Any, dotted: str) -> Any:
+    """`section` with the setting at the path `names` (inside it) checked and replaced."""
+    name, rest = names[0], names[1:]
+    current = _field_value(section, name, dotted)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise UserError(f"config key '{dotted}': '{name}' is a setting, not a section")
+        return dataclasses.replace(section, **{name: _with_setting(current, rest, value,
+                                                                   dotted)})
+    if dataclasses.is_dataclass(current):
+        raise UserError(f"config key '{dotted}' is a section; set one of its keys: "
+                        f"{', '.join(f'{dotted}.{key}' for key in _field_names(current))}")
+    field_type = typing.get_type_hints(type(section))[name]
+    checked = _coerce(value, field_type, dotted)
+    check_choice(dotted, field_type, checked)
+    check_bounds(dotted, type(section).__dataclass_fields__[name], checked)
+    return dataclasses.replace(section, **{name: checked})
 
 
 def check_key_choice(key: str, value: Any, allowed) -> None:
@@ -342,7 +391,8 @@ def _field_names(obj: Any) -> list[str]:
 
 def _field_value(obj: Any, name: str, dotted: str) -> Any:
     if name not in _field_names(obj):
-        where = "config" if isinstance(obj, Config) else f"section '{dotted.split('.')[0]}'"
+        where = ("config" if isinstance(obj, Config)
+                 else f"section '{dotted[:dotted.rindex('.' + name)]}'")
         raise UserError(f"unknown config key '{dotted}': {where} has no '{name}'; "
                         f"known: {', '.join(_field_names(obj))}")
     return getattr(obj, name)
@@ -418,9 +468,15 @@ def to_dict(config: Config) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def from_dict(values: Mapping[str, Mapping[str, Any]]) -> Config:
-    flat = {f"{section}.{key}": value
-            for section, fields in values.items() for key, value in fields.items()}
+# Keys of configs saved by earlier versions, and where those settings live now: a run
+# directory's config.json from before keeps loading (and resuming).
+MOVED_KEYS = {"model.mlp_layers": "model.mlp.layers",
+              "model.maxout_pieces": "model.mlp.maxout_pieces",
+              "model.d_dropout": "model.mlp.d_dropout"}
+
+
+def from_dict(values: Mapping[str, Any]) -> Config:
+    flat = {MOVED_KEYS.get(key, key): value for key, value in _flatten(values).items()}
     return with_overrides(Config(), flat)
 
 
@@ -445,8 +501,15 @@ def differences(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
             if old_flat.get(k) != new_flat.get(k)}
 
 
-def _flatten(values: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    return {f"{s}.{k}": v for s, fields in values.items() for k, v in fields.items()}
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested sections as dotted keys: {"model": {"mlp": {"layers": 2}}} -> model.mlp.layers."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 # --- experiment variants -------------------------------------------------------------------

@@ -25,6 +25,13 @@ def test_overrides_parse_strings_by_field_type():
     ("train.batch_size", "big", "'train.batch_size' expects int, got 'big'"),
     ("optim.g_lr", "fast", "'optim.g_lr' expects float"),
     ("model.resolution", "True", "'model.resolution' expects int, got True"),
+    ("model.mlp.layerz", "3", "unknown config key 'model.mlp.layerz': section 'model.mlp' "
+                              "has no 'layerz'"),
+    ("model.mlp", "3", "'model.mlp' is a section; set one of its keys: model.mlp.layers"),
+    ("model.g_width.x", "3", "'g_width' is a setting, not a section"),
+    ("model.mlp.layers", "0", "model.mlp.layers=0 must be >= 1"),
+    ("model.biggan.init", "uniform", "model.biggan.init='uniform' is unknown; choose one of "
+                                     "ortho, n02, glorot"),
 ])
 def test_bad_overrides_are_named(key, value, message):
     with pytest.raises(UserError, match=message):
@@ -39,8 +46,24 @@ def test_saved_config_round_trips(tmp_path):
 
 def test_differences_lists_changed_keys():
     a = Config()
-    b = with_overrides(a, {"model.g_width": 32, "train.seed": 3})
-    assert config_lib.differences(a, b) == {"model.g_width": (64, 32), "train.seed": (0, 3)}
+    b = with_overrides(a, {"model.g_width": 32, "train.seed": 3, "model.mlp.layers": "3"})
+    assert config_lib.differences(a, b) == {"model.g_width": (64, 32), "train.seed": (0, 3),
+                                            "model.mlp.layers": (2, 3)}
+
+
+def test_an_architecture_section_round_trips_and_old_flat_keys_still_load(tmp_path):
+    config = with_overrides(Config(), {"model.arch": "mlp", "model.mlp.layers": 4,
+                                       "model.biggan.hierarchical": "false"})
+    assert config.model.mlp.layers == 4 and config.model.biggan.hierarchical is False
+    config_lib.save_config(config, tmp_path / "config.json")
+    assert config_lib.read_config(tmp_path / "config.json") == config
+    # A config.json written before the MLP settings moved into model.mlp
+    old = config_lib.to_dict(Config())
+    del old["model"]["mlp"], old["model"]["biggan"]
+    old["model"].update(mlp_layers=3, maxout_pieces=4, d_dropout=0.25)
+    restored = config_lib.from_dict(old)
+    assert restored.model.mlp == config_lib.MLPSettings(layers=3, maxout_pieces=4,
+                                                        d_dropout=0.25)
 
 
 @pytest.mark.parametrize("path", [DCGAN_CONFIG, MLP_CONFIG])

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.config import ModelConfig
+from gan_jax.config import MLPSettings, ModelConfig
 from gan_jax.models import build_networks
 from gan_jax.models.layers import (ConditionalBatchNorm, MinibatchDiscrimination, SpectralNorm,
                                    minibatch_stddev)
@@ -129,7 +129,8 @@ def test_minibatch_discrimination_matches_numpy():
 
 def _tiny_d(conditioning):
     config = ModelConfig(arch="mlp", resolution=4, channels=1, g_width=8, d_width=6,
-                         maxout_pieces=2, conditioning=conditioning, num_classes=3)
+                         mlp=MLPSettings(maxout_pieces=2), conditioning=conditioning,
+                         num_classes=3)
     _, d = build_networks(config)
     images = jax.random.normal(jax.random.key(0), (4, 4, 4, 1))
     labels = jnp.array([0, 1, 2, 1])

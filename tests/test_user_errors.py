@@ -10,7 +10,7 @@ import pytest
 
 from experiments import evaluate as evaluate_cli
 from experiments import train as train_cli
-from gan_jax.config import Bounds, Config
+from gan_jax.config import Bounds, Config, leaf_settings
 from gan_jax.errors import UserError
 from gan_jax.train import build_gan
 from tests.conftest import DCGAN_CONFIG, requires_fashion_mnist
@@ -46,7 +46,7 @@ BAD_VALUES = [
     ("train.rollback_tries", "-1", ">= 0"), ("train.seed", "-1", ">= 0"),
     ("model.latent_dim", "0", ">= 1"), ("model.g_width", "0", ">= 1"),
     ("model.d_width", "-8", ">= 1"), ("model.minibatch_std", "-1", ">= 0"),
-    ("model.d_dropout", "1.0", "in [0, 1)"), ("optim.g_lr", "0", "> 0"),
+    ("model.mlp.d_dropout", "1.0", "in [0, 1)"), ("optim.g_lr", "0", "> 0"),
     ("optim.b1", "1.5", "in [0, 1)"), ("optim.ema_kimg", "0", "> 0 or None"),
     ("reg.penalty_every", "0", ">= 1"), ("reg.penalty_weight", "-1", ">= 0"),
     ("augment.p", "1.5", "in [0, 1]"), ("data.per_class", "0", ">= 1 or None"),
@@ -70,11 +70,10 @@ def test_every_numeric_setting_declares_its_bounds():
     a zero interval) and end in a traceback or a silent wrong number."""
     unbounded = []
     for name, section in vars(Config()).items():
-        hints = typing.get_type_hints(type(section))
-        for field in dataclasses.fields(section):
-            types = set(typing.get_args(hints[field.name])) or {hints[field.name]}
+        for key, field, field_type, _ in leaf_settings(name, section):
+            types = set(typing.get_args(field_type)) or {field_type}
             if types & {int, float} and "bounds" not in field.metadata:
-                unbounded.append(f"{name}.{field.name}")
+                unbounded.append(key)
     assert unbounded == []
 
 

@@ -164,8 +164,8 @@ def torch_step_factory(config, mode: str, dtype: str):
                                                      m.channels)
     else:
         networks = lambda: torch_gans.mlp_networks(  # noqa: E731
-            m.resolution, m.channels, m.g_width, m.d_width, m.latent_dim, m.mlp_layers,
-            m.maxout_pieces, m.d_dropout)
+            m.resolution, m.channels, m.g_width, m.d_width, m.latent_dim, m.mlp.layers,
+            m.mlp.maxout_pieces, m.mlp.d_dropout)
     return lambda device: torch_dcgan.GANStep(
         *networks(), (m.latent_dim,), t.batch_size, mode, dtype, device, loss=t.loss,
         n_critic=t.n_critic, lr=o.d_lr, betas=(o.b1, o.b2))

@@ -20,8 +20,9 @@ import jax.numpy as jnp
 
 from gan_jax.config import ModelConfig, check_section_bounds
 from gan_jax.errors import UserError
-from gan_jax.models import dcgan, infogan, mlp, resnet
+from gan_jax.models import biggan, dcgan, infogan, mlp, resnet
 from gan_jax.models.architecture import Architecture, conv_implementation
+from gan_jax.models.biggan import BigGANDiscriminatorBody, BigGANGenerator
 from gan_jax.models.dcgan import DCGANDiscriminatorBody, DCGANGenerator, upsampling_plan
 from gan_jax.models.heads import Discriminator, DiscriminatorOutput
 from gan_jax.models.infogan import InfoGANDiscriminatorBody, InfoGANGenerator
@@ -29,7 +30,8 @@ from gan_jax.models.mlp import MLPDiscriminatorBody, MLPGenerator
 from gan_jax.models.resnet import ResNetDiscriminatorBody, ResNetGenerator
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "dcgan": dcgan.ARCHITECTURE, "infogan": infogan.ARCHITECTURE, "mlp": mlp.ARCHITECTURE,
+    "biggan": biggan.ARCHITECTURE, "dcgan": dcgan.ARCHITECTURE, "infogan": infogan.ARCHITECTURE,
+    "mlp": mlp.ARCHITECTURE,
     "resnet": resnet.ARCHITECTURE}
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -61,13 +63,14 @@ def build_networks(config: ModelConfig) -> Networks:
         body, config.conditioning, config.num_classes if config.conditioning != "none" else 0,
         spectral_norm=config.spectral_norm != "none",
         minibatch_discrimination=config.minibatch_discrimination,
-        kernel_init=architecture.head_init)
+        kernel_init=architecture.head_init(config))
     return Networks(generator, discriminator)
 
 
 __all__ = ["ARCHITECTURES", "COMPUTE_DTYPES", "Architecture", "Discriminator",
            "DiscriminatorOutput", "Networks", "build_networks", "check_model_config",
-           "conv_implementation", "DCGANGenerator", "DCGANDiscriminatorBody",
+           "conv_implementation", "BigGANGenerator", "BigGANDiscriminatorBody",
+           "DCGANGenerator", "DCGANDiscriminatorBody",
            "InfoGANGenerator", "InfoGANDiscriminatorBody", "MLPGenerator",
            "MLPDiscriminatorBody", "ResNetGenerator", "ResNetDiscriminatorBody",
            "effective_d_norm", "upsampling_plan"]

@@ -1,9 +1,10 @@
 """What an architecture declares in its own file, and the settings every architecture reads.
 
-Each of dcgan.py, infogan.py, resnet.py and mlp.py ends with an `ARCHITECTURE`: a function
-that builds its generator and its discriminator body from the model config (checking what
-only it can check), the initialiser of the shared head (gan_jax.models.heads), initialised like
-the body's own layers, and D's normalisation under `model.d_norm=default` (its paper's).
+Each of dcgan.py, infogan.py, resnet.py, biggan.py and mlp.py ends with an `ARCHITECTURE`: a
+function that builds its generator and its discriminator body from the model config (checking
+what only it can check), the initialiser of the shared head (gan_jax.models.heads) for that
+config, initialised like the body's own layers, and D's normalisation under
+`model.d_norm=default` (its paper's).
 `gan_jax.models.ARCHITECTURES` registers them by `model.arch`.
 """
 
@@ -21,8 +22,14 @@ from gan_jax.models.convolution import default_implementation
 class Architecture(NamedTuple):
     # (config, compute dtype, D's resolved normalisation) -> (generator, discriminator body)
     build: Callable[[ModelConfig, Any, str], tuple[nn.Module, nn.Module]]
-    head_init: nn.initializers.Initializer
+    head_init: Callable[[ModelConfig], nn.initializers.Initializer]
     default_d_norm: str  # "batch", "layer" or "none"
+
+
+def fixed(init: nn.initializers.Initializer
+          ) -> Callable[[ModelConfig], nn.initializers.Initializer]:
+    """A head initialiser that is the same for every config of the architecture."""
+    return lambda config: init
 
 
 def check_attention_resolution(side: int, g_sides: tuple[int, ...], d_sides: tuple[int, ...],

@@ -29,7 +29,8 @@ import jax.numpy as jnp
 
 from gan_jax.config import ModelConfig
 from gan_jax.errors import UserError
-from gan_jax.models.architecture import Architecture, conv_implementation, generator_classes
+from gan_jax.models.architecture import (Architecture, conv_implementation, fixed,
+                                         generator_classes)
 from gan_jax.models import initializers
 from gan_jax.models.convolution import Conv, ConvTranspose
 from gan_jax.models.layers import GeneratorNorm, feature_norm, maybe_spectral
@@ -123,4 +124,4 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
                                      conv_implementation=conv))
 
 
-ARCHITECTURE = Architecture(build, head_init=WEIGHT_INIT, default_d_norm="batch")
+ARCHITECTURE = Architecture(build, head_init=fixed(WEIGHT_INIT), default_d_norm="batch")

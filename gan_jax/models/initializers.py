@@ -38,3 +38,15 @@ def glorot_uniform(gain: float = 1.0) -> Initializer:
         return flat.reshape(shape)
 
     return init
+
+
+def torch_default_bias(fan_in: int) -> Initializer:
+    """PyTorch's default bias of nn.Linear / nn.Conv2d: U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    fan_in counting the receptive field. BigGAN-PyTorch initialises weights only, so its
+    biases keep this."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init

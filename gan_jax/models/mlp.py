@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from gan_jax.config import ModelConfig
 from gan_jax.errors import UserError
 from gan_jax.models.layers import maybe_spectral
-from gan_jax.models.architecture import Architecture, generator_classes
+from gan_jax.models.architecture import Architecture, fixed, generator_classes
 
 
 class MLPGenerator(nn.Module):
@@ -86,11 +86,13 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
         raise UserError(f"model.arch='mlp' has no feature maps to normalise: model.d_norm="
                         f"'{c.d_norm}' and model.minibatch_std={c.minibatch_std} need "
                         "a convolutional model.arch ('dcgan', 'infogan' or 'resnet')")
-    return (MLPGenerator(c.resolution, c.channels, c.g_width, c.mlp_layers,
+    return (MLPGenerator(c.resolution, c.channels, c.g_width, c.mlp.layers,
                          num_classes=generator_classes(c),
                          spectral_norm=c.spectral_norm == "g_and_d", dtype=dtype),
-            MLPDiscriminatorBody(c.d_width, c.mlp_layers, c.maxout_pieces, c.d_dropout,
+            MLPDiscriminatorBody(c.d_width, c.mlp.layers, c.mlp.maxout_pieces,
+                                 c.mlp.d_dropout,
                                  spectral_norm=c.spectral_norm != "none", dtype=dtype))
 
 
-ARCHITECTURE = Architecture(build, head_init=nn.initializers.lecun_normal(), default_d_norm="none")
+ARCHITECTURE = Architecture(build, head_init=fixed(nn.initializers.lecun_normal()),
+                            default_d_norm="none")

@@ -59,7 +59,7 @@ import jax.numpy as jnp
 from gan_jax.config import ModelConfig
 from gan_jax.errors import UserError
 from gan_jax.models.architecture import (Architecture, check_attention_resolution,
-                                         conv_implementation, generator_classes)
+                                         conv_implementation, fixed, generator_classes)
 from gan_jax.models.convolution import Conv
 from gan_jax.models.initializers import glorot_uniform
 from gan_jax.models.layers import (AttentionAt, GeneratorNorm, feature_norm, maybe_spectral,
@@ -277,4 +277,5 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
                                     attention_resolution=c.attention_resolution))
 
 
-ARCHITECTURE = Architecture(build, head_init=glorot_uniform(1.0), default_d_norm="none")
+ARCHITECTURE = Architecture(build, head_init=fixed(glorot_uniform(1.0)),
+                            default_d_norm="none")

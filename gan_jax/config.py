@@ -234,6 +234,8 @@ class OptimConfig:
     ema_kimg: float | None = positive(None)
     # half-life at most rampup * kimg so far (StyleGAN2: 0.05)
     ema_rampup: float | None = positive(None)
+    # the EMA copies G until this many kimg (BigGAN-PyTorch's --ema_start: 1000 steps)
+    ema_start_kimg: float = at_least(0.0, 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,6 +320,14 @@ class EvalConfig:
     compute: InceptionCompute = "float32"  # Inception arithmetic: float32, tf32 or bfloat16
     # latents of the evaluated images (the same every evaluation) and subsets
     seed: int = at_least(0, 0)
+    # The truncation trick (Brock et al. 2019): evaluated and sampled latents drawn from the
+    # normal truncated to [-t, t] (resampled beyond it); None: the full normal. Training
+    # never truncates.
+    truncation: float | None = positive(None)
+    # BigGAN's standing statistics: G's BatchNorm statistics for evaluation and sample grids
+    # recomputed as the mean over this many train.batch_size batches, for the weights sampled
+    # (the EMA when there is one; BigGAN-PyTorch: 16); 0: the training's running averages
+    standing_stats: int = at_least(0, 0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compu
 from gan_jax.metrics.features import FeatureExtractor
 from gan_jax.metrics.images import is_dataset_spec, load_images
 from gan_jax.train import (Gan, TrainState, balanced_labels, build_gan, generate_uint8,
-                           init_state, sample_latents)
+                           init_state, sample_latents, sampling_state_for)
 
 
 def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
@@ -77,14 +77,19 @@ def make_extractor(config: EvalConfig, progress: bool = False) -> FeatureExtract
 
 def generated_features(gan: Gan, state: TrainState, count: int, extractor: FeatureExtractor,
                        config: EvalConfig) -> np.ndarray:
-    """Inception features of `count` images from the generator (inference-mode BatchNorm).
+    """Inception features of `count` images from the generator (inference-mode BatchNorm,
+    with standing statistics when eval.standing_stats > 0).
 
-    The latents are drawn at once from `eval.seed`, so they do not depend on the batch size:
-    the CLI reproduces the numbers logged in training whatever `--batch-size` it uses.
+    The latents are drawn at once from `eval.seed` (truncated at eval.truncation), so they do
+    not depend on the batch size: the CLI reproduces the numbers logged in training whatever
+    `--batch-size` it uses.
     """
+    if config.standing_stats:  # computed once here, not once per batch
+        state = jax.jit(sampling_state_for(gan, config))(state)
     batch = extractor.padded_batch_size(min(config.batch_size, count))
     batches = -(-count // batch)
-    latents = sample_latents(jax.random.key(config.seed), batches * batch, gan.latent_dim)
+    latents = sample_latents(jax.random.key(config.seed), batches * batch, gan.latent_dim,
+                             config.truncation)
     # A conditional generator gets classes 0, 1, ..., K-1, 0, ... over all `count` images.
     labels = balanced_labels(batches * batch, gan.num_classes)
 

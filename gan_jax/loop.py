@@ -49,7 +49,8 @@ from gan_jax.evaluate import GeneratorEvaluator, describe
 from gan_jax.files import check_can_write, storage_advice, storage_errno
 from gan_jax.metric_writers import MetricWriter, forget_metrics_after, read_metrics
 from gan_jax.preemption import StopSignals
-from gan_jax.train import Gan, TrainState, build_gan, generate_images, init_state, train_step_for
+from gan_jax.train import (Gan, TrainState, build_gan, generate_images, init_state,
+                           sample_latents, sampling_state_for, train_step_for)
 
 # Keys that may change when a run is resumed: they change how long the run is, how it reports
 # and where data lives, never what a step computes.
@@ -155,11 +156,13 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
                   if config.eval.every_kimg is not None else last_step)
 
     train_step = sharding.jit_train_step(train_step_for(gan), mesh)
-    grid_latents = sharding.replicate(jax.random.normal(grid_key, (t.grid_size, gan.latent_dim)),
-                                      mesh)
-    # Compiled now, so the first sample grid does not stall training or count against img/s.
-    generate = jax.jit(functools.partial(generate_images, gan)).lower(state,
-                                                                      grid_latents).compile()
+    grid_latents = sharding.replicate(sample_latents(grid_key, t.grid_size, gan.latent_dim,
+                                                     config.eval.truncation), mesh)
+    # Compiled now, so the first sample grid does not stall training or count against img/s;
+    # with standing statistics (eval.standing_stats) each grid gets its own.
+    sampling_state = sampling_state_for(gan)
+    generate = jax.jit(lambda state, z: generate_images(gan, sampling_state(state), z)).lower(
+        state, grid_latents).compile()
     batches_from = functools.partial(data.batches_for, config.data.placement, images, labels,
                                      images_per_step, t.seed, mesh)
     batches = batches_from(start_step=start_step)

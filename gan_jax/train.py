@@ -38,7 +38,7 @@ from flax import struct
 
 from gan_jax import augment
 from gan_jax.compatibility import check_config
-from gan_jax.config import Config, OptimConfig
+from gan_jax.config import Config, EvalConfig, OptimConfig
 from gan_jax.errors import UserError
 from gan_jax.losses import AdversarialLoss, make_loss
 from gan_jax.models import build_networks
@@ -178,8 +178,13 @@ def _with_learning_rate(opt_state: Any, lr: jax.Array) -> Any:
     return opt_state._replace(hyperparams=hyperparams)
 
 
-def sample_latents(key: jax.Array, n: int, latent_dim: int) -> jax.Array:
-    return jax.random.normal(key, (n, latent_dim))
+def sample_latents(key: jax.Array, n: int, latent_dim: int,
+                   truncation: float | None = None) -> jax.Array:
+    """z ~ N(0, I); with `truncation` t, the normal truncated to [-t, t], every coordinate
+    outside it resampled (BigGAN's truncation trick: fidelity for variety at small t)."""
+    if truncation is None:
+        return jax.random.normal(key, (n, latent_dim))
+    return jax.random.truncated_normal(key, -truncation, truncation, (n, latent_dim))
 
 
 def sample_labels(key: jax.Array, n: int, num_classes: int) -> jax.Array | None:
@@ -357,16 +362,20 @@ def critic_batches(batch: Batch, n_critic: int) -> Batch:
 
 
 def ema_beta(step: jax.Array, batch_size: int, half_life_kimg: float,
-             rampup: float | None) -> jax.Array:
+             rampup: float | None, start_kimg: float = 0.0) -> jax.Array:
     """Per-step EMA decay for a half-life in images (StyleGAN2-ADA): 0.5 ** (B / half_life).
 
     With ramp-up the half-life is at most `rampup` times the images seen so far, so early,
-    fast-changing weights are not averaged over a long past.
+    fast-changing weights are not averaged over a long past. Before `start_kimg` the decay is
+    0: the EMA is G itself (BigGAN-PyTorch's ema_start).
     """
     half_life = jnp.asarray(half_life_kimg * 1000.0, jnp.float32)
     if rampup is not None:
         half_life = jnp.minimum(half_life, step.astype(jnp.float32) * batch_size * rampup)
-    return 0.5 ** (batch_size / jnp.maximum(half_life, 1e-8))
+    beta = 0.5 ** (batch_size / jnp.maximum(half_life, 1e-8))
+    if start_kimg:
+        beta = jnp.where(step.astype(jnp.float32) * batch_size < start_kimg * 1000.0, 0.0, beta)
+    return beta
 
 
 def ema_update(ema: Any, params: Any, beta: jax.Array) -> Any:
@@ -479,7 +488,8 @@ def _g_update(gan: Gan, state: TrainState, inputs: StepInputs, pull_back_to_g: C
         metrics |= lazy_metrics
         g_params = state.g_params
     if c.optim.ema_kimg is not None:
-        beta = ema_beta(state.step, images_per_step, c.optim.ema_kimg, c.optim.ema_rampup)
+        beta = ema_beta(state.step, images_per_step, c.optim.ema_kimg, c.optim.ema_rampup,
+                        c.optim.ema_start_kimg)
         state = _with_slots(state, ema=ema_update(state.slots["ema"], g_params, beta))
     if c.reg.historical_averaging:
         # Running means over the parameters after every step so far (and the initial ones).
@@ -495,14 +505,70 @@ def sampling_params(state: TrainState) -> Any:
     return state.slots.get("ema", state.g_params)
 
 
+def standing_statistics(gan: Gan, state: TrainState, key: jax.Array, batches: int,
+                        truncation: float | None = None) -> TrainState:
+    """`state` with G's BatchNorm statistics recomputed for the weights it samples with
+    (BigGAN's standing statistics; BigGAN-PyTorch's accumulate_standing_stats): each layer's
+    mean and variance averaged over `batches` training-mode batches of train.batch_size fresh
+    latents (truncated at `truncation`, as the sampled ones) and uniform classes. The running averages of training
+    lag the weights, and the EMA's weights never produced them at all.
+
+    Every BatchNorm of G runs with model.bn_momentum m, so one training call from zero
+    statistics stores (1 - m) times the batch's own; dividing by 1 - m gives them back.
+    Spectral norm's vectors (in the same collection) and everything else are left as they
+    were, so the training state itself is unchanged; this returns a new one. The training-mode
+    calls normalise G's weights after one more power iteration, as BigGAN-PyTorch's do; once
+    training has converged the iteration, that is the normalisation inference uses.
+    """
+    momentum, model_state = gan.config.model.bn_momentum, state.g_model_state
+    is_moment = lambda path: jax.tree_util.keystr(path[-1:]) in ("['mean']", "['var']")  # noqa
+    if not any(is_moment(path) for path, _ in jax.tree_util.tree_leaves_with_path(model_state)):
+        return state  # a generator without BatchNorm
+    if momentum >= 1.0:
+        raise UserError("eval.standing_stats needs model.bn_momentum < 1: with 1 the "
+                        "statistics never take a batch's values")
+    zeros = jax.tree_util.tree_map_with_path(
+        lambda path, x: jnp.zeros_like(x) if is_moment(path) else x, model_state)
+    n, params = gan.config.train.batch_size, sampling_params(state)
+
+    def batch_moments(index):
+        z_key, label_key = jax.random.split(jax.random.fold_in(key, index))
+        z = sample_latents(z_key, n, gan.latent_dim, truncation)
+        labels = sample_labels(label_key, n, gan.num_classes)
+        _, updated = gan.generator.apply({"params": params, **zeros}, z, labels, train=True,
+                                         mutable=list(zeros))
+        return jax.tree.map(lambda x: x / (1.0 - momentum), updated)
+
+    total = jax.lax.fori_loop(0, batches, lambda i, acc: jax.tree.map(
+        jnp.add, acc, batch_moments(i)), jax.tree.map(jnp.zeros_like, zeros))
+    standing = jax.tree_util.tree_map_with_path(
+        lambda path, mean, kept: mean / batches if is_moment(path) else kept, total,
+        model_state)
+    return state.replace(g_model_state=standing)
+
+
+def sampling_state_for(gan: Gan, config: EvalConfig | None = None
+                       ) -> Callable[[TrainState], TrainState]:
+    """What evaluation and sample grids turn a train state into before generating (pure,
+    jit-able), for `config` (default: the run's eval section): with eval.standing_stats
+    batches, `standing_statistics` from a fixed key of eval.seed (the same statistics for the
+    same weights, at every call); else the state itself."""
+    config = gan.config.eval if config is None else config
+    if not config.standing_stats:
+        return lambda state: state
+    key = lambda: jax.random.fold_in(jax.random.key(config.seed), 1)  # noqa: E731
+    return lambda state: standing_statistics(gan, state, key(), config.standing_stats,
+                                             config.truncation)
+
+
 def generate_images(gan: Gan, state: TrainState, z: jax.Array,
                     labels: jax.Array | None = None) -> jax.Array:
     """Images in [-1, 1] from latents, in inference mode, with the EMA generator when there is
     one; a conditional GAN gets balanced classes by default.
 
     The EMA weights run with the training generator's BatchNorm running statistics, as
-    StyleGAN2-ADA and StudioGAN copy the buffers (BigGAN's "standing statistics", recomputed
-    for the EMA weights, are not implemented).
+    StyleGAN2-ADA and StudioGAN copy the buffers, unless the state's statistics were replaced
+    by `standing_statistics` first (eval.standing_stats: evaluation and sample grids do).
     """
     if labels is None:
         labels = balanced_labels(len(z), gan.num_classes)

@@ -135,6 +135,13 @@ def test_ema_half_life_and_rampup():
     assert float(ema_beta(jnp.asarray(10), 64, 10.0, rampup=0.05)) == pytest.approx(0.5 ** 2)
 
 
+def test_ema_start_copies_g_until_it_then_decays_as_without_it():
+    # BigGAN-PyTorch's ema_start: 1000 steps of 64 images = 64 kimg.
+    before = ema_beta(jnp.asarray(999), 64, 10.0, None, start_kimg=64.0)
+    at, plain = (ema_beta(jnp.asarray(1000), 64, 10.0, None, start_kimg=s) for s in (64.0, 0))
+    assert float(before) == 0.0 and float(at) == float(plain) == pytest.approx(0.5 ** 0.0064)
+
+
 def test_ema_generator_is_updated_by_the_step_and_used_for_samples():
     config = _small(optim__ema_kimg=0.004)  # half-life of 4 images, batch 8: beta = 1/4
     gan, state, _ = _steps(config)

@@ -510,8 +510,8 @@ def standing_statistics(gan: Gan, state: TrainState, key: jax.Array, batches: in
     """`state` with G's BatchNorm statistics recomputed for the weights it samples with
     (BigGAN's standing statistics; BigGAN-PyTorch's accumulate_standing_stats): each layer's
     mean and variance averaged over `batches` training-mode batches of train.batch_size fresh
-    latents (truncated at `truncation`, as the sampled ones) and uniform classes. The running averages of training
-    lag the weights, and the EMA's weights never produced them at all.
+    latents (truncated at `truncation`, as the sampled ones) and uniform classes. The running
+    averages of training lag the weights, and the EMA's weights never produced them at all.
 
     Every BatchNorm of G runs with model.bn_momentum m, so one training call from zero
     statistics stores (1 - m) times the batch's own; dividing by 1 - m gives them back.

@@ -34,7 +34,7 @@ def test_every_variant_builds_and_initialises(variant):
 # The ResNet recipes (5 D updates of a ResNet in the scan) take 15-30 s each to compile on two
 # CPU cores; they and the CIFAR-10 variants (32x32x3, the same combinations at another shape)
 # are in the slow suite. The ResNet itself is tested against PyTorch in the default suite.
-_SLOW_RECIPES = ("sngan_resnet", "cgan_projection")
+_SLOW_RECIPES = ("sngan_resnet", "cgan_projection", "biggan")
 
 
 @pytest.mark.parametrize("variant", [

@@ -26,6 +26,15 @@ Variants are `NAME`, `NAME.cifar10` and either with `.test` appended:
                    with Adam (0, 0.9), a generator EMA (10 kimg half-life, StyleGAN2's ramp-up;
                    samples and FID use it) and DiffAugment translation + cutout on every image
                    D sees. Not tuned: no GPU has run it yet.
+  biggan           Brock et al. 2019 at 32x32, conditional: BigGAN-PyTorch's networks with
+                   StudioGAN's CIFAR-10 settings (configs/CIFAR10/BigGAN.yaml: z 80 in 4
+                   hierarchical chunks, shared embedding 128, G 4 x 96 and D 4 x 48 channels,
+                   self-attention at 16x16 after G's second and D's first block, spectral norm
+                   in both, projection D, hinge, Adam 2e-4 (0.5, 0.999), batch 64, 5 D updates,
+                   orthogonal init, G EMA 0.9999 per step from step 1000, 100k G updates).
+                   On Fashion-MNIST (padded to 32) it is sized for a 2-core CPU: G and D
+                   ch = 16 (64 channels), 2 D updates (the paper's ImageNet ratio), an EMA of
+                   20 kimg half-life from 64 kimg; not tuned.
 
 Fashion-MNIST runs use the "Are GANs Created Equal?" budget: 20 epochs (1200 kimg) of real
 images shown to D, and log fid10k every 300 kimg. `.cifar10` reads CIFAR-10 through
@@ -65,6 +74,14 @@ RECIPES: dict[str, dict[str, object]] = {
                         "model.spectral_norm": "d", "train.n_critic": 5,
                         "optim.lr_decay": "linear", "model.conditioning": "projection"},
     "acgan": {**_DCGAN_ADAM, "train.loss": "non_saturating", "model.conditioning": "acgan"},
+    "biggan": {"model.arch": "biggan", "model.resolution": 32, "data.fit": "pad",
+               "model.latent_dim": 80, "model.biggan.shared_dim": 128,
+               "model.g_width": 96, "model.d_width": 48, "model.attention_resolution": 16,
+               "model.spectral_norm": "g_and_d", "model.conditioning": "projection",
+               "train.loss": "hinge", **_DCGAN_ADAM, "train.n_critic": 5,
+               # 0.9999 per G step of 5 x 64 real images: a half-life of 2218 kimg; from
+               # step 1000 (320 kimg) on
+               "optim.ema_kimg": 2218.0, "optim.ema_start_kimg": 320.0},
     "sngan_ema_diffaug": {**_SNGAN_ADAM, "train.loss": "hinge", "model.spectral_norm": "d",
                           "model.d_norm": "none", "optim.ema_kimg": 10.0,
                           "optim.ema_rampup": 0.05, "augment.policy": "translation,cutout"},
@@ -78,9 +95,15 @@ TEST = {"model.g_width": 8, "model.d_width": 8, "model.latent_dim": 16, **TEST_S
         "eval.metrics": "", "eval.every_kimg": None}
 
 
-# SNGAN's CIFAR-10 schedule: 50k G updates of 5 D updates on 64 images.
-CIFAR10_SCHEDULES = {name: {"train.total_kimg": 16000.0}
-                     for name in ("sngan_resnet", "cgan_projection")}
+# SNGAN's CIFAR-10 schedule: 50k G updates of 5 D updates on 64 images; StudioGAN's BigGAN
+# 100k.
+CIFAR10_SCHEDULES = {**{name: {"train.total_kimg": 16000.0}
+                        for name in ("sngan_resnet", "cgan_projection")},
+                     "biggan": {"train.total_kimg": 32000.0}}
+# Fashion-MNIST sizes of the recipes whose own are a GPU's: trained on 2 CPU cores within the
+# 1200 kimg budget.
+FASHION_MNIST_SIZES = {"biggan": {"model.g_width": 16, "model.d_width": 16, "train.n_critic": 2,
+                                  "optim.ema_kimg": 20.0, "optim.ema_start_kimg": 64.0}}
 
 
 def _variants() -> dict[str, dict[str, object]]:
@@ -90,7 +113,8 @@ def _variants() -> dict[str, dict[str, object]]:
         for suffix, data in (("", FASHION_MNIST), (".cifar10", cifar10)):
             # CIFAR-10's 32x32x3 overrides the recipe; on Fashion-MNIST the recipe's own
             # resolution and fitting (e.g. the ResNet's 32x32 padding) win.
-            variants[name + suffix] = {**recipe, **data} if suffix else {**data, **recipe}
+            variants[name + suffix] = ({**recipe, **data} if suffix
+                                       else {**data, **recipe, **FASHION_MNIST_SIZES.get(name, {})})
             variants[name + suffix + ".test"] = {**variants[name + suffix], **TEST}
     return variants
 

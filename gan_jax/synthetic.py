@@ -17,16 +17,7 @@ import numpy as np
 
 from gan_jax.data import Dataset
 from gan_jax.errors import UserError
-from gan_jax.train import Gan, TrainState, generate_uint8
-
-
-def latents(key: jax.Array, n: int, latent_dim: int, truncation: float | None) -> jax.Array:
-    """N(0, I) latents, or with `truncation` a standard normal truncated to [-t, t]."""
-    if truncation is None:
-        return jax.random.normal(key, (n, latent_dim))
-    if truncation <= 0:
-        raise UserError(f"truncation={truncation} must be positive (or None for none)")
-    return jax.random.truncated_normal(key, -truncation, truncation, (n, latent_dim))
+from gan_jax.train import Gan, TrainState, generate_uint8, sample_latents
 
 
 def labelled_samples(gan: Gan, state: TrainState, per_class: int, key: jax.Array,
@@ -37,7 +28,7 @@ def labelled_samples(gan: Gan, state: TrainState, per_class: int, key: jax.Array
         raise UserError("labelled samples need a class-conditional generator "
                         "(model.conditioning=projection or acgan)")
     labels = np.repeat(np.arange(gan.num_classes, dtype=np.int32), per_class)
-    z = latents(key, len(labels), gan.latent_dim, truncation)
+    z = sample_latents(key, len(labels), gan.latent_dim, truncation)
     generate = jax.jit(functools.partial(generate_uint8, gan))
     images = [np.asarray(generate(state, z[i:i + batch_size], labels[i:i + batch_size]))
               for i in range(0, len(labels), batch_size)]

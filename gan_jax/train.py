@@ -184,6 +184,8 @@ def sample_latents(key: jax.Array, n: int, latent_dim: int,
     outside it resampled (BigGAN's truncation trick: fidelity for variety at small t)."""
     if truncation is None:
         return jax.random.normal(key, (n, latent_dim))
+    if truncation <= 0:
+        raise UserError(f"truncation={truncation} must be positive (or None for none)")
     return jax.random.truncated_normal(key, -truncation, truncation, (n, latent_dim))
 
 

@@ -11,7 +11,7 @@ from experiments import augmentation_study
 from gan_jax import classifier, data, sharding, synthetic
 from gan_jax.data import Dataset
 from gan_jax.errors import UserError
-from gan_jax.train import build_gan, generate_uint8, init_state
+from gan_jax.train import build_gan, generate_uint8, init_state, sample_latents
 from tests.conftest import requires_fashion_mnist
 from tests.helpers import tiny_config
 
@@ -96,7 +96,7 @@ def test_labelled_samples_are_the_generator_output_for_their_labels():
     samples = synthetic.labelled_samples(gan, state, 3, jax.random.key(1), truncation=0.5,
                                          batch_size=7)
     assert samples.labels.tolist() == [c for c in range(10) for _ in range(3)]
-    z = synthetic.latents(jax.random.key(1), 30, gan.latent_dim, 0.5)
+    z = sample_latents(jax.random.key(1), 30, gan.latent_dim, 0.5)
     assert float(np.abs(z).max()) <= 0.5
     expected = generate_uint8(gan, state, z, samples.labels)
     np.testing.assert_array_equal(samples.images, np.asarray(expected))

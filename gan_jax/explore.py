@@ -42,12 +42,16 @@ def interpolate(z0: jax.Array, z1: jax.Array, steps: int, kind: str = "spherical
     return jnp.where(sin < 1e-6, (1 - t) * z0 + t * z1, spherical)
 
 
-def class_grid(gan: Gan, state: TrainState, per_class: int, key: jax.Array) -> np.ndarray:
+def class_grid(gan: Gan, state: TrainState, per_class: int, key: jax.Array,
+               z: jax.Array | None = None) -> np.ndarray:
     """uint8 images (num_classes * per_class, H, W, C): row c holds `per_class` samples of class
-    c, the same latents in every row, so a column shows one latent across the classes."""
+    c, the same latents in every row (`z`, default drawn from `key`), so a column shows one
+    latent across the classes."""
     if gan.num_classes < 2:
         raise UserError("a class grid needs a class-conditional generator")
-    z = jnp.tile(jax.random.normal(key, (per_class, gan.latent_dim)), (gan.num_classes, 1))
+    if z is None:
+        z = jax.random.normal(key, (per_class, gan.latent_dim))
+    z = jnp.tile(z, (gan.num_classes, 1))
     labels = jnp.repeat(jnp.arange(gan.num_classes), per_class)
     return np.asarray(jax.jit(functools.partial(generate_uint8, gan))(state, z, labels))
 

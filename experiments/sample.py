@@ -19,6 +19,7 @@ import functools
 import sys
 from pathlib import Path
 
+from experiments.cli import run_command
 from gan_jax.errors import UserError
 
 
@@ -82,13 +83,7 @@ def sample_grid(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        out = sample_grid(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+    return run_command("sample", {"sample": lambda: print(f"wrote {sample_grid(args)}")})
 
 
 if __name__ == "__main__":

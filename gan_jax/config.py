@@ -504,6 +504,12 @@ def read_config(path: Path) -> Config:
     return from_dict(values)
 
 
+def differences_of(section: Any, reference: Any) -> list[str]:
+    """The fields of one section (a dataclass) whose values differ from `reference`'s."""
+    return [f.name for f in dataclasses.fields(section)
+            if getattr(section, f.name) != getattr(reference, f.name)]
+
+
 def differences(old: Config, new: Config) -> dict[str, tuple[Any, Any]]:
     """Dotted keys whose values differ between two configs, with (old, new) values."""
     old_flat, new_flat = _flatten(to_dict(old)), _flatten(to_dict(new))

@@ -124,3 +124,12 @@ def test_a_bad_choice_is_refused_from_the_fields_declaration(tmp_path):
                                                                   penalty="gp"))
     with pytest.raises(UserError, match=r"reg.penalty='gp' is unknown; choose one of none"):
         build_gan(built)
+
+
+def test_an_architectures_own_setting_is_refused_for_another_architecture():
+    from gan_jax.models import check_model_config
+    config = with_overrides(Config(), {"model.arch": "dcgan", "model.biggan.hierarchical": False})
+    with pytest.raises(UserError, match="model.biggan.hierarchical is set but "
+                                        "model.arch='dcgan' does not read it"):
+        check_model_config(config.model)
+    check_model_config(with_overrides(config, {"model.arch": "biggan"}).model)

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gan_jax import config as config_lib
 from gan_jax.config import ModelConfig, check_section_bounds
 from gan_jax.errors import UserError
 from gan_jax.models import biggan, dcgan, infogan, mlp, resnet
@@ -34,6 +35,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "mlp": mlp.ARCHITECTURE,
     "resnet": resnet.ARCHITECTURE}
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+ARCHITECTURE_SECTIONS = ("mlp", "biggan")  # model.<arch>.*: read by that architecture alone
 
 
 class Networks(NamedTuple):
@@ -49,6 +51,11 @@ def effective_d_norm(c: ModelConfig) -> str:
 def check_model_config(c: ModelConfig) -> None:
     """Refuses unknown or contradictory model choices with the keys involved."""
     check_section_bounds("model", c)  # its bounds and choices (a ModelConfig built in Python)
+    for arch in ARCHITECTURE_SECTIONS:  # an architecture's own settings, set for another
+        changed = config_lib.differences_of(getattr(c, arch), type(getattr(c, arch))())
+        if arch != c.arch and changed:
+            raise UserError(f"model.{arch}.{changed[0]} is set but model.arch='{c.arch}' does "
+                            f"not read it; set model.arch={arch} or leave model.{arch}.* alone")
     if c.conditioning != "none" and c.num_classes < 2:
         raise UserError(f"model.conditioning='{c.conditioning}' needs model.num_classes >= 2, "
                         f"got {c.num_classes}")

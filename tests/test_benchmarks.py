@@ -93,3 +93,18 @@ def test_benchmark_script_writes_every_row(tmp_path):
 def test_unknown_case_is_one_line(capsys):
     with pytest.raises(SystemExit, match="unknown case 'dcgan99'; choose from dcgan64_b128"):
         train_step_speed.main(["--cases", "dcgan99"])
+
+
+def test_conv_forms_times_every_convolution_of_a_model_in_each_form(tmp_path, capsys):
+    from experiments.benchmarks import conv_forms
+    config = "experiments/configs/gan_zoo.py:ns_gan.test"
+    assert conv_forms.main(["--config", config, "--batch", "2", "--repeats", "1",
+                            "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "conv_forms.json").read_text())["rows"]
+    # The DCGAN's D at 28x28: its two strided 4x4 convolutions (G's are transposed ones).
+    assert [(r["input"], r["kernel"], r["strides"]) for r in rows] == [
+        ([1, 28, 28, 1], [4, 4], [2, 2]), ([1, 14, 14, 8], [4, 4], [2, 2])]
+    for row in rows:  # the form auto picks was timed, and the fastest is among those timed
+        assert row["auto"] in row["ms"] and row["fastest"] in row["ms"]
+        assert set(row["ms"]) <= {"matmul", "taps", "xla"} and "xla" in row["ms"]
+    assert "| auto | fastest |" in capsys.readouterr().out

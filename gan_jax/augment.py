@@ -31,6 +31,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from gan_jax.config import AugmentConfig
 from gan_jax.errors import UserError
 
 POLICIES = ("color", "translation", "cutout")
@@ -46,6 +47,15 @@ def parse_policy(text: str) -> tuple[str, ...]:
             raise UserError(f"augment.policy has unknown {name!r}; choose from "
                             f"{', '.join(POLICIES)}")
     return names
+
+
+def check_augment_config(a: AugmentConfig) -> None:
+    """The augment section's own rules: a known policy, and ADA only with one to adapt."""
+    parse_policy(a.policy)
+    if a.ada_target is not None and not a.policy:
+        raise UserError(f"augment.ada_target={a.ada_target} adapts the augmentation "
+                        "probability, but augment.policy is empty; set augment.policy, e.g. "
+                        "augment.policy=color,translation,cutout")
 
 
 def _scaled(size: int, ratio: float) -> int:

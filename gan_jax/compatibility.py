@@ -2,17 +2,17 @@
 
 Each rule names both choices and says what to change, and they all run in `build_gan`, before
 anything is compiled or written, so a contradictory config never starts a run. A setting on its
-own (a bound, a choice) is checked from its field's declaration (gan_jax.config); the
-architecture's own rules are the model's (gan_jax.models.check_model_config).
+own (a bound, a choice) is checked from its field's declaration (gan_jax.config); a section's
+own rules are its component's (gan_jax.augment, gan_jax.terms for reg, the optimizer's here,
+gan_jax.models.check_model_config for the model), called first.
 """
 
 from __future__ import annotations
 
-from gan_jax import augment
-from gan_jax.config import Config, check_all_bounds
+from gan_jax import augment, models, terms
+from gan_jax.config import Config, OptimConfig, check_all_bounds, refuse_without
 from gan_jax.errors import UserError
 from gan_jax.losses import BCE_LOSSES
-from gan_jax import models
 from gan_jax.penalties import PENALTIES
 
 # Penalties whose sum-of-logits input gradient is each sample's own gradient only when D treats
@@ -23,16 +23,10 @@ _PER_SAMPLE_PENALTIES = PENALTIES
 def check_config(config: Config) -> None:
     m, o, t, r, a = config.model, config.optim, config.train, config.reg, config.augment
     check_all_bounds(config)  # every bound and every choice
-    augment.parse_policy(a.policy)
-
-    if r.clip is not None and r.penalty != "none":
-        raise UserError(f"reg.clip={r.clip} and reg.penalty='{r.penalty}' both constrain the "
-                        "critic (WGAN vs WGAN-GP); keep one: set reg.clip=None or "
-                        "reg.penalty=none")
-    if r.penalty_every > 1 and r.penalty == "none":
-        raise UserError(f"reg.penalty_every={r.penalty_every} (lazy regularisation) needs a "
-                        "penalty, but reg.penalty='none'; set reg.penalty or "
-                        "reg.penalty_every=1")
+    # Each component's rules about its own section, then the rules across sections.
+    augment.check_augment_config(a)
+    terms.check_reg_config(r)
+    check_optim_config(o)
     # DRAGAN and R1/R2 constrain D only near the data, which leaves the critic unbounded
     # elsewhere: not a Wasserstein critic.
     if t.loss == "wasserstein" and r.clip is None and r.penalty != "wgan_gp" \
@@ -44,19 +38,8 @@ def check_config(config: Config) -> None:
         raise UserError(f"reg.label_smoothing={r.label_smoothing} is defined for the "
                         f"cross-entropy losses ({', '.join(BCE_LOSSES)}), not "
                         f"train.loss='{t.loss}'; set reg.label_smoothing=0")
-    # Settings that only mean something with another one: refused rather than ignored.
-    for key, value, needs in (
-            ("optim.ema_rampup", o.ema_rampup is not None and o.ema_kimg is None,
-             "optim.ema_kimg (the EMA it ramps up)"),
-            ("optim.ema_start_kimg", o.ema_start_kimg > 0 and o.ema_kimg is None,
-             "optim.ema_kimg (the EMA it starts)"),
-            ("optim.decay_kimg", o.decay_kimg is not None and o.lr_decay == "constant",
-             "optim.lr_decay=linear"),
-            ("reg.class_weight", r.class_weight != 1.0 and m.conditioning != "acgan",
-             "model.conditioning=acgan (the classifier it weights)")):
-        if value:
-            raise UserError(f"{key} is set but has no effect without {needs}; set that too or "
-                            f"leave {key} at its default")
+    refuse_without("reg.class_weight", r.class_weight != 1.0 and m.conditioning != "acgan",
+                   "model.conditioning=acgan (the classifier it weights)")
     norm = models.effective_d_norm(config.model)
     if r.penalty in _PER_SAMPLE_PENALTIES and norm == "batch":
         raise UserError(f"reg.penalty='{r.penalty}' needs per-sample critic gradients, but "
@@ -66,13 +49,19 @@ def check_config(config: Config) -> None:
         raise UserError("reg.top_k_min picks fakes by their own generator loss, but "
                         "train.loss='relativistic_pairing' pairs each fake with a real sample; "
                         "set reg.top_k_min=None or another train.loss")
-    if a.ada_target is not None and not a.policy:
-        raise UserError(f"augment.ada_target={a.ada_target} adapts the augmentation "
-                        "probability, but augment.policy is empty; set augment.policy, e.g. "
-                        "augment.policy=color,translation,cutout")
     if m.minibatch_std and t.batch_size % min(m.minibatch_std, t.batch_size):
         raise UserError(f"model.minibatch_std={m.minibatch_std} groups must divide "
                         f"train.batch_size={t.batch_size}; pick a divisor, e.g. 4")
+
+
+def check_optim_config(o: OptimConfig) -> None:
+    """The optimizer section's own rules (gan_jax.train builds the optimizers)."""
+    refuse_without("optim.ema_rampup", o.ema_rampup is not None and o.ema_kimg is None,
+                   "optim.ema_kimg (the EMA it ramps up)")
+    refuse_without("optim.ema_start_kimg", o.ema_start_kimg > 0 and o.ema_kimg is None,
+                   "optim.ema_kimg (the EMA it starts)")
+    refuse_without("optim.decay_kimg", o.decay_kimg is not None and o.lr_decay == "constant",
+                   "optim.lr_decay=linear")
 
 
 def check_labels(config: Config, num_classes: int, dataset: str) -> None:

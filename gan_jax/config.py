@@ -380,6 +380,13 @@ def _with_setting(section: Any, names: list[str], value: Any, dotted: str) -> An
     return dataclasses.replace(section, **{name: checked})
 
 
+def refuse_without(key: str, is_set_alone: bool, needs: str) -> None:
+    """A setting that only means something with another one: refused rather than ignored."""
+    if is_set_alone:
+        raise UserError(f"{key} is set but has no effect without {needs}; set that too or "
+                        f"leave {key} at its default")
+
+
 def check_key_choice(key: str, value: Any, allowed) -> None:
     """A string setting `key` (e.g. "model.arch") must be one of `allowed`; the error names
     the key, the value and the choices."""

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import augment, penalties
-from gan_jax.config import Config
+from gan_jax.config import Config, RegConfig
+from gan_jax.errors import UserError
 from gan_jax.models import DiscriminatorOutput
 
 if TYPE_CHECKING:
@@ -339,6 +340,18 @@ def g_orthogonal(view: View) -> tuple[jax.Array, Aux]:
     each layer pushed towards orthogonality, their norms left free."""
     value = orthogonality(view.params)
     return value, {"g_orthogonality": value}
+
+
+def check_reg_config(r: RegConfig) -> None:
+    """The reg section's own rules: one critic constraint, a lazy interval only for a penalty."""
+    if r.clip is not None and r.penalty != "none":
+        raise UserError(f"reg.clip={r.clip} and reg.penalty='{r.penalty}' both constrain the "
+                        "critic (WGAN vs WGAN-GP); keep one: set reg.clip=None or "
+                        "reg.penalty=none")
+    if r.penalty_every > 1 and r.penalty == "none":
+        raise UserError(f"reg.penalty_every={r.penalty_every} (lazy regularisation) needs a "
+                        "penalty, but reg.penalty='none'; set reg.penalty or "
+                        "reg.penalty_every=1")
 
 
 def terms_for(config: Config) -> tuple[Term, ...]:

@@ -63,7 +63,7 @@ from gan_jax.models.architecture import (Architecture, check_attention_resolutio
                                          conv_implementation, generator_classes)
 from gan_jax.models.convolution import Conv
 from gan_jax.models.initializers import glorot_uniform, normal, torch_default_bias
-from gan_jax.models.layers import AttentionAt, maybe_spectral
+from gan_jax.models.layers import AttentionAt, avgpool2x, maybe_spectral, upsample2x
 
 RESOLUTIONS = (32, 64, 128)
 BOTTOM = 4  # side of G's first feature map
@@ -119,14 +119,6 @@ def _hidden_sides(resolution: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         side //= 2 if down else 1
         d.append(side)
     return g, tuple(d)
-
-
-def _upsample(x: jax.Array) -> jax.Array:
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
-def _avgpool(x: jax.Array) -> jax.Array:
-    return nn.avg_pool(x, (2, 2), strides=(2, 2))
 
 
 class _Layers:
@@ -193,11 +185,11 @@ class GBlock(nn.Module):
                          self.conv_implementation)
         norm = functools.partial(ConditionalNorm, self.momentum, self.weight_init,
                                  self.spectral_norm, self.dtype)
-        h = _upsample(nn.relu(norm(name="bn1")(x, c, train=train)))
+        h = upsample2x(nn.relu(norm(name="bn1")(x, c, train=train)))
         h = layers.conv(h, self.features, 3, "conv1")
         h = nn.relu(norm(name="bn2")(h, c, train=train))
         h = layers.conv(h, self.features, 3, "conv2")
-        return h + layers.conv(_upsample(x), self.features, 1, "shortcut")
+        return h + layers.conv(upsample2x(x), self.features, 1, "shortcut")
 
 
 class DBlock(nn.Module):
@@ -213,7 +205,7 @@ class DBlock(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         layers = _Layers(self.weight_init, self.spectral_norm, train, self.dtype,
                          self.conv_implementation)
-        pool = _avgpool if self.downsample else (lambda h: h)
+        pool = avgpool2x if self.downsample else (lambda h: h)
         h = layers.conv(nn.relu(x) if self.preactivation else x, self.features, 3, "conv1")
         h = pool(layers.conv(nn.relu(h), self.features, 3, "conv2"))
         shortcut = x

@@ -142,6 +142,16 @@ class GeneratorNorm(nn.Module):
                             dtype=self.dtype)(x)
 
 
+def upsample2x(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour 2x upsampling of NHWC maps (PyTorch's F.interpolate(scale_factor=2))."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def avgpool2x(x: jax.Array) -> jax.Array:
+    """2x2 average pooling with stride 2 of NHWC maps (PyTorch's F.avg_pool2d(x, 2))."""
+    return nn.avg_pool(x, (2, 2), strides=(2, 2))
+
+
 def minibatch_stddev(x: jax.Array, group_size: int = 4) -> jax.Array:
     """Appends ProGAN's minibatch standard-deviation map to NHWC features.
 

@@ -62,8 +62,8 @@ from gan_jax.models.architecture import (Architecture, check_attention_resolutio
                                          conv_implementation, fixed, generator_classes)
 from gan_jax.models.convolution import Conv
 from gan_jax.models.initializers import glorot_uniform
-from gan_jax.models.layers import (AttentionAt, GeneratorNorm, feature_norm, maybe_spectral,
-                                   minibatch_stddev)
+from gan_jax.models.layers import (AttentionAt, GeneratorNorm, avgpool2x, feature_norm,
+                                   maybe_spectral, minibatch_stddev, upsample2x)
 
 RESOLUTIONS = (32, 64)
 BOTTOM = 4  # side of G's first feature map
@@ -104,14 +104,6 @@ def _conv(features: int, kernel: int, init: nn.initializers.Initializer, name: s
                 implementation=implementation)
 
 
-def _upsample(x: jax.Array) -> jax.Array:
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
-def _avgpool(x: jax.Array) -> jax.Array:
-    return nn.avg_pool(x, (2, 2), strides=(2, 2))
-
-
 class GBlock(nn.Module):
     features: int
     num_classes: int = 0
@@ -126,12 +118,12 @@ class GBlock(nn.Module):
         conv = functools.partial(_conv, dtype=self.dtype, implementation=self.conv_implementation)
         norm = lambda h, name: GeneratorNorm(self.num_classes, self.bn_momentum,
                                              dtype=self.dtype, name=name)(h, labels, train=train)
-        h = _upsample(nn.relu(norm(x, "bn1")))
+        h = upsample2x(nn.relu(norm(x, "bn1")))
         h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv1"), h)
         h = nn.relu(norm(h, "bn2"))
         h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv2"), h)
         shortcut = layer(conv(self.features, 1, SHORTCUT_INIT, "shortcut"),
-                         _upsample(x))
+                         upsample2x(x))
         return h + shortcut
 
 
@@ -150,8 +142,8 @@ class DBlockFirst(nn.Module):
         h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv1"), x)
         h = layer(conv(self.features, 3, RESIDUAL_INIT, "conv2"), nn.relu(h))
         shortcut = layer(conv(self.features, 1, SHORTCUT_INIT, "shortcut"),
-                         _avgpool(x))
-        return _avgpool(h) + shortcut
+                         avgpool2x(x))
+        return avgpool2x(h) + shortcut
 
 
 class DBlock(nn.Module):
@@ -177,7 +169,7 @@ class DBlock(nn.Module):
         if self.downsample or x.shape[-1] != self.features:
             shortcut = layer(conv(self.features, 1, SHORTCUT_INIT, "shortcut"), x)
         if self.downsample:
-            h, shortcut = _avgpool(h), _avgpool(shortcut)
+            h, shortcut = avgpool2x(h), avgpool2x(shortcut)
         return h + shortcut
 
 

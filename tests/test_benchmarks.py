@@ -95,6 +95,7 @@ def test_unknown_case_is_one_line(capsys):
         train_step_speed.main(["--cases", "dcgan99"])
 
 
+@pytest.mark.slow  # 12-18 s: 6 compilations
 def test_conv_forms_times_every_convolution_of_a_model_in_each_form(tmp_path, capsys):
     from experiments.benchmarks import conv_forms
     config = "experiments/configs/gan_zoo.py:ns_gan.test"

@@ -165,6 +165,7 @@ def test_divergence_rolls_back_to_the_last_checkpoint_with_lower_rates(tmp_path,
 
 
 @requires_fashion_mnist
+@pytest.mark.slow  # 18 s; one rollback is tested in the default suite above
 def test_rollbacks_are_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "train_step_for", _poisoned_at(5, only_at_full_rate=False))
     config = _tiny_run_config(steps=8, **{"train.rollback_tries": 2})

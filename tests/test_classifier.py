@@ -56,6 +56,7 @@ def test_standard_augment_is_a_shift_and_maybe_a_flip():
     np.testing.assert_array_equal(np.asarray(same), images)
 
 
+@pytest.mark.slow  # 15 s of training
 def test_classifier_learns():
     train_set = coded_dataset(per_class=16, classes=4, spacing=80)
     clf = classifier.make_classifier(num_classes=4, width=8, learning_rate=1e-2)

@@ -139,8 +139,10 @@ def test_conv_transpose_layer_is_flax_conv_transpose(implementation):
                                      min_matmul_width=0), nn.ConvTranspose(**settings), x)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"model.spectral_norm": "g_and_d"},
-                                       {"model.conditioning": "projection"}], ids=str)
+# The plain DCGAN in the default suite; spectral norm and conditioning (25 s) in the slow one.
+@pytest.mark.parametrize("overrides", [
+    {}, pytest.param({"model.spectral_norm": "g_and_d"}, marks=pytest.mark.slow),
+    pytest.param({"model.conditioning": "projection"}, marks=pytest.mark.slow)], ids=str)
 def test_a_dcgan_is_the_same_model_with_either_implementation(overrides):
     """Same parameter tree and initial values (checkpoints move between the two), and the
     same images, logits and gradients to float rounding."""

@@ -80,6 +80,7 @@ def test_params_fill_every_module_parameter_with_the_right_shape():
         [True] * len(jax.tree.leaves(params))
 
 
+@pytest.mark.slow  # 28 s: three more compilations of the network
 def test_batching_sharding_and_padding_do_not_change_features(extractor, golden):
     images = golden["gray_images"][:5]
     sharded = extractor.features(images, batch_size=8)  # one batch over 8 devices, 3 padded

@@ -42,7 +42,10 @@ def _wait(processes) -> None:
         assert p.returncode == 0, err
 
 
-@pytest.mark.parametrize("placement", ["host", pytest.param("device", marks=pytest.mark.slow)])
+# Both placements in the slow suite (40 s each: two processes compile the step); one process
+# of eight devices equal to one device stays in the default suite (test_train_step).
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", ["host", "device"])
 def test_two_processes_of_four_devices_equal_one_of_eight(tmp_path, placement):
     overrides = [f"data.placement={placement}"]
     port = _free_port()

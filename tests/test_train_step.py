@@ -55,7 +55,7 @@ def test_one_step_is_finite_and_updates_both_networks(arch, loss):
 
 
 def test_make_train_step_is_pure_and_reusable():
-    # 8x8 keeps the op-by-op (eager) run below short; D keeps its BatchNorm state.
+    # 8x8 keeps the compilations short; D keeps its BatchNorm state.
     config = tiny_config(model__resolution=8, train__batch_size=8)
     step_fn = make_train_step(config)
     state = init_state(build_gan(config), jax.random.key(0))
@@ -71,11 +71,22 @@ def test_make_train_step_is_pure_and_reusable():
     # Neither call wrote into its inputs (as a donating or in-place step would).
     chex.assert_trees_all_equal(jax.device_get(state), state_before, strict=True)
     chex.assert_trees_all_equal(batch, batch_before, strict=True)
-    # No state hidden in the Python function: a fresh trace compiles the same program, and
-    # running it op by op agrees up to XLA's fusion and reduction order (measured: 2e-7 on
-    # Adam's first moments, 1e-8 on parameters; a changed update moves them by ~lr = 2e-4).
+    # No state hidden in the Python function: a fresh trace compiles the same program (and
+    # run op by op it agrees: the next test).
     retraced = jax.device_get(jax.jit(lambda *args: step_fn(*args))(state, batch, key))
     chex.assert_trees_all_equal(retraced, first, strict=True)
+
+
+@pytest.mark.slow  # 15 s of op-by-op dispatch
+def test_the_step_run_op_by_op_agrees_with_the_compiled_one():
+    config = tiny_config(model__resolution=8, train__batch_size=8)
+    step_fn = make_train_step(config)
+    state = init_state(build_gan(config), jax.random.key(0))
+    batch, key = random_batch(config), jax.random.key(1)
+    state_before = jax.tree.map(np.array, jax.device_get(state))
+    first = jax.device_get(jax.jit(step_fn)(state, batch, key))
+    # Up to XLA's fusion and reduction order (measured: 2e-7 on Adam's first moments, 1e-8 on
+    # parameters; a changed update moves them by ~lr = 2e-4).
     eager = jax.device_get(step_fn(state, batch, key))
     chex.assert_trees_all_close(eager, first, rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_equal(jax.device_get(state), state_before, strict=True)

@@ -54,14 +54,19 @@ def test_one_step_is_finite_and_updates_both_networks(arch, loss):
             assert any(not np.array_equal(a, b) for a, b in zip(old, new, strict=True)), tree
 
 
-def test_make_train_step_is_pure_and_reusable():
-    # 8x8 keeps the compilations short; D keeps its BatchNorm state.
+def _small_step():
+    """(step function, state, batch, key, a copy of the state) of an 8x8 DCGAN: small enough to
+    compile fast and run op by op, with BatchNorm state in D."""
     config = tiny_config(model__resolution=8, train__batch_size=8)
-    step_fn = make_train_step(config)
     state = init_state(build_gan(config), jax.random.key(0))
-    batch, key = random_batch(config), jax.random.key(1)
     # Copies, not views: np.asarray of a CPU jax.Array may share its buffer.
     state_before = jax.tree.map(np.array, jax.device_get(state))
+    return (make_train_step(config), state, random_batch(config), jax.random.key(1),
+            state_before)
+
+
+def test_make_train_step_is_pure_and_reusable():
+    step_fn, state, batch, key, state_before = _small_step()
     batch_before = jax.tree.map(np.array, batch)
     jitted = jax.jit(step_fn)
     first = jax.device_get(jitted(state, batch, key))  # (state, metrics)
@@ -79,11 +84,7 @@ def test_make_train_step_is_pure_and_reusable():
 
 @pytest.mark.slow  # 15 s of op-by-op dispatch
 def test_the_step_run_op_by_op_agrees_with_the_compiled_one():
-    config = tiny_config(model__resolution=8, train__batch_size=8)
-    step_fn = make_train_step(config)
-    state = init_state(build_gan(config), jax.random.key(0))
-    batch, key = random_batch(config), jax.random.key(1)
-    state_before = jax.tree.map(np.array, jax.device_get(state))
+    step_fn, state, batch, key, state_before = _small_step()
     first = jax.device_get(jax.jit(step_fn)(state, batch, key))
     # Up to XLA's fusion and reduction order (measured: 2e-7 on Adam's first moments, 1e-8 on
     # parameters; a changed update moves them by ~lr = 2e-4).

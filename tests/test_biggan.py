@@ -23,7 +23,7 @@ from experiments.benchmarks import torch_biggan
 from gan_jax.config import BigGANSettings, ModelConfig
 from gan_jax.errors import UserError
 from gan_jax.models import build_networks
-from tests.test_resnet import _assert_close, _jit, _nchw, _perturb, _set
+from tests.parity import assert_close, fast_jit, nchw, perturb, set_param
 
 KEY = jax.random.PRNGKey(0)
 
@@ -57,24 +57,24 @@ def _inputs(config: ModelConfig, n: int) -> tuple[jax.Array, jax.Array | None, j
 
 
 def _load_conv(conv: torch.nn.Conv2d, p: dict) -> None:
-    _set(conv.weight, np.transpose(p["kernel"], (3, 2, 0, 1)))  # HWIO -> OIHW
+    set_param(conv.weight, np.transpose(p["kernel"], (3, 2, 0, 1)))  # HWIO -> OIHW
     if "bias" in p:
-        _set(conv.bias, p["bias"])
+        set_param(conv.bias, p["bias"])
 
 
 def _load_linear(linear: torch.nn.Linear, p: dict) -> None:
-    _set(linear.weight, np.asarray(p["kernel"]).T)
+    set_param(linear.weight, np.asarray(p["kernel"]).T)
     if "bias" in p:
-        _set(linear.bias, p["bias"])
+        set_param(linear.bias, p["bias"])
 
 
 def _load_norm(norm: torch_biggan.ConditionalBatchNorm, p: dict, s: dict) -> None:
     bn_p, bn_s = p.get("BatchNorm_0", {}), s["BatchNorm_0"]
     if "scale" in bn_p:
-        _set(norm.bn.weight, bn_p["scale"])
-        _set(norm.bn.bias, bn_p["bias"])
-    _set(norm.bn.running_mean, bn_s["mean"])
-    _set(norm.bn.running_var, bn_s["var"])
+        set_param(norm.bn.weight, bn_p["scale"])
+        set_param(norm.bn.bias, bn_p["bias"])
+    set_param(norm.bn.running_mean, bn_s["mean"])
+    set_param(norm.bn.running_var, bn_s["var"])
     for name in ("gain", "bias"):
         if name in p:
             _load_linear(getattr(norm, name), p[name])
@@ -82,13 +82,13 @@ def _load_norm(norm: torch_biggan.ConditionalBatchNorm, p: dict, s: dict) -> Non
 
 def _load_attention(attention: torch_biggan.Attention, p: dict) -> None:
     for name in ("theta", "phi", "g", "o"):
-        _set(getattr(attention, name).weight, np.asarray(p[name]["kernel"]).T[:, :, None, None])
-    _set(attention.gamma, p["gamma"])
+        set_param(getattr(attention, name).weight, np.asarray(p[name]["kernel"]).T[:, :, None, None])
+    set_param(attention.gamma, p["gamma"])
 
 
 def load_generator(ref: torch_biggan.Generator, params: dict, stats: dict) -> None:
     if ref.shared is not None:
-        _set(ref.shared.weight, params["shared"]["embedding"])
+        set_param(ref.shared.weight, params["shared"]["embedding"])
     _load_linear(ref.linear, params["linear"])  # channels-first columns on both sides
     for index, block in enumerate(ref.blocks):
         p, s = params[f"block{index}"], stats[f"block{index}"]
@@ -115,7 +115,7 @@ def load_discriminator(ref: torch_biggan.Discriminator, params: dict) -> None:
         _load_attention(ref.attention, body["attention"])
     _load_linear(ref.linear, params["logit"])
     if ref.embed is not None:
-        _set(ref.embed.weight, params["projection"]["embedding"])
+        set_param(ref.embed.weight, params["projection"]["embedding"])
 
 
 def _reference_generator(c: ModelConfig) -> torch_biggan.Generator:
@@ -144,22 +144,22 @@ def test_generator_matches_the_torch_transcription(case: str) -> None:
     config = _without_sn(CASES[case])
     g, _ = build_networks(config)
     z, labels, _ = _inputs(config, 6)
-    variables = _jit(lambda z, y: g.init(KEY, z, y, train=False))(z, labels)
+    variables = fast_jit(lambda z, y: g.init(KEY, z, y, train=False))(z, labels)
     # Noise on every leaf (gamma starts at 0, gains at 1), then one training call moves the
     # running statistics away from (0, 1).
-    params = _perturb(variables["params"], 3, scale=0.1)
-    train = _jit(lambda v, z, y: g.apply(v, z, y, train=True, mutable=["batch_stats"]))
+    params = perturb(variables["params"], 3, scale=0.1)
+    train = fast_jit(lambda v, z, y: g.apply(v, z, y, train=True, mutable=["batch_stats"]))
     _, updated = train({**variables, "params": params}, z * 2 + 0.5, labels)
     variables = {"params": params, **updated}
     ref = _reference_generator(config)
     load_generator(ref, jax.device_get(params), jax.device_get(updated["batch_stats"]))
-    eval_ours = _jit(lambda v, z, y: g.apply(v, z, y, train=False))(variables, z, labels)
+    eval_ours = fast_jit(lambda v, z, y: g.apply(v, z, y, train=False))(variables, z, labels)
     for mode, ours in ((False, eval_ours), (True, train(variables, z, labels)[0])):
         ref.train(mode)  # inference: the running statistics copied from Flax
         with torch.no_grad():
             expected = ref(_torch(z), _torch(labels)).numpy().transpose(0, 2, 3, 1)
         assert np.std(expected) > 0.05, mode  # neither constant nor saturated
-        _assert_close(ours, expected, rtol=1e-4)
+        assert_close(ours, expected, rtol=1e-4)
 
 
 @pytest.mark.parametrize("case", PARITY_CASES)
@@ -167,16 +167,16 @@ def test_discriminator_matches_the_torch_transcription(case: str) -> None:
     config = _without_sn(CASES[case])
     _, d = build_networks(config)
     _, labels, x = _inputs(config, 5)
-    variables = _jit(lambda x, y: d.init(KEY, x, y, train=False))(x, labels)
-    params = _perturb(variables["params"], 4, scale=0.1)
-    ours = _jit(lambda p, x, y: d.apply({"params": p}, x, y, train=False).logits)(params, x,
+    variables = fast_jit(lambda x, y: d.init(KEY, x, y, train=False))(x, labels)
+    params = perturb(variables["params"], 4, scale=0.1)
+    ours = fast_jit(lambda p, x, y: d.apply({"params": p}, x, y, train=False).logits)(params, x,
                                                                                   labels)
     ref = _reference_discriminator(config).eval()
     load_discriminator(ref, jax.device_get(params))
     with torch.no_grad():
-        expected = ref(_nchw(x), _torch(labels)).numpy()
+        expected = ref(nchw(x), _torch(labels)).numpy()
     assert ours.shape == (5,) and np.std(expected) > 0
-    _assert_close(ours, expected, rtol=1e-4)
+    assert_close(ours, expected, rtol=1e-4)
 
 
 def _count(tree: Any) -> int:
@@ -225,7 +225,7 @@ def test_orthogonal_weights_and_pytorchs_default_biases() -> None:
     config = CASES["32_conditional_hierarchical_attention"]
     g, _ = build_networks(config)
     z, labels, _ = _inputs(config, 2)
-    params = _jit(lambda z, y: g.init(KEY, z, y, train=False))(z, labels)["params"]
+    params = fast_jit(lambda z, y: g.init(KEY, z, y, train=False))(z, labels)["params"]
     conv = np.asarray(params["block1"]["conv1"]["kernel"]).reshape(-1, 32)  # (9 * 32, 32)
     np.testing.assert_allclose(conv.T @ conv, np.eye(32), atol=1e-5)
     linear = np.asarray(params["linear"]["kernel"])  # (5, 512): orthonormal rows

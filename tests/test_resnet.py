@@ -24,6 +24,7 @@ from experiments.benchmarks.torch_gans import (SampleLayerNorm, TorchDiscriminat
 
 from gan_jax.errors import UserError
 from gan_jax.models.resnet import ResNetDiscriminatorBody, ResNetGenerator
+from tests.parity import FAST_COMPILE, assert_close, fast_jit, nchw, perturb, set_param
 
 LATENT = 16
 KEY = jax.random.PRNGKey(0)
@@ -42,32 +43,14 @@ def _images(n: int, resolution: int, seed: int = 2) -> jax.Array:
     return jnp.asarray(x, jnp.float32)
 
 
-def _perturb(tree: Any, seed: int, scale: float = 0.3) -> Any:
-    """Adds noise to every leaf, so zero biases and unit gains cannot hide a wiring mistake."""
-    rng = np.random.default_rng(seed)
-    return jax.tree.map(lambda x: x + jnp.asarray(scale * rng.normal(size=x.shape), x.dtype),
-                        tree)
-
-
-# Compiling without XLA's expensive optimisations halves the time of these tiny networks.
-_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-def _jit(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
-        return jax.jit(fn).lower(*args).compile(_FAST_COMPILE)(*args)
-
-    return call
-
-
 def _init(model: Any, *inputs: Any) -> dict:
     """model.init under one jit: a single compilation instead of one per operation."""
-    return _jit(lambda *a: model.init(KEY, *a, train=False))(*inputs)
+    return fast_jit(lambda *a: model.init(KEY, *a, train=False))(*inputs)
 
 
 def _apply(model: Any, *, train: bool) -> Callable[..., Any]:
     """(variables, *inputs) -> (output, updated batch_stats), compiled at each call."""
-    return _jit(lambda v, *a: model.apply(v, *a, train=train, mutable=["batch_stats"]))
+    return fast_jit(lambda v, *a: model.apply(v, *a, train=train, mutable=["batch_stats"]))
 
 
 def _count(tree: Any) -> int:
@@ -78,34 +61,28 @@ def _count(tree: Any) -> int:
 # PyTorch reference (NCHW), module names mirror the Flax ones to keep the copy readable.
 
 
-def _set(param: torch.Tensor, value: Any) -> None:
-    value = torch.from_numpy(np.array(value, dtype=np.float32))
-    assert param.shape == value.shape, (param.shape, value.shape)
-    param.data.copy_(value)
-
-
 def _load_conv(conv: tnn.Conv2d, p: dict) -> None:
-    _set(conv.weight, np.transpose(p["kernel"], (3, 2, 0, 1)))  # HWIO -> OIHW
-    _set(conv.bias, p["bias"])
+    set_param(conv.weight, np.transpose(p["kernel"], (3, 2, 0, 1)))  # HWIO -> OIHW
+    set_param(conv.bias, p["bias"])
 
 
 def _load_norm(norm: tnn.Module, params: dict, stats: dict | None) -> None:
     if isinstance(norm, tnn.Identity):
         return
-    _set(norm.weight, params["scale"])
-    _set(norm.bias, params["bias"])
+    set_param(norm.weight, params["scale"])
+    set_param(norm.bias, params["bias"])
     if stats is not None:
-        _set(norm.running_mean, stats["mean"])
-        _set(norm.running_var, stats["var"])
+        set_param(norm.running_mean, stats["mean"])
+        set_param(norm.running_var, stats["var"])
 
 
 def load_generator(model: TorchGenerator32, params: dict, stats: dict) -> None:
     ngf = model.ngf
     kernel = np.asarray(params["dense"]["kernel"])  # (nz, 4*4*ngf), columns in (h, w, c) order
     nz = kernel.shape[0]
-    _set(model.dense.weight, kernel.reshape(nz, 4, 4, ngf).transpose(3, 1, 2, 0)
+    set_param(model.dense.weight, kernel.reshape(nz, 4, 4, ngf).transpose(3, 1, 2, 0)
          .reshape(ngf * 16, nz))  # rows in torch's (c, h, w) order
-    _set(model.dense.bias, np.asarray(params["dense"]["bias"]).reshape(4, 4, ngf)
+    set_param(model.dense.bias, np.asarray(params["dense"]["bias"]).reshape(4, 4, ngf)
          .transpose(2, 0, 1).reshape(-1))
     bn = lambda tree: tree["BatchNorm_0"]
     for i, block in enumerate(model.blocks, start=1):
@@ -134,19 +111,6 @@ def load_discriminator(model: TorchDiscriminatorBody32, params: dict, stats: dic
                 _load_norm(norm, p[name], s.get(name))
 
 
-def _nchw(x: jax.Array) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())
-
-
-def _assert_close(actual: Any, expected: Any, rtol: float = 1e-5) -> None:
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    assert actual.shape == expected.shape
-    scale = np.max(np.abs(expected))
-    assert scale > 0
-    err = np.max(np.abs(actual - expected)) / scale
-    assert err < rtol, f"max relative error {err:.2e}"
-
-
 # ----------------------------------------------------------------------------------------------
 # Agreement with the reference
 
@@ -164,7 +128,7 @@ def test_generator_matches_torch_reference(implementation: str, width: int) -> N
     g = ResNetGenerator(32, 3, width=width, conv_implementation=implementation)
     z = _latents(6)
     variables = _init(g, z)
-    params = _perturb(variables["params"], 3, scale=0.1)
+    params = perturb(variables["params"], 3, scale=0.1)
     train_step = _apply(g, train=True)
     # One training call moves the running statistics away from (0, 1).
     _, updated = train_step({**variables, "params": params}, z * 2 + 0.5)
@@ -178,7 +142,7 @@ def test_generator_matches_torch_reference(implementation: str, width: int) -> N
         with torch.no_grad():
             expected = ref(torch.tensor(np.asarray(z))).numpy().transpose(0, 2, 3, 1)
         assert np.std(expected) > 0.05  # neither constant nor saturated
-        _assert_close(ours, expected, rtol=1e-4)
+        assert_close(ours, expected, rtol=1e-4)
 
 
 @IMPLEMENTATIONS
@@ -188,7 +152,7 @@ def test_discriminator_matches_torch_reference(norm: str, implementation: str,
     d = ResNetDiscriminatorBody(32, width=width, norm=norm, conv_implementation=implementation)
     x = _images(5, 32)
     variables = _init(d, x)
-    params = _perturb(variables["params"], 4, scale=0.1)
+    params = perturb(variables["params"], 4, scale=0.1)
     stats = variables.get("batch_stats", {})
     if norm == "batch":
         _, updated = _apply(d, train=True)({"params": params, "batch_stats": stats},
@@ -199,9 +163,9 @@ def test_discriminator_matches_torch_reference(norm: str, implementation: str,
     ref = TorchDiscriminatorBody32(width, norm).eval()
     load_discriminator(ref, jax.device_get(params), jax.device_get(stats))
     with torch.no_grad():
-        expected = ref(_nchw(x)).numpy()
+        expected = ref(nchw(x)).numpy()
     assert ours.shape == (5, width) and ours.dtype == jnp.float32
-    _assert_close(ours, expected)
+    assert_close(ours, expected)
 
 
 def test_sngan32_parameter_counts() -> None:
@@ -371,7 +335,7 @@ def test_spectral_norm_covers_every_layer(network: str) -> None:
             {p: v for p, v in stats.items() if not any(k.startswith("SpectralNorm") for k in p)})
     spectral, _ = _apply(make(True), train=False)({"params": variables["params"], **updated}, x)
     plain, _ = _apply(make(False), train=False)(plain_vars, x)
-    _assert_close(spectral, plain)
+    assert_close(spectral, plain)
     assert _spectral_sigmas(jax.eval_shape(lambda: make(False).init(KEY, x, train=False))
                             .get("batch_stats", {}), variables["params"]) == {}
 
@@ -393,11 +357,11 @@ def test_conditional_generator_uses_labels_in_every_norm() -> None:
     assert all(flat[p].shape == (classes, 4) for p in embeddings)
     assert not any(p[-1] == "scale" for p in flat)  # no unconditional BatchNorm left
 
-    base = _perturb(flat, 5, scale=0.1)
+    base = perturb(flat, 5, scale=0.1)
     run = jax.jit(lambda params, lab: g.apply(
         {"params": flax.traverse_util.unflatten_dict(params),
          "batch_stats": variables["batch_stats"]}, z, lab, train=False)
-    ).lower(base, labels).compile(_FAST_COMPILE)  # compiled once for all the calls below
+    ).lower(base, labels).compile(FAST_COMPILE)  # compiled once for all the calls below
     images = run(base, labels)
     assert float(jnp.max(jnp.abs(images[0] - images[1]))) > 1e-3  # same z, other class
     np.testing.assert_allclose(run(base, jnp.array([1, 1]))[0], images[1], atol=1e-5)

@@ -82,7 +82,8 @@ def _load_norm(norm: torch_biggan.ConditionalBatchNorm, p: dict, s: dict) -> Non
 
 def _load_attention(attention: torch_biggan.Attention, p: dict) -> None:
     for name in ("theta", "phi", "g", "o"):
-        set_param(getattr(attention, name).weight, np.asarray(p[name]["kernel"]).T[:, :, None, None])
+        kernel = np.asarray(p[name]["kernel"]).T[:, :, None, None]  # (in, out) -> OI11
+        set_param(getattr(attention, name).weight, kernel)
     set_param(attention.gamma, p["gamma"])
 
 

@@ -6,6 +6,8 @@
 #   bash experiments/benchmarks/gpu_session.sh e2e    # on the GPU: loop vs step (~2 min)
 #   bash experiments/benchmarks/gpu_session.sh fid ROWS [SEEDS]   # e.g. "ns_gan,wgan" "0,1,2"
 #   bash experiments/benchmarks/gpu_session.sh report # the FID table of the finished runs
+#   bash experiments/benchmarks/gpu_session.sh biggan # gan_zoo:biggan on Fashion-MNIST: fid10k
+#                                                     # and an intra-class grid (resumes)
 #
 # The data (30 MB) and the float16 FID weights (44 MB) do not fit one 64 MiB upload together:
 # carry .cache/device/fashion-mnist with the first call and .cache/device/gan_jax with the next
@@ -20,7 +22,7 @@ export GAN_JAX_CACHE="$PWD/.cache/device/gan_jax"
 DATA=(data.dir="$PWD/.cache/device/fashion-mnist")
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.csv" || true
 
-case "${1:?speed, e2e, fid or report}" in
+case "${1:?speed, e2e, fid, report or biggan}" in
   speed)
     python -m experiments.benchmarks.train_step_speed --out "$OUT/speed" 2>&1 \
       | tee "$OUT/speed.log" ;;
@@ -36,5 +38,12 @@ case "${1:?speed, e2e, fid or report}" in
       -exec cp --parents {} "$OUT/" \;) ;;
   report)
     python -m experiments.fid_study report --out runs/fid_study --results "$OUT/fid_results" ;;
-  *) echo "unknown stage '$1'; use speed, e2e, fid or report" >&2; exit 2 ;;
+  biggan)
+    python -m experiments.train --config experiments/configs/gan_zoo.py:biggan \
+      --workdir runs/biggan_fashion_mnist --no-progress "${DATA[@]}" \
+      eval.metrics=fid10k,kid10k eval.storage=float16 2>&1 | tee -a "$OUT/biggan.log"
+    python -m experiments.sample --run runs/biggan_fashion_mnist --per-class 10 --upscale 3 \
+      --out "$OUT/biggan_classes.png"
+    cp runs/biggan_fashion_mnist/metrics.jsonl runs/biggan_fashion_mnist/config.json "$OUT/" ;;
+  *) echo "unknown stage '$1'; use speed, e2e, fid, report or biggan" >&2; exit 2 ;;
 esac

@@ -227,6 +227,9 @@ class OptimConfig:
     d_lr: float = positive(2e-4)
     b1: float = fraction(0.5, high_open=True)  # Adam's betas; RMSprop uses b2 as its decay
     b2: float = fraction(0.999, high_open=True)
+    # added to the denominator of Adam's and RMSprop's step (optax's and PyTorch's 1e-8;
+    # BigGAN-PyTorch's ImageNet runs: 1e-6)
+    eps: float = positive(1e-8)
     lr_decay: LrDecay = "constant"  # "constant" or "linear" (to zero at decay_kimg; WGAN-GP, SNGAN)
     # where a linear decay reaches zero; None: train.total_kimg
     decay_kimg: float | None = positive(None)

@@ -151,11 +151,13 @@ def make_optimizer(optim: OptimConfig, lr: float, lazy_every: int = 1
     ratio = lazy_compensation(lazy_every)
     if optim.optimizer == "adam":
         return optax.inject_hyperparams(optax.adam)(
-            learning_rate=lr * ratio, b1=optim.b1 ** ratio, b2=optim.b2 ** ratio)
+            learning_rate=lr * ratio, b1=optim.b1 ** ratio, b2=optim.b2 ** ratio,
+            eps=optim.eps)
     if optim.optimizer == "rmsprop":
         # eps outside the square root, as PyTorch's RMSprop (WGAN's reference) has it.
         return optax.inject_hyperparams(optax.rmsprop, static_args=("eps_in_sqrt",))(
-            learning_rate=lr * ratio, decay=optim.b2 ** ratio, eps=1e-8, eps_in_sqrt=False)
+            learning_rate=lr * ratio, decay=optim.b2 ** ratio, eps=optim.eps,
+            eps_in_sqrt=False)
     raise UserError(f"optim.optimizer='{optim.optimizer}' is unknown; choose adam or rmsprop")
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from gan_jax.train import (build_gan, critic_batches, discriminator_step, ema_beta, ema_update,
-                           generate_images, images_to_float, init_state, optimizer_updates,
-                           train_step_for)
+                           generate_images, images_to_float, init_state, make_optimizer,
+                           optimizer_updates, train_step_for)
 from tests.helpers import leaves, random_batch, tiny_config
 
 KEY = jax.random.key(7)
@@ -245,3 +245,19 @@ def test_phases_group_each_networks_terms_by_interval():
         phases_for((term("r1", "d", 2), term("r2", "d", 3)))
     with pytest.raises(UserError, match="lazy G term must be a function of G's parameters"):
         phases_for((term("path_length", "g", 4),))
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop"])
+def test_optim_eps_is_the_optimizers_epsilon(name):
+    import optax
+    from gan_jax.config import OptimConfig
+    reference = {"adam": optax.adam(1e-3, b1=0.5, b2=0.999, eps=0.1),
+                 "rmsprop": optax.rmsprop(1e-3, decay=0.999, eps=0.1, eps_in_sqrt=False)}[name]
+    grads = {"w": jnp.array([1.0, -2.0, 0.05])}
+    updates = {}
+    for eps in (0.1, 1e-8):
+        tx = make_optimizer(OptimConfig(optimizer=name, eps=eps), 1e-3)
+        updates[eps] = tx.update(grads, tx.init(grads))[0]["w"]
+    expected = reference.update(grads, reference.init(grads))[0]["w"]
+    np.testing.assert_allclose(updates[0.1], expected, rtol=1e-5)  # float32 hyperparameters
+    assert np.max(np.abs(updates[0.1] - updates[1e-8])) > 1e-4  # a larger eps damps the step

@@ -44,7 +44,7 @@ def sample_grid(args: argparse.Namespace) -> Path:
 
     from gan_jax import evaluate, explore, sample
     from gan_jax.files import check_can_write
-    from gan_jax.train import generate_uint8, sample_latents, sampling_state_for
+    from gan_jax.train import for_sampling, generate_uint8, sample_latents
 
     for flag, value, low in (("--count", args.count, 1), ("--per-class", args.per_class, 1),
                              ("--upscale", args.upscale, 1),
@@ -61,7 +61,7 @@ def sample_grid(args: argparse.Namespace) -> Path:
                                                 ("standing_stats", args.standing_stats))
                 if value is not None}
     eval_config = dataclasses.replace(config.eval, **settings)
-    state = jax.jit(sampling_state_for(gan, eval_config))(state)
+    state = for_sampling(gan, state, eval_config)
     key = jax.random.key(args.seed)
     if args.per_class is not None:
         if gan.num_classes < 2:

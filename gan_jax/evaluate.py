@@ -23,7 +23,7 @@ from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compu
 from gan_jax.metrics.features import FeatureExtractor
 from gan_jax.metrics.images import is_dataset_spec, load_images
 from gan_jax.train import (Gan, TrainState, balanced_labels, build_gan, generate_uint8,
-                           init_state, sample_latents, sampling_state_for)
+                           for_sampling, init_state, sample_latents)
 
 
 def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
@@ -84,8 +84,7 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
     not depend on the batch size: the CLI reproduces the numbers logged in training whatever
     `--batch-size` it uses.
     """
-    if config.standing_stats:  # computed once here, not once per batch
-        state = jax.jit(sampling_state_for(gan, config))(state)
+    state = for_sampling(gan, state, config)  # standing statistics once, not per batch
     batch = extractor.padded_batch_size(min(config.batch_size, count))
     batches = -(-count // batch)
     latents = sample_latents(jax.random.key(config.seed), batches * batch, gan.latent_dim,

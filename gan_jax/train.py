@@ -565,6 +565,13 @@ def sampling_state_for(gan: Gan, config: EvalConfig | None = None
                                              config.truncation)
 
 
+def for_sampling(gan: Gan, state: TrainState, config: EvalConfig | None = None) -> TrainState:
+    """`sampling_state_for(gan, config)` applied once, compiled; the state itself (no copy)
+    when standing statistics are off."""
+    config = gan.config.eval if config is None else config
+    return jax.jit(sampling_state_for(gan, config))(state) if config.standing_stats else state
+
+
 def generate_images(gan: Gan, state: TrainState, z: jax.Array,
                     labels: jax.Array | None = None) -> jax.Array:
     """Images in [-1, 1] from latents, in inference mode, with the EMA generator when there is

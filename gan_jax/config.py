@@ -2,10 +2,10 @@
 
 A config is a `Config` of seven sections (model, data, optim, train, reg, augment, eval); the
 settings only one architecture reads sit in a section of their own inside model (model.mlp,
-model.biggan). Experiment files in `experiments/configs/` build one with `get_config(variant)`;
-the CLI applies `section.key=value` overrides on top. Every override is checked against the
-field's declared type, and an unknown key is named in the error, so a typo can never silently
-train the wrong model.
+model.biggan, model.progan). Experiment files in `experiments/configs/` build one with
+`get_config(variant)`; the CLI applies `section.key=value` overrides on top. Every override is
+checked against the field's declared type, and an unknown key is named in the error, so a typo
+can never silently train the wrong model.
 
 Schedules are measured in thousands of real images shown to the discriminator (kimg), as in
 StyleGAN2-ADA, so changing the batch size does not change how long a run is.
@@ -30,7 +30,7 @@ FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 # The choices of the string settings: an override or a config built in Python with another
 # value is refused by name. Each equals its component's registry (tested): the losses of
 # gan_jax.losses, the penalties of gan_jax.penalties, the architectures of gan_jax.models...
-Arch = Literal["biggan", "dcgan", "infogan", "mlp", "resnet"]
+Arch = Literal["biggan", "dcgan", "infogan", "mlp", "progan", "resnet"]
 BigGANInit = Literal["ortho", "n02", "glorot"]
 DNorm = Literal["default", "batch", "layer", "none"]
 SpectralNorm = Literal["none", "d", "g_and_d"]
@@ -38,7 +38,7 @@ Conditioning = Literal["none", "projection", "acgan"]
 ComputeDtype = Literal["float32", "bfloat16"]
 ConvImplementation = Literal["auto", "matmul", "xla"]
 DataSource = Literal["local", "tfds", "folder"]
-Fit = Literal["resize", "pad"]
+Fit = Literal["resize", "pad", "center_crop"]
 Placement = Literal["auto", "device", "host"]
 Optimizer = Literal["adam", "rmsprop"]
 LrDecay = Literal["constant", "linear"]
@@ -162,11 +162,29 @@ class BigGANSettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProGANSettings:
+    """model.progan: progressive growing (Karras et al. 2018; the defaults are the paper's and
+    its official code's, tkarras/progressive_growing_of_gans)."""
+    start_resolution: int = at_least(4, 4)  # the side of the first stage (a power of 2)
+    # real images shown at each resolution before the next one fades in (lod_training_kimg)
+    stable_kimg: float = at_least(600.0, 0)
+    # real images over which each new resolution fades in, alpha 0 -> 1 (lod_transition_kimg)
+    fade_kimg: float = at_least(600.0, 0)
+    # channels of the maps of side 2^r: min(fmap_base / 2^(r - 1), fmap_max)
+    fmap_base: int = at_least(8192, 1)
+    fmap_max: int = at_least(512, 1)
+    # a fresh optimizer state (moments and step count) for G and D at every stage boundary,
+    # the official code's reset_opt_for_new_lod
+    reset_optimizer: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    # "dcgan", "infogan" (Lucic et al.'s), "resnet", "biggan" or "mlp"
+    # "dcgan", "infogan" (Lucic et al.'s), "resnet", "biggan", "progan" or "mlp"
     # (gan_jax.models.ARCHITECTURES)
     arch: Arch = "dcgan"
-    # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64, BigGAN 32, 64 or 128
+    # output side length; DCGAN needs 4*2^k or 7*2^k, ResNet 32 or 64, BigGAN 32, 64 or 128,
+    # ProGAN a power of 2
     resolution: int = at_least(28, 1)
     channels: int = at_least(1, 1)  # must match the dataset's channels
     latent_dim: int = at_least(100, 1)
@@ -200,6 +218,7 @@ class ModelConfig:
     # Settings only one architecture reads, in a section of its own (model.mlp.layers=3)
     mlp: MLPSettings = MLPSettings()
     biggan: BigGANSettings = BigGANSettings()
+    progan: ProGANSettings = ProGANSettings()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -210,7 +229,11 @@ class DataConfig:
     dir: str = FASHION_MNIST_DIR  # folder of the four idx .gz files, or of the image files
     split: str = "train"
     tfds_data_dir: str | None = None  # tensorflow-datasets' data_dir (None: its default)
-    fit: Fit = "resize"  # to reach model.resolution: "resize" (bilinear) or "pad" (zeros)
+    # to reach model.resolution: "resize" (bilinear), "pad" (zeros) or "center_crop" (the
+    # largest centred square, resized: CelebA)
+    fit: Fit = "resize"
+    # real images flipped left-right at random, each time D sees one (ProGAN's mirror_augment)
+    mirror: bool = False
     # train on a balanced subset: this many images of each class
     per_class: int | None = at_least(None, 1)
     subset_seed: int = at_least(0, 0)  # which images that subset holds (a seeded draw per class)
@@ -289,6 +312,9 @@ class RegConfig:
     # With the real side alone it is CR-GAN's (Zhang et al. 2020).
     consistency_real: float = at_least(0.0, 0)
     consistency_fake: float = at_least(0.0, 0)
+    # ProGAN's drift term, weight * E D(real)^2, which keeps a Wasserstein critic's outputs
+    # near zero (Karras et al. 2018: epsilon_drift 0.001); 0 = off
+    drift: float = at_least(0.0, 0)
     # BigGAN's orthogonal regularisation of G's weights (Brock et al. 2019: 1e-4); 0 = off
     g_orthogonal: float = at_least(0.0, 0)
     # Top-k training of G (Sinha et al. 2020): G's loss on the k fakes D scores highest, k

@@ -19,7 +19,7 @@ import functools
 import gzip
 from collections import deque
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import jax
 import numpy as np
@@ -40,11 +40,16 @@ class Dataset(NamedTuple):
     num_classes: int
 
 
-def load_dataset(config: DataConfig) -> Dataset:
+def load_dataset(config: DataConfig, resolution: int | None = None) -> Dataset:
+    """The split `config` names. With `resolution`, a tensorflow-datasets split is fitted to it
+    (data.fit) chunk by chunk as it is read, so a large split of large images (CelebA's 163k
+    at 218x178) never sits in memory at its full size."""
     if config.source == "local":
         return load_idx_dataset(Path(config.dir), config.split, config.dataset)
     if config.source == "tfds":
-        return load_tfds_dataset(config.dataset, config.split, config.tfds_data_dir)
+        fit = None if resolution is None else (
+            lambda images: fit_resolution(images, resolution, config.fit))
+        return load_tfds_dataset(config.dataset, config.split, config.tfds_data_dir, fit)
     if config.source == "folder":
         return Dataset(*image_files.load_folder_dataset(Path(config.dir)))
     raise UserError(f"data.source='{config.source}' is unknown; use 'local', 'tfds' or "
@@ -117,8 +122,10 @@ def read_idx(path: Path) -> np.ndarray:
 # --- tensorflow-datasets -------------------------------------------------------------------
 
 
-def load_tfds_dataset(name: str, split: str, data_dir: str | None = None) -> Dataset:
-    """Loads a whole tensorflow-datasets image split into memory."""
+def load_tfds_dataset(name: str, split: str, data_dir: str | None = None,
+                      fit: Callable[[np.ndarray], np.ndarray] | None = None) -> Dataset:
+    """Loads a whole tensorflow-datasets image split into memory, each chunk passed through
+    `fit` (uint8 images -> uint8 images) first when given."""
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -135,7 +142,7 @@ def load_tfds_dataset(name: str, split: str, data_dir: str | None = None) -> Dat
     images, labels = [], []
     # Chunks, not batch_size=-1: the latter aborts inside TensorFlow 2.21 under mock_data.
     for chunk in tfds.as_numpy(ds.batch(8192)):
-        images.append(chunk["image"])
+        images.append(chunk["image"] if fit is None else fit(chunk["image"]))
         labels.append(chunk["label"] if "label" in chunk else np.zeros(len(chunk["image"])))
     label_feature = info.features["label"] if "label" in info.features else None
     num_classes = getattr(label_feature, "num_classes", 0) or 0
@@ -147,11 +154,14 @@ def load_tfds_dataset(name: str, split: str, data_dir: str | None = None) -> Dat
 
 
 def fit_resolution(images: np.ndarray, resolution: int, mode: str) -> np.ndarray:
-    """Brings square uint8 images (N, S, S, C) to (N, R, R, C): zero-pad or bilinear resize."""
+    """Brings uint8 images (N, H, W, C) to (N, R, R, C): zero-pad or bilinear resize square
+    images, or ("center_crop") cut the largest centred square and resize it."""
+    if mode == "center_crop":
+        images = center_square(images)
     side = images.shape[1]
     if images.shape[1] != images.shape[2]:
-        raise UserError(f"images are {images.shape[1]}x{images.shape[2]}; only square images "
-                        "are supported")
+        raise UserError(f"images are {images.shape[1]}x{images.shape[2]}; data.fit='{mode}' "
+                        "needs square images: use data.fit=center_crop")
     if side == resolution:
         return images
     if mode == "pad":
@@ -161,9 +171,17 @@ def fit_resolution(images: np.ndarray, resolution: int, mode: str) -> np.ndarray
         before = (resolution - side) // 2
         after = resolution - side - before
         return np.pad(images, ((0, 0), (before, after), (before, after), (0, 0)))
-    if mode == "resize":
+    if mode in ("resize", "center_crop"):
         return _resize_bilinear(images, resolution)
-    raise UserError(f"data.fit='{mode}' is unknown; use 'resize' or 'pad'")
+    raise UserError(f"data.fit='{mode}' is unknown; use 'resize', 'pad' or 'center_crop'")
+
+
+def center_square(images: np.ndarray) -> np.ndarray:
+    """The largest centred square of each image (N, H, W, C): CelebA's 218x178 -> 178x178."""
+    h, w = images.shape[1:3]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    return images[:, top:top + side, left:left + side]
 
 
 def _resize_bilinear(images: np.ndarray, resolution: int, chunk: int = 4096) -> np.ndarray:

@@ -32,7 +32,7 @@ import functools
 import math
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import numpy as np
@@ -50,7 +50,8 @@ from gan_jax.files import check_can_write, storage_advice, storage_errno
 from gan_jax.metric_writers import MetricWriter, forget_metrics_after, read_metrics
 from gan_jax.preemption import StopSignals
 from gan_jax.train import (Gan, TrainState, build_gan, generate_images, init_state,
-                           sample_latents, sampling_state_for, train_step_for)
+                           level_of_step, level_train_steps, sample_latents, sampling_state_for,
+                           train_step_for)
 
 # Keys that may change when a run is resumed: they change how long the run is, how it reports
 # and where data lives, never what a step computes.
@@ -101,7 +102,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     mesh = sharding.make_mesh(devices)
     sharding.check_batch_size(t.batch_size, mesh)
     gan = build_gan(config)
-    dataset = data.load_dataset(config.data)
+    dataset = data.load_dataset(config.data, config.model.resolution)
     if config.data.per_class is not None:
         dataset = data.balanced_subset(dataset, config.data.per_class, config.data.subset_seed)
     check_labels(config, dataset.num_classes, config.data.dataset)
@@ -155,7 +156,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
     eval_every = (steps_for_kimg(config.eval.every_kimg, images_per_step)
                   if config.eval.every_kimg is not None else last_step)
 
-    train_step = sharding.jit_train_step(train_step_for(gan), mesh)
+    train_step = _train_step(config, gan, mesh, images_per_step)
     grid_latents = sharding.replicate(sample_latents(grid_key, t.grid_size, gan.latent_dim,
                                                      config.eval.truncation), mesh)
     # Compiled now, so the first sample grid does not stall training or count against img/s;
@@ -196,7 +197,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
             evaluate(state, start_step)
         while step < last_step:
             step += 1
-            state, metrics = train_step(state, next(batches), step_key)
+            state, metrics = train_step(step - 1, state, next(batches), step_key)
             in_flight.append(metrics["finite"])
             if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # see MAX_STEPS_IN_FLIGHT
                 in_flight.popleft().block_until_ready()
@@ -222,7 +223,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
                     if writer:
                         writer.write_scalars(step, values)
                     bar.set_postfix(d_loss=f"{values['d_loss']:.3f}",
-                                    g_loss=f"{values['g_loss']:.3f}")
+                                    g_loss=f"{values['g_loss']:.3f}", **stage_postfix(values))
                 if checkpoint_now:
                     checkpointer.save(state)
             except TrainingDiverged as diverged:
@@ -271,6 +272,27 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
     if start_step >= last_step:  # nothing left to train: still leave fresh samples behind
         _save_samples(generate(state, grid_latents), start_step, workdir, None, writes)
     return state
+
+
+def _train_step(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images_per_step: int
+                ) -> Callable[[int, TrainState, dict, jax.Array], tuple[TrainState, dict]]:
+    """(step before it, state, batch, key) -> (state, metrics): the compiled train step, or for
+    a growing architecture (ProGAN) the compiled step of the schedule's level, each level
+    compiled when its first stage begins (gan_jax.train.level_train_steps)."""
+    levels = level_train_steps(gan)
+    if levels is None:
+        step_fn = sharding.jit_train_step(train_step_for(gan), mesh)
+        return lambda step, state, batch, key: step_fn(state, batch, key)
+    compiled = {level: sharding.jit_train_step(fn, mesh) for level, fn in levels.items()}
+    return lambda step, state, batch, key: compiled[
+        level_of_step(config, step, images_per_step)](state, batch, key)
+
+
+def stage_postfix(values: dict[str, float]) -> dict[str, str]:
+    """A growing model's stage for the progress bar (ProGAN: res=16 alpha=0.42); else none."""
+    if "resolution" not in values:
+        return {}
+    return {"res": f"{values['resolution']:.0f}", "alpha": f"{values['alpha']:.2f}"}
 
 
 def _evaluated(workdir: Path, step: int) -> bool:

@@ -15,6 +15,8 @@ one function here, its config field, and one line in `terms_for`.
 
 from __future__ import annotations
 
+import functools
+
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import jax
@@ -167,6 +169,13 @@ def d_adversarial(view: View) -> tuple[jax.Array, Aux]:
     return loss, aux | {"d_real_logit": real.mean(), "d_fake_logit": fake.mean()}
 
 
+def d_drift(view: View) -> tuple[jax.Array, Aux]:
+    """ProGAN's drift term E D(x_real)^2 (Karras et al. 2018, appendix A.1): a Wasserstein
+    critic's loss is invariant to a constant shift of its outputs, and this keeps them near 0."""
+    value = jnp.mean(jnp.square(view.real().logits))
+    return value, {"d_drift": value}
+
+
 def class_loss(class_logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(class_logits, labels))
 
@@ -308,10 +317,12 @@ def initial_slots(config: Config, g_params: Any, d_params: Any) -> dict[str, Any
     step (the G EMA, the historical averages, ADA's probability, LeCam's anchors), and none
     for the others."""
     slots = {}
+    # Copies: a slot never shares a buffer with the parameters, which the step donates.
+    copy = functools.partial(jax.tree.map, jnp.copy)
     if config.optim.ema_kimg is not None:
-        slots["ema"] = g_params
+        slots["ema"] = copy(g_params)
     if config.reg.historical_averaging:
-        slots["averages"] = {"g": g_params, "d": d_params}
+        slots["averages"] = {"g": copy(g_params), "d": copy(d_params)}
     if config.augment.ada_target is not None:
         slots["augment_p"] = jnp.asarray(config.augment.p, jnp.float32)
     if config.reg.lecam_weight:
@@ -365,6 +376,8 @@ def terms_for(config: Config) -> tuple[Term, ...]:
         g_terms.append(Term("acgan_class", "g", g_acgan_class, r.class_weight))
     if r.penalty != "none":
         d_terms.append(Term("penalty", "d", d_penalty, r.penalty_weight, r.penalty_every))
+    if r.drift:
+        d_terms.append(Term("drift", "d", d_drift, r.drift))
     if r.historical_averaging:
         d_terms.append(Term("historical_averaging", "d", d_historical_averaging,
                             r.historical_averaging))

@@ -102,6 +102,26 @@ def test_tfds_path_on_mock_data():
     assert cifar.images.shape == (20, 32, 32, 3)
 
 
+def test_tfds_images_are_fitted_chunk_by_chunk_as_they_are_read():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    config = DataConfig(source="tfds", dataset="celeb_a", fit="center_crop")
+    with tfds.testing.mock_data(num_examples=6):
+        raw = data.load_dataset(config)
+        fitted = data.load_dataset(config, resolution=32)
+    assert raw.images.shape == (6, 218, 178, 3) and raw.num_classes == 0
+    np.testing.assert_array_equal(fitted.images, data.fit_resolution(raw.images, 32,
+                                                                     "center_crop"))
+
+
+def test_center_crop_cuts_the_centred_square_then_resizes():
+    images = np.random.default_rng(0).integers(0, 256, (2, 218, 178, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(data.center_square(images), images[:, 20:198])
+    np.testing.assert_array_equal(data.fit_resolution(images, 64, "center_crop"),
+                                  data.fit_resolution(images[:, 20:198], 64, "resize"))
+    with pytest.raises(UserError, match="use data.fit=center_crop"):
+        data.fit_resolution(images, 64, "resize")
+
+
 def test_pad_centres_the_image_in_zeros():
     images = np.full((2, 28, 28, 1), 200, np.uint8)
     padded = data.fit_resolution(images, 32, "pad")
@@ -124,7 +144,7 @@ def test_fit_errors():
     images = np.zeros((1, 28, 28, 1), np.uint8)
     with pytest.raises(UserError, match="use data.fit=resize"):
         data.fit_resolution(images, 16, "pad")
-    with pytest.raises(UserError, match="data.fit='crop'"):
+    with pytest.raises(UserError, match="data.fit='crop' is unknown"):
         data.fit_resolution(images, 32, "crop")
     with pytest.raises(UserError, match="set model.channels=1"):
         data.check_channels(images, 3, "fashion_mnist")

@@ -8,6 +8,7 @@
 #   bash experiments/benchmarks/gpu_session.sh report # the FID table of the finished runs
 #   bash experiments/benchmarks/gpu_session.sh biggan # gan_zoo:biggan on Fashion-MNIST: fid10k
 #                                                     # and an intra-class grid (resumes)
+#   bash experiments/benchmarks/gpu_session.sh progan # progan.py:fashion_mnist: fid10k (resumes)
 #
 # The data (30 MB) and the float16 FID weights (44 MB) do not fit one 64 MiB upload together:
 # carry .cache/device/fashion-mnist with the first call and .cache/device/gan_jax with the next
@@ -22,7 +23,7 @@ export GAN_JAX_CACHE="$PWD/.cache/device/gan_jax"
 DATA=(data.dir="$PWD/.cache/device/fashion-mnist")
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.csv" || true
 
-case "${1:?speed, e2e, fid, report or biggan}" in
+case "${1:?speed, e2e, fid, report, biggan or progan}" in
   speed)
     python -m experiments.benchmarks.train_step_speed --out "$OUT/speed" 2>&1 \
       | tee "$OUT/speed.log" ;;
@@ -45,5 +46,11 @@ case "${1:?speed, e2e, fid, report or biggan}" in
     python -m experiments.sample --run runs/biggan_fashion_mnist --per-class 10 --upscale 3 \
       --out "$OUT/biggan_classes.png"
     cp runs/biggan_fashion_mnist/metrics.jsonl runs/biggan_fashion_mnist/config.json "$OUT/" ;;
-  *) echo "unknown stage '$1'; use speed, e2e, fid, report or biggan" >&2; exit 2 ;;
+  progan)
+    python -m experiments.train --config experiments/configs/progan.py:fashion_mnist \
+      --workdir runs/progan_fashion_mnist --no-progress "${DATA[@]}" eval.metrics=fid10k,kid10k \
+      eval.storage=float16 2>&1 | tee -a "$OUT/progan.log"
+    cp runs/progan_fashion_mnist/metrics.jsonl "$OUT/progan_metrics.jsonl"
+    cp runs/progan_fashion_mnist/samples/latest.png "$OUT/progan_samples.png" ;;
+  *) echo "unknown stage '$1'; use speed, e2e, fid, report, biggan or progan" >&2; exit 2 ;;
 esac

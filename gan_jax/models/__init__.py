@@ -16,26 +16,28 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from gan_jax import config as config_lib
 from gan_jax.config import ModelConfig, check_section_bounds
 from gan_jax.errors import UserError
-from gan_jax.models import biggan, dcgan, infogan, mlp, resnet
+from gan_jax.models import biggan, dcgan, infogan, mlp, progan, resnet
 from gan_jax.models.architecture import Architecture, conv_implementation
 from gan_jax.models.biggan import BigGANDiscriminatorBody, BigGANGenerator
 from gan_jax.models.dcgan import DCGANDiscriminatorBody, DCGANGenerator, upsampling_plan
 from gan_jax.models.heads import Discriminator, DiscriminatorOutput
 from gan_jax.models.infogan import InfoGANDiscriminatorBody, InfoGANGenerator
 from gan_jax.models.mlp import MLPDiscriminatorBody, MLPGenerator
+from gan_jax.models.progan import ProGANDiscriminatorBody, ProGANGenerator
 from gan_jax.models.resnet import ResNetDiscriminatorBody, ResNetGenerator
 
 ARCHITECTURES: dict[str, Architecture] = {
     "biggan": biggan.ARCHITECTURE, "dcgan": dcgan.ARCHITECTURE, "infogan": infogan.ARCHITECTURE,
-    "mlp": mlp.ARCHITECTURE,
-    "resnet": resnet.ARCHITECTURE}
+    "mlp": mlp.ARCHITECTURE, "progan": progan.ARCHITECTURE, "resnet": resnet.ARCHITECTURE}
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-ARCHITECTURE_SECTIONS = ("mlp", "biggan")  # model.<arch>.*: read by that architecture alone
+# model.<arch>.*: read by that architecture alone
+ARCHITECTURE_SECTIONS = ("mlp", "biggan", "progan")
 
 
 class Networks(NamedTuple):
@@ -70,8 +72,39 @@ def build_networks(config: ModelConfig) -> Networks:
         body, config.conditioning, config.num_classes if config.conditioning != "none" else 0,
         spectral_norm=config.spectral_norm != "none",
         minibatch_discrimination=config.minibatch_discrimination,
-        kernel_init=architecture.head_init(config))
+        kernel_init=architecture.head_init(config),
+        equalized_lr=architecture.equalized_head)
     return Networks(generator, discriminator)
+
+
+def schedule_values(config: ModelConfig, images: jax.Array) -> dict[str, jax.Array]:
+    """The networks' "schedule" collection after `images` real images (Architecture.schedule;
+    ProGAN's level and alpha); {} for an architecture without one."""
+    schedule = ARCHITECTURES[config.arch].schedule
+    return {} if schedule is None else schedule(config, images)
+
+
+def networks_at_levels(config: ModelConfig, networks: Networks
+                       ) -> dict[int, Networks] | None:
+    """{level: the networks fixed at it} for an architecture that grows (ProGAN); else None."""
+    at_levels = ARCHITECTURES[config.arch].networks_at_levels
+    if at_levels is None:
+        return None
+    return {level: Networks(*pair) for level, pair in at_levels(config, *networks).items()}
+
+
+def resets_optimizers(config: ModelConfig) -> bool:
+    """Whether a new stage of the schedule starts the optimizers afresh (ProGAN's
+    model.progan.reset_optimizer)."""
+    return ARCHITECTURES[config.arch].resets_optimizers(config)
+
+
+def shown_reals(config: ModelConfig, images: jax.Array,
+                schedule: dict[str, jax.Array]) -> jax.Array:
+    """The real images D is shown under `schedule` (Architecture.real_images): the images
+    themselves for an architecture without one."""
+    transform = ARCHITECTURES[config.arch].real_images
+    return images if transform is None else transform(images, schedule)
 
 
 __all__ = ["ARCHITECTURES", "COMPUTE_DTYPES", "Architecture", "Discriminator",
@@ -79,5 +112,7 @@ __all__ = ["ARCHITECTURES", "COMPUTE_DTYPES", "Architecture", "Discriminator",
            "conv_implementation", "BigGANGenerator", "BigGANDiscriminatorBody",
            "DCGANGenerator", "DCGANDiscriminatorBody",
            "InfoGANGenerator", "InfoGANDiscriminatorBody", "MLPGenerator",
-           "MLPDiscriminatorBody", "ResNetGenerator", "ResNetDiscriminatorBody",
-           "effective_d_norm", "upsampling_plan"]
+           "MLPDiscriminatorBody", "ProGANGenerator", "ProGANDiscriminatorBody",
+           "ResNetGenerator", "ResNetDiscriminatorBody",
+           "effective_d_norm", "networks_at_levels", "resets_optimizers", "schedule_values",
+           "shown_reals", "upsampling_plan"]

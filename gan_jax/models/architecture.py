@@ -1,10 +1,13 @@
 """What an architecture declares in its own file, and the settings every architecture reads.
 
-Each of dcgan.py, infogan.py, resnet.py, biggan.py and mlp.py ends with an `ARCHITECTURE`: a
-function that builds its generator and its discriminator body from the model config (checking
-what only it can check), the initialiser of the shared head (gan_jax.models.heads) for that
-config, initialised like the body's own layers, and D's normalisation under
-`model.d_norm=default` (its paper's).
+Each of dcgan.py, infogan.py, resnet.py, biggan.py, progan.py and mlp.py ends with an
+`ARCHITECTURE`: a function that builds its generator and its discriminator body from the model
+config (checking what only it can check), the initialiser of the shared head
+(gan_jax.models.heads) for that config, initialised like the body's own layers, and D's
+normalisation under `model.d_norm=default` (its paper's). An architecture whose networks change
+during training (ProGAN's growing) also declares its schedule: the values the train step sets
+in the networks' "schedule" collection, the real images D is shown under it, and its networks
+at each fixed level.
 `gan_jax.models.ARCHITECTURES` registers them by `model.arch`.
 """
 
@@ -24,6 +27,19 @@ class Architecture(NamedTuple):
     build: Callable[[ModelConfig, Any, str], tuple[nn.Module, nn.Module]]
     head_init: Callable[[ModelConfig], nn.initializers.Initializer]
     default_d_norm: str  # "batch", "layer" or "none"
+    # A network that changes during training (ProGAN's growing): (config, real images seen,
+    # an int32 array) -> the values of the networks' "schedule" collection, which the train
+    # step sets before every step. None: nothing scheduled.
+    schedule: Callable[[ModelConfig, Any], dict[str, Any]] | None = None
+    # (real images in [-1, 1], the schedule's values) -> the real images D is shown
+    real_images: Callable[[Any, dict[str, Any]], Any] | None = None
+    equalized_head: bool = False  # the head's layers with an equalised learning rate (ProGAN)
+    # whether a new "stage" of the schedule starts G's and D's optimizers afresh
+    resets_optimizers: Callable[[ModelConfig], bool] = lambda config: False
+    # (config, G, D) -> {level: (G, D) at that level}: the train step compiles one step per
+    # level and switches between them by the schedule's "level". None: one step.
+    networks_at_levels: Callable[[ModelConfig, nn.Module, nn.Module],
+                                 dict[int, tuple[nn.Module, nn.Module]]] | None = None
 
 
 def fixed(init: nn.initializers.Initializer

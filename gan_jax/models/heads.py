@@ -6,13 +6,15 @@ head, so every conditioning and minibatch trick composes with every architecture
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import MinibatchDiscrimination, maybe_spectral
+from gan_jax.models.layers import (EqualizedDense, MinibatchDiscrimination, he_scale,
+                                   maybe_spectral)
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -35,6 +37,8 @@ class Discriminator(nn.Module):
     spectral_norm: bool = False
     minibatch_discrimination: int = 0  # kernels; 0 = off
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()  # the body's
+    # ProGAN's equalised learning rate: weights N(0, 1) (kernel_init) scaled by 1 / sqrt(F)
+    equalized_lr: bool = False
 
     @nn.compact
     def __call__(self, images: jax.Array, labels: jax.Array | None = None, *,
@@ -44,14 +48,17 @@ class Discriminator(nn.Module):
             h = MinibatchDiscrimination(self.minibatch_discrimination)(h)
         linear = lambda layer, x: maybe_spectral(layer, x, spectral_norm=self.spectral_norm,
                                                  train=train)
-        logits = linear(nn.Dense(1, kernel_init=self.kernel_init, name="logit"), h)[:, 0]
+        dense = (functools.partial(EqualizedDense, gain=1.0) if self.equalized_lr else
+                 functools.partial(nn.Dense, kernel_init=self.kernel_init))
+        logits = linear(dense(1, name="logit"), h)[:, 0]
         class_logits = None
         if self.conditioning == "projection":
             embedded = linear(nn.Embed(self.num_classes, h.shape[-1],
                                        embedding_init=self.kernel_init, name="projection"),
                               labels)
+            if self.equalized_lr:
+                embedded = embedded * he_scale(h.shape[-1], 1.0)
             logits = logits + jnp.sum(embedded * h, axis=-1)
         elif self.conditioning == "acgan":
-            class_logits = linear(nn.Dense(self.num_classes, kernel_init=self.kernel_init,
-                                           name="classifier"), h)
+            class_logits = linear(dense(self.num_classes, name="classifier"), h)
         return DiscriminatorOutput(logits, h, class_logits)

@@ -10,18 +10,26 @@
                           (gradient penalties need a per-sample one: layer or none).
   minibatch_stddev        ProGAN's extra feature map: the standard deviation across a group.
   MinibatchDiscrimination Salimans et al. 2016: per-sample closeness to the rest of the batch.
+  EqualizedDense/Conv     ProGAN's equalised learning rate: N(0, 1) weights scaled at run time.
+  pixel_norm              ProGAN's per-pixel feature normalisation.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import initializers
+from gan_jax.models.convolution import Conv
+
 NORMS = ("batch", "layer", "none")
+HE_GAIN = math.sqrt(2.0)
+PIXEL_NORM_EPSILON = 1e-8
 
 
 def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
@@ -241,3 +249,51 @@ class AttentionAt:
             return x
         self.done = True
         return self.block()(x, train=train)
+
+
+def pixel_norm(x: jax.Array, epsilon: float = PIXEL_NORM_EPSILON) -> jax.Array:
+    """Each pixel's feature vector scaled to unit root mean square (the paper's section 4.2)."""
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + epsilon)
+
+
+def he_scale(fan_in: int, gain: float = HE_GAIN) -> float:
+    """The equalised learning rate's run-time weight scale, gain / sqrt(fan_in)."""
+    return gain / math.sqrt(fan_in)
+
+
+class EqualizedDense(nn.Module):
+    """x @ (W * gain / sqrt(fan_in)) + b, W stored N(0, 1): every weight learns at the same
+    speed under Adam, whatever its layer's fan-in (the paper's section 4.1)."""
+
+    features: int
+    gain: float = HE_GAIN
+    use_bias: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", initializers.normal(1.0), (x.shape[-1], self.features))
+        y = (x.astype(self.dtype) @ kernel.astype(self.dtype)) * he_scale(x.shape[-1], self.gain)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+        return y
+
+
+class EqualizedConv(nn.Module):
+    """A stride-1 "same" convolution with an equalised learning rate; the scale is applied to
+    the output, (x * W) c = x * (c W), so the convolution itself is the project's fast one."""
+
+    features: int
+    kernel_size: int = 3
+    gain: float = HE_GAIN
+    dtype: Any = jnp.float32
+    conv_implementation: str = "xla"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k = self.kernel_size
+        y = Conv(self.features, (k, k), padding=k // 2, use_bias=False,
+                 kernel_init=initializers.normal(1.0), dtype=self.dtype,
+                 implementation=self.conv_implementation, name="conv")(x)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        return y * he_scale(k * k * x.shape[-1], self.gain) + bias.astype(self.dtype)

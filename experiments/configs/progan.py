@@ -1,0 +1,67 @@
+"""Progressive growing of GANs (Karras et al. 2018), on the one gan_jax train step.
+
+    python -m experiments.train --config experiments/configs/progan.py --workdir runs/progan
+
+Every variant has the paper's training: WGAN-GP (lambda 10) with the drift term 0.001 on D's
+real outputs, one D update per G update, Adam lr 0.001, betas (0, 0.99), epsilon 1e-8, the
+optimizer state reset at every stage boundary (the official code's reset_opt_for_new_lod),
+minibatch stddev over groups of 4, pixel norm, equalised learning rates, and samples and FID
+from an EMA of G. A stage is (resolution, fading or stable): each resolution trains
+`model.progan.stable_kimg`, then the next one fades in over `fade_kimg`.
+
+Variants:
+  fashion_mnist (default)  Fashion-MNIST zero-padded to 32x32, 4 -> 8 -> 16 -> 32, within the
+                 "Are GANs Created Equal?" budget of 1200 kimg: nf = min(256 / 2^r, 64)
+                 channels (64, 64, 32, 16 at 4, 8, 16, 32), z of 64 (the official latent
+                 size is nf(0)), 100 kimg per stage, 500 stable at 32x32, batch 64, an EMA of G
+                 with a 10 kimg half-life; fid10k at the end. Sized for 2 CPU cores: 39 real
+                 images/s at 32x32 and 64 at 16x16 in a probe that shared the cores with
+                 another run, so some 3 hours; not tuned, not measured yet.
+  celeba         CelebA (tensorflow-datasets `celeb_a`, the 178x178 centre square resized to
+                 128x128), 4 -> ... -> 128 with the paper's networks (fmap_base 8192,
+                 fmap_max 512, z 512), 600 kimg per stage, batch 16 (the paper's from 4x4 to
+                 128x128), the EMA decay 0.999 per step (an 11 kimg half-life at batch 16),
+                 horizontal flips; for users with the data and a GPU.
+  NAME.test      a tiny model and a few steps, from the last but one side to the final one,
+                 for the test suite.
+"""
+
+from __future__ import annotations
+
+import math
+
+from gan_jax.config import TEST_SCHEDULE, Config, variant_config
+
+# The EMA decay beta per step at batch B is a half-life of B ln(0.5) / ln(beta) images.
+_EMA_0999_AT_16 = 16 * math.log(0.5) / math.log(0.999) / 1000
+
+PAPER = {"model.arch": "progan", "model.minibatch_std": 4,
+         "train.loss": "wasserstein", "train.n_critic": 1,
+         "reg.penalty": "wgan_gp", "reg.penalty_weight": 10.0, "reg.drift": 0.001,
+         "optim.g_lr": 1e-3, "optim.d_lr": 1e-3, "optim.b1": 0.0, "optim.b2": 0.99,
+         "optim.eps": 1e-8}
+
+FASHION_MNIST = {"model.resolution": 32, "data.fit": "pad", "model.latent_dim": 64,
+                 "model.progan.fmap_base": 256, "model.progan.fmap_max": 64,
+                 "model.progan.stable_kimg": 100.0, "model.progan.fade_kimg": 100.0,
+                 "train.batch_size": 64, "train.total_kimg": 1200.0,
+                 "optim.ema_kimg": 10.0, "eval.metrics": "fid10k"}
+CELEBA = {"data.source": "tfds", "data.dataset": "celeb_a", "data.fit": "center_crop",
+          "data.mirror": True, "model.channels": 3, "model.resolution": 128,
+          "model.latent_dim": 512, "train.batch_size": 16, "train.total_kimg": 12000.0,
+          "optim.ema_kimg": round(_EMA_0999_AT_16, 2), "eval.metrics": "fid10k",
+          "eval.every_kimg": 1200.0}
+# 16 images per step, 16x16 -> 32x32 in 5 steps: two stable at 16x16, two fading in 32x32
+# (alpha 1/3, 2/3; a step at exactly stable_kimg still counts as stable), one stable at 32x32.
+TEST = {"model.latent_dim": 16, "model.progan.fmap_base": 64, "model.progan.fmap_max": 16,
+        "model.progan.stable_kimg": 0.016,
+        "model.progan.fade_kimg": 0.048, **TEST_SCHEDULE, "train.total_kimg": 0.08,
+        "eval.metrics": "", "eval.every_kimg": None}
+
+VARIANTS = {None: FASHION_MNIST, "fashion_mnist": FASHION_MNIST, "celeba": CELEBA,
+            "fashion_mnist.test": {**FASHION_MNIST, **TEST, "model.progan.start_resolution": 16},
+            "celeba.test": {**CELEBA, **TEST, "model.progan.start_resolution": 64}}
+
+
+def get_config(variant: str | None = None) -> Config:
+    return variant_config("progan", VARIANTS, variant, base=PAPER)

@@ -163,12 +163,14 @@ class BigGANSettings:
 
 @dataclasses.dataclass(frozen=True)
 class ProGANSettings:
-    """model.progan: progressive growing (Karras et al. 2018; the defaults are the paper's and
-    its official code's, tkarras/progressive_growing_of_gans)."""
+    """model.progan: progressive growing (Karras et al. 2018; the defaults are its official
+    code's, tkarras/progressive_growing_of_gans)."""
     start_resolution: int = at_least(4, 4)  # the side of the first stage (a power of 2)
-    # real images shown at each resolution before the next one fades in (lod_training_kimg)
+    # real images shown at each resolution before the next one fades in (lod_training_kimg;
+    # the paper's runs: 800)
     stable_kimg: float = at_least(600.0, 0)
-    # real images over which each new resolution fades in, alpha 0 -> 1 (lod_transition_kimg)
+    # real images over which each new resolution fades in, alpha 0 -> 1 (lod_transition_kimg;
+    # the paper's runs: 800)
     fade_kimg: float = at_least(600.0, 0)
     # channels of the maps of side 2^r: min(fmap_base / 2^(r - 1), fmap_max)
     fmap_base: int = at_least(8192, 1)
@@ -232,6 +234,9 @@ class DataConfig:
     # to reach model.resolution: "resize" (bilinear), "pad" (zeros) or "center_crop" (the
     # largest centred square, resized: CelebA)
     fit: Fit = "resize"
+    # "top,left,side": a square cut from every image before it is fitted (ProGAN's CelebA
+    # crop: "57,25,128", the 128x128 square centred on (121, 89)); None: the whole image
+    crop: str | None = None
     # real images flipped left-right at random, each time D sees one (ProGAN's mirror_augment)
     mirror: bool = False
     # train on a balanced subset: this many images of each class

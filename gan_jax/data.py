@@ -48,7 +48,7 @@ def load_dataset(config: DataConfig, resolution: int | None = None) -> Dataset:
         return load_idx_dataset(Path(config.dir), config.split, config.dataset)
     if config.source == "tfds":
         fit = None if resolution is None else (
-            lambda images: fit_resolution(images, resolution, config.fit))
+            lambda images: fit_resolution(cropped(images, config.crop), resolution, config.fit))
         return load_tfds_dataset(config.dataset, config.split, config.tfds_data_dir, fit)
     if config.source == "folder":
         return Dataset(*image_files.load_folder_dataset(Path(config.dir)))
@@ -174,6 +174,24 @@ def fit_resolution(images: np.ndarray, resolution: int, mode: str) -> np.ndarray
     if mode in ("resize", "center_crop"):
         return _resize_bilinear(images, resolution)
     raise UserError(f"data.fit='{mode}' is unknown; use 'resize', 'pad' or 'center_crop'")
+
+
+def cropped(images: np.ndarray, crop: str | None) -> np.ndarray:
+    """images cut to data.crop, "top,left,side" (a no-op for None or an already cut split)."""
+    if crop is None:
+        return images
+    try:
+        top, left, side = (int(part) for part in crop.split(","))
+    except ValueError:
+        raise UserError(f"data.crop={crop!r} is not 'top,left,side' (three integers, e.g. "
+                        "'57,25,128')") from None
+    h, w = images.shape[1:3]
+    if h == w == side:
+        return images  # cut as the split was read (load_dataset with a resolution)
+    if min(top, left) < 0 or side < 1 or top + side > h or left + side > w:
+        raise UserError(f"data.crop={crop!r} does not fit inside the {h}x{w} images; choose "
+                        f"top + side <= {h} and left + side <= {w}")
+    return images[:, top:top + side, left:left + side]
 
 
 def center_square(images: np.ndarray) -> np.ndarray:

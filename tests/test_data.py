@@ -1,5 +1,6 @@
 """The input pipeline: idx parsing, real Fashion-MNIST, tfds, resizing, batch order, devices."""
 
+import dataclasses
 import gzip
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from PIL import Image
 from gan_jax import data, sharding
 from gan_jax.config import DataConfig
 from gan_jax.errors import UserError
+from gan_jax.metrics.images import load_dataset_split
 from tests.conftest import requires_fashion_mnist
 
 
@@ -111,6 +113,11 @@ def test_tfds_images_are_fitted_chunk_by_chunk_as_they_are_read():
     assert raw.images.shape == (6, 218, 178, 3) and raw.num_classes == 0
     np.testing.assert_array_equal(fitted.images, data.fit_resolution(raw.images, 32,
                                                                      "center_crop"))
+    # A FID reference of the run's dataset is cut like its training images.
+    cut = dataclasses.replace(config, crop="57,25,128")
+    with tfds.testing.mock_data(num_examples=6):
+        reference = load_dataset_split("celeb_a:test", cut)
+    assert reference.shape == (6, 128, 128, 3)
 
 
 def test_center_crop_cuts_the_centred_square_then_resizes():
@@ -120,6 +127,16 @@ def test_center_crop_cuts_the_centred_square_then_resizes():
                                   data.fit_resolution(images[:, 20:198], 64, "resize"))
     with pytest.raises(UserError, match="use data.fit=center_crop"):
         data.fit_resolution(images, 64, "resize")
+
+
+def test_crop_cuts_the_given_square_and_refuses_one_that_does_not_fit():
+    images = np.random.default_rng(1).integers(0, 256, (2, 218, 178, 3)).astype(np.uint8)
+    np.testing.assert_array_equal(data.cropped(images, "57,25,128"), images[:, 57:185, 25:153])
+    assert data.cropped(images, None) is images
+    with pytest.raises(UserError, match="does not fit inside the 218x178 images"):
+        data.cropped(images, "100,60,128")
+    with pytest.raises(UserError, match="is not 'top,left,side'"):
+        data.cropped(images, "57,25")
 
 
 def test_pad_centres_the_image_in_zeros():

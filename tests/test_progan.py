@@ -9,13 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
+from experiments import sample as sample_cli
 from experiments.configs import progan as progan_recipes
 from gan_jax import sharding
 from gan_jax.checkpoint import Checkpointer, ocp_layout
 from gan_jax.config import Config, ProGANSettings, with_overrides
 from gan_jax.errors import UserError
-from gan_jax.loop import train
+from gan_jax.loop import stage_postfix, train
 from gan_jax.metric_writers import read_metrics
 from gan_jax.models import layers, progan
 from gan_jax.terms import d_drift
@@ -315,6 +317,17 @@ def test_a_run_resumed_mid_fade_grows_on_and_ends_bitwise_as_an_uninterrupted_on
     np.testing.assert_allclose([row["alpha"] for row in rows], [1, 1, 1 / 3, 2 / 3, 1],
                                rtol=1e-6)
     assert (tmp_path / "b" / "samples" / "latest.png").is_file()
+    # The sample CLI draws a finished run's grid at the final side, upscaled.
+    sample_cli.main(["--run", str(tmp_path / "b"), "--out", str(tmp_path / "grid.png"),
+                     "--upscale", "2"])
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    assert grid.shape[0] > 8 * 32 * 2 and grid.std() > 0  # 64 images of 32x32, x2
+
+
+def test_the_progress_bar_shows_the_stage():
+    assert stage_postfix({"resolution": 16.0, "alpha": 0.4166, "d_loss": 1.0}) == {
+        "res": "16", "alpha": "0.42"}
+    assert stage_postfix({"d_loss": 1.0}) == {}
 
 
 @pytest.mark.parametrize("overrides,message", [

@@ -5,8 +5,8 @@
 Every variant has the paper's training: WGAN-GP (lambda 10) with the drift term 0.001 on D's
 real outputs, one D update per G update, Adam lr 0.001, betas (0, 0.99), epsilon 1e-8, the
 optimizer state reset at every stage boundary (the official code's reset_opt_for_new_lod),
-minibatch stddev over groups of 4, pixel norm, equalised learning rates, and samples and FID
-from an EMA of G. A stage is (resolution, fading or stable): each resolution trains
+minibatch stddev over groups of 4 (16 for CelebA), pixel norm, equalised learning rates, and
+samples and FID from an EMA of G. A stage is (resolution, fading or stable): each resolution trains
 `model.progan.stable_kimg`, then the next one fades in over `fade_kimg`.
 
 Variants:
@@ -17,11 +17,12 @@ Variants:
                  with a 10 kimg half-life; fid10k at the end. Sized for 2 CPU cores: 39 real
                  images/s at 32x32 and 64 at 16x16 in a probe that shared the cores with
                  another run, so some 3 hours; not tuned, not measured yet.
-  celeba         CelebA (tensorflow-datasets `celeb_a`, the 178x178 centre square resized to
-                 128x128), 4 -> ... -> 128 with the paper's networks (fmap_base 8192,
-                 fmap_max 512, z 512), 600 kimg per stage, batch 16 (the paper's from 4x4 to
-                 128x128), the EMA decay 0.999 per step (an 11 kimg half-life at batch 16),
-                 horizontal flips; for users with the data and a GPU.
+  celeba         CelebA (tensorflow-datasets `celeb_a`) as the official dataset tool cuts it:
+                 the 128x128 square centred on (121, 89), no resize; 4 -> ... -> 128 with the
+                 paper's networks (fmap_base 8192, fmap_max 512, z 512) and its runs' settings
+                 (the official v1 preset): 800 kimg per stage, batch 16, minibatch stddev
+                 over groups of 16, horizontal flips, the EMA decay 0.999 per step (an 11 kimg
+                 half-life at batch 16); for users with the data and a GPU.
   NAME.test      a tiny model and a few steps, from the last but one side to the final one,
                  for the test suite.
 """
@@ -46,9 +47,10 @@ FASHION_MNIST = {"model.resolution": 32, "data.fit": "pad", "model.latent_dim": 
                  "model.progan.stable_kimg": 100.0, "model.progan.fade_kimg": 100.0,
                  "train.batch_size": 64, "train.total_kimg": 1200.0,
                  "optim.ema_kimg": 10.0, "eval.metrics": "fid10k"}
-CELEBA = {"data.source": "tfds", "data.dataset": "celeb_a", "data.fit": "center_crop",
+CELEBA = {"data.source": "tfds", "data.dataset": "celeb_a", "data.crop": "57,25,128",
           "data.mirror": True, "model.channels": 3, "model.resolution": 128,
-          "model.latent_dim": 512, "train.batch_size": 16, "train.total_kimg": 12000.0,
+          "model.latent_dim": 512, "model.minibatch_std": 16, "model.progan.stable_kimg": 800.0,
+          "model.progan.fade_kimg": 800.0, "train.batch_size": 16, "train.total_kimg": 12000.0,
           "optim.ema_kimg": round(_EMA_0999_AT_16, 2), "eval.metrics": "fid10k",
           "eval.every_kimg": 1200.0}
 # 16 images per step, 16x16 -> 32x32 in 5 steps: two stable at 16x16, two fading in 32x32

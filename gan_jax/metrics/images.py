@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_jax.config import DataConfig
-from gan_jax.data import load_dataset
+from gan_jax.data import cropped, load_dataset
 from gan_jax.errors import UserError
 from gan_jax.image_files import load_image_folder
 
@@ -41,15 +41,16 @@ def load_images(spec: str, data: DataConfig | None = None) -> np.ndarray:
 
 
 def load_dataset_split(spec: str, data: DataConfig | None = None) -> np.ndarray:
-    """A split of `data`'s dataset when the names match; otherwise Fashion-MNIST from Debian's
+    """A split of `data`'s dataset (cut to its data.crop) when the names match; otherwise Fashion-MNIST from Debian's
     files and any other name from tensorflow-datasets (local MNIST files need `data`: their file
     names are Fashion-MNIST's, so a default folder could silently hold the wrong dataset)."""
     dataset, _, split = spec.partition(":")
     if data is not None and data.dataset == dataset:
+        # the training run's crop too (ProGAN's CelebA square), so both sides are the same view
         config = dataclasses.replace(data, split=split)
-    else:
-        config = DataConfig(dataset=dataset, split=split,
-                            source="local" if dataset == "fashion_mnist" else "tfds")
+        return cropped(load_dataset(config).images, config.crop)
+    config = DataConfig(dataset=dataset, split=split,
+                        source="local" if dataset == "fashion_mnist" else "tfds")
     return load_dataset(config).images
 
 

@@ -9,7 +9,7 @@ progressive_growing_of_gans, networks.py `G_paper` and `D_paper`), with nf(r) = 
      then per side s = 8, 16, ...: upsample (nearest 2x), conv3x3, conv3x3       (nf(log2 s - 1))
      toRGB: conv1x1 to the image channels, linear (gain 1)
   D  fromRGB: conv1x1 (nf(log2 s - 1)) -> per side s = R, ..., 8: conv3x3 nf(log2 s - 1),
-     conv3x3 nf(log2 s - 2), avgpool 2x -> 4x4: minibatch stddev (model.minibatch_std, the
+     conv3x3 nf(log2 s - 2) pooled 2x before its activation -> 4x4: minibatch stddev (model.minibatch_std, the
      paper's 4), conv3x3, dense nf(0) -> [the shared head: dense 1, gain 1]
 
 Every convolution and dense layer has an equalised learning rate: weights stored N(0, 1) and
@@ -31,8 +31,11 @@ metrics see the current resolution upscaled to the final one, and the real image
 (`real_images`) fade between levels as the official `process_reals` makes them.
 
 G's output is linear, as the paper's (the images are clipped to [-1, 1] only when they become
-pixels). The official code's per-resolution batch sizes lower the batch only above 128x128
-(the paper: 16 from 4x4 to 128x128); here the batch is train.batch_size at every stage.
+pixels). Where the paper's table 2 and the official code differ, this follows the code that
+made the published results (its fused up- and downsampling convolutions: the same functions,
+with D's activation after the pooling). The batch is train.batch_size at every stage: the
+paper's runs use 16 from 4x4 to 128x128 (lower above, for memory); the official code's later
+preset sizes it per resolution (128 at 4x4-16x16, 64 at 32x32, ...), which is not implemented.
 """
 
 from __future__ import annotations
@@ -221,7 +224,9 @@ class DiscriminatorBlock(nn.Module):
             return _leaky(EqualizedDense(self.next_features, dtype=self.dtype,
                                          name="dense")(h.reshape(h.shape[0], -1)))
         h = _leaky(conv(self.features, name="conv0")(x))
-        return avgpool2x(_leaky(conv(self.next_features, name="conv1")(h)))
+        # Pooled before the activation: the official code's fused conv2d_downscale2d (its
+        # default; the paper's table 2 lists the activation first)
+        return _leaky(avgpool2x(conv(self.next_features, name="conv1")(h)))
 
 
 class ProGANDiscriminatorBody(nn.Module):

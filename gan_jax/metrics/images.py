@@ -41,9 +41,10 @@ def load_images(spec: str, data: DataConfig | None = None) -> np.ndarray:
 
 
 def load_dataset_split(spec: str, data: DataConfig | None = None) -> np.ndarray:
-    """A split of `data`'s dataset (cut to its data.crop) when the names match; otherwise Fashion-MNIST from Debian's
-    files and any other name from tensorflow-datasets (local MNIST files need `data`: their file
-    names are Fashion-MNIST's, so a default folder could silently hold the wrong dataset)."""
+    """A split of `data`'s dataset (cut to its data.crop) when the names match; otherwise
+    Fashion-MNIST from Debian's files and any other name from tensorflow-datasets (local MNIST
+    files need `data`: their file names are Fashion-MNIST's, so a default folder could
+    silently hold the wrong dataset)."""
     dataset, _, split = spec.partition(":")
     if data is not None and data.dataset == dataset:
         # the training run's crop too (ProGAN's CelebA square), so both sides are the same view

@@ -9,8 +9,9 @@ progressive_growing_of_gans, networks.py `G_paper` and `D_paper`), with nf(r) = 
      then per side s = 8, 16, ...: upsample (nearest 2x), conv3x3, conv3x3       (nf(log2 s - 1))
      toRGB: conv1x1 to the image channels, linear (gain 1)
   D  fromRGB: conv1x1 (nf(log2 s - 1)) -> per side s = R, ..., 8: conv3x3 nf(log2 s - 1),
-     conv3x3 nf(log2 s - 2) pooled 2x before its activation -> 4x4: minibatch stddev (model.minibatch_std, the
-     paper's 4), conv3x3, dense nf(0) -> [the shared head: dense 1, gain 1]
+     conv3x3 nf(log2 s - 2) pooled 2x before its activation -> 4x4: minibatch stddev
+     (model.minibatch_std, the official 4), conv3x3, dense nf(0) -> [the shared head: dense 1,
+     gain 1]
 
 Every convolution and dense layer has an equalised learning rate: weights stored N(0, 1) and
 scaled at run time by He's constant gain / sqrt(fan_in) (gain sqrt(2) unless stated), biases

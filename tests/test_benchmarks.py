@@ -33,7 +33,9 @@ def test_torch_dcgan_has_the_flax_dcgan_parameters(resolution):
     assert tuple(d(images).shape) == (2,)
 
 
-@pytest.mark.parametrize("case", ["sngan32_b64_n5", "mlp28_b100"])
+# The SNGAN case is slow (11 s); tests/test_resnet.py checks the ResNet against PyTorch.
+@pytest.mark.parametrize("case", [pytest.param("sngan32_b64_n5", marks=pytest.mark.slow),
+                                  "mlp28_b100"])
 def test_torch_transcriptions_have_the_flax_parameters(case):
     """The ResNet SNGAN and MLP baselines: the same parameter counts as gan_jax's networks
     (D with its head), the same image shape, one logit per image."""

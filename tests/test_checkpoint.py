@@ -86,6 +86,9 @@ def test_a_checkpoint_of_the_earlier_state_layout_restores_into_slots(tmp_path):
         Checkpointer(tmp_path).restore_latest(like=other)
 
 
+# Slow (28 s on 2 cores): the SIGKILL tests of test_preemption.py check the same exact resume
+# in the default suite; this one adds switching the data placement on resume.
+@pytest.mark.slow
 @requires_fashion_mnist
 def test_resume_equals_uninterrupted_run(tmp_path):
     # The input pipeline may change on resume: both placements give the same batches.

@@ -23,11 +23,11 @@ def test_notebook_is_stored_clean(name):
 
 
 @requires_fashion_mnist
-# The explore notebook (70 s: the Inception network for its FID) runs in the slow suite; the
-# augmentation notebook in the default one. Both are checked stored clean above.
+# Both notebooks run in the slow suite (60-70 s each on 2 cores, most of it compiling the
+# Inception network for their FID); both are checked stored clean above in the default one.
 @pytest.mark.parametrize("name, expected", [
     pytest.param("explore", "{'fid16': ", marks=pytest.mark.slow),
-    ("augmentation", "| real+gan:0.5 | 120 |")])
+    pytest.param("augmentation", "| real+gan:0.5 | 120 |", marks=pytest.mark.slow)])
 def test_notebook_runs_on_tiny_settings(name, expected, monkeypatch):
     monkeypatch.setenv("GAN_JAX_NOTEBOOK_TINY", "1")
     monkeypatch.delenv("GAN_JAX_RUN", raising=False)

@@ -130,7 +130,8 @@ def networks():
     return Networks(tiny(model__resolution=16))
 
 
-@pytest.mark.parametrize("level", [1, 2])
+# Level 2 (a block between two others) in the slow suite: 11 s more on 2 cores.
+@pytest.mark.parametrize("level", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_fade_in_at_alpha_0_and_1_is_the_smaller_and_the_larger_network(networks, level):
     n = networks
     z = jax.random.normal(jax.random.key(1), (8, 16))
@@ -228,27 +229,33 @@ def test_drift_is_the_mean_square_of_the_real_logits():
 # --- on the train step --------------------------------------------------------------------
 
 
-def _steps(config, steps, devices=None, state=None, first=0):
-    """`steps` compiled steps from `state` (a fresh one by default) on batches first, ...;
-    returns the state and every step's metrics."""
-    gan = build_gan(config)
-    mesh = sharding.make_mesh(devices)
-    step_fn = sharding.jit_train_step(train_step_for(gan), mesh)
-    state = sharding.replicate(
-        jax.jit(lambda key: init_state(gan, key))(jax.random.key(0)) if state is None
-        else state, mesh)
-    history = []
-    for i in range(first, first + steps):
-        batch = sharding.put_process_batch(random_batch(config, seed=i), mesh)
-        state, metrics = step_fn(state, batch, jax.random.key(7))
-        history.append({k: float(v) for k, v in jax.device_get(metrics).items()}
-                       | {"g_updates": int(optimizer_updates(state.g_opt_state))})
-    return jax.device_get(state), history
+class Stepper:
+    """A tiny ProGAN's train step, compiled once for the data-parallel mesh over `devices`."""
+
+    def __init__(self, config, devices=None):
+        self.config, self.gan = config, build_gan(config)
+        self.mesh = sharding.make_mesh(devices)
+        self.step_fn = sharding.jit_train_step(train_step_for(self.gan), self.mesh)
+
+    def run(self, steps, state=None, first=0):
+        """`steps` steps from `state` (a fresh one by default) on batches first, first + 1, ...;
+        returns the state and every step's metrics."""
+        gan = self.gan
+        state = sharding.replicate(
+            jax.jit(lambda key: init_state(gan, key))(jax.random.key(0)) if state is None
+            else state, self.mesh)
+        history = []
+        for i in range(first, first + steps):
+            batch = sharding.put_process_batch(random_batch(self.config, seed=i), self.mesh)
+            state, metrics = self.step_fn(state, batch, jax.random.key(7))
+            history.append({k: float(v) for k, v in jax.device_get(metrics).items()}
+                           | {"g_updates": int(optimizer_updates(state.g_opt_state))})
+        return jax.device_get(state), history
 
 
-def test_the_step_grows_resets_the_optimizers_resumes_exactly_and_shards(tmp_path):
-    config = tiny()
-    single, history = _steps(config, 5, devices=jax.devices()[:1])
+def test_the_step_grows_resets_the_optimizers_and_resumes_exactly(tmp_path):
+    stepper = Stepper(tiny(), devices=jax.devices()[:1])
+    final, history = stepper.run(5)
     # 16 images per step, 16 stable + 32 fading per level: stable, stable, fading at 0.5, ...
     assert [h["resolution"] for h in history] == [4, 4, 8, 8, 8]
     assert [h["alpha"] for h in history] == [1, 1, 0.5, 1, 1]
@@ -257,17 +264,21 @@ def test_the_step_grows_resets_the_optimizers_resumes_exactly_and_shards(tmp_pat
     assert all(h["finite"] for h in history)
 
     # Stopped mid-fade and restored from a checkpoint, it ends bitwise where it would have.
-    stopped, _ = _steps(config, 3, devices=jax.devices()[:1])
+    stopped, _ = stepper.run(3)
     checkpointer = Checkpointer(tmp_path)
     checkpointer.save(stopped)
     checkpointer.wait()
     restored = checkpointer.restore_latest(like=jax.tree.map(ocp_layout, stopped))
     checkpointer.close()
-    resumed, _ = _steps(config, 2, devices=jax.devices()[:1], state=restored, first=3)
-    chex.assert_trees_all_equal(resumed, single, strict=True)
+    resumed, _ = stepper.run(2, state=restored, first=3)
+    chex.assert_trees_all_equal(resumed, final, strict=True)
 
+
+@pytest.mark.slow  # two more compilations of the step (25 s on 2 cores)
+def test_eight_devices_grow_as_one_does():
     assert jax.device_count() == 8
-    sharded, sharded_history = _steps(config, 5)
+    single, history = Stepper(tiny(), devices=jax.devices()[:1]).run(5)
+    sharded, sharded_history = Stepper(tiny()).run(5)
     for a, b in zip(sharded_history, history):
         np.testing.assert_allclose(a["d_loss"], b["d_loss"], rtol=1e-4, atol=1e-5)
     for a, b in zip(leaves(sharded), leaves(single), strict=True):

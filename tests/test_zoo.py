@@ -34,17 +34,19 @@ def test_every_variant_builds_and_initialises(variant):
 # The ResNet recipes (5 D updates of a ResNet in the scan) take 15-30 s each to compile on two
 # CPU cores; they and the CIFAR-10 variants (32x32x3, the same combinations at another shape)
 # are in the slow suite. The ResNet itself is tested against PyTorch in the default suite.
-_SLOW_RECIPES = ("sngan_resnet", "cgan_projection", "biggan")
+# So are wgan_gp and sngan_ema_diffaug (13 s each): dragan steps the penalty and
+# test_step_options.py DiffAugment in the default suite.
+_SLOW_RECIPES = ("sngan_resnet", "cgan_projection", "biggan", "wgan_gp", "sngan_ema_diffaug")
 
 
 @pytest.mark.parametrize("variant", [
     *(pytest.param(f"{name}.test", marks=[pytest.mark.slow] if name in _SLOW_RECIPES else [])
       for name in sorted(RECIPES)),
     *(pytest.param(f"{name}.cifar10.test", marks=pytest.mark.slow) for name in sorted(RECIPES)),
-    # The InfoGAN networks with a BatchNorm D (ns_gan) and a penalised one (dragan) by default;
-    # the other losses are the zoo's, tested above on the DCGAN networks.
+    # The InfoGAN networks with a BatchNorm D (ns_gan) by default; the other losses are the
+    # zoo's, tested above on the DCGAN networks.
     *(pytest.param(f"{name}.test", id=f"lucic:{name}",
-                   marks=[] if name in ("ns_gan", "dragan") else [pytest.mark.slow])
+                   marks=[] if name == "ns_gan" else [pytest.mark.slow])
       for name in sorted(lucic_fashion_mnist.RECIPES))])
 def test_every_recipe_runs_one_finite_step_on_tiny_data(variant, request):
     """Each (loss x architecture x conditioning x regulariser) combination of the zoo, and each

@@ -41,19 +41,23 @@ class Dataset(NamedTuple):
 
 
 def load_dataset(config: DataConfig, resolution: int | None = None) -> Dataset:
-    """The split `config` names. With `resolution`, a tensorflow-datasets split is fitted to it
-    (data.fit) chunk by chunk as it is read, so a large split of large images (CelebA's 163k
-    at 218x178) never sits in memory at its full size."""
+    """The split `config` names, cut to data.crop. With `resolution`, a tensorflow-datasets
+    split is also fitted to it (data.fit) chunk by chunk as it is read, so a large split of
+    large images (CelebA's 163k at 218x178) never sits in memory at its full size."""
     if config.source == "local":
-        return load_idx_dataset(Path(config.dir), config.split, config.dataset)
-    if config.source == "tfds":
-        fit = None if resolution is None else (
-            lambda images: fit_resolution(cropped(images, config.crop), resolution, config.fit))
-        return load_tfds_dataset(config.dataset, config.split, config.tfds_data_dir, fit)
-    if config.source == "folder":
-        return Dataset(*image_files.load_folder_dataset(Path(config.dir)))
-    raise UserError(f"data.source='{config.source}' is unknown; use 'local', 'tfds' or "
-                    "'folder'")
+        dataset = load_idx_dataset(Path(config.dir), config.split, config.dataset)
+    elif config.source == "tfds":
+        def prepare(images: np.ndarray) -> np.ndarray:
+            images = cropped(images, config.crop)
+            return images if resolution is None else fit_resolution(images, resolution,
+                                                                    config.fit)
+        return load_tfds_dataset(config.dataset, config.split, config.tfds_data_dir, prepare)
+    elif config.source == "folder":
+        dataset = Dataset(*image_files.load_folder_dataset(Path(config.dir)))
+    else:
+        raise UserError(f"data.source='{config.source}' is unknown; use 'local', 'tfds' or "
+                        "'folder'")
+    return dataset._replace(images=cropped(dataset.images, config.crop))
 
 
 def balanced_subset(dataset: Dataset, per_class: int, seed: int) -> Dataset:
@@ -177,7 +181,7 @@ def fit_resolution(images: np.ndarray, resolution: int, mode: str) -> np.ndarray
 
 
 def cropped(images: np.ndarray, crop: str | None) -> np.ndarray:
-    """images cut to data.crop, "top,left,side" (a no-op for None or an already cut split)."""
+    """images cut to data.crop, "top,left,side" (the images themselves for None)."""
     if crop is None:
         return images
     try:
@@ -186,8 +190,6 @@ def cropped(images: np.ndarray, crop: str | None) -> np.ndarray:
         raise UserError(f"data.crop={crop!r} is not 'top,left,side' (three integers, e.g. "
                         "'57,25,128')") from None
     h, w = images.shape[1:3]
-    if h == w == side:
-        return images  # cut as the split was read (load_dataset with a resolution)
     if min(top, left) < 0 or side < 1 or top + side > h or left + side > w:
         raise UserError(f"data.crop={crop!r} does not fit inside the {h}x{w} images; choose "
                         f"top + side <= {h} and left + side <= {w}")

@@ -106,8 +106,7 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     if config.data.per_class is not None:
         dataset = data.balanced_subset(dataset, config.data.per_class, config.data.subset_seed)
     check_labels(config, dataset.num_classes, config.data.dataset)
-    images = data.fit_resolution(data.cropped(dataset.images, config.data.crop),
-                                 config.model.resolution, config.data.fit)
+    images = data.fit_resolution(dataset.images, config.model.resolution, config.data.fit)
     data.check_channels(images, config.model.channels, config.data.dataset)
     evaluator = GeneratorEvaluator(config, gan)
     if evaluator.specs and jax.process_count() > 1:

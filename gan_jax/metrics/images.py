@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_jax.config import DataConfig
-from gan_jax.data import cropped, load_dataset
+from gan_jax.data import load_dataset
 from gan_jax.errors import UserError
 from gan_jax.image_files import load_image_folder
 
@@ -47,11 +47,11 @@ def load_dataset_split(spec: str, data: DataConfig | None = None) -> np.ndarray:
     silently hold the wrong dataset)."""
     dataset, _, split = spec.partition(":")
     if data is not None and data.dataset == dataset:
-        # the training run's crop too (ProGAN's CelebA square), so both sides are the same view
+        # with the training run's crop too (ProGAN's CelebA square): both sides see one view
         config = dataclasses.replace(data, split=split)
-        return cropped(load_dataset(config).images, config.crop)
-    config = DataConfig(dataset=dataset, split=split,
-                        source="local" if dataset == "fashion_mnist" else "tfds")
+    else:
+        config = DataConfig(dataset=dataset, split=split,
+                            source="local" if dataset == "fashion_mnist" else "tfds")
     return load_dataset(config).images
 
 

@@ -33,6 +33,7 @@ from typing import Any, Callable, NamedTuple
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
 
@@ -487,8 +488,9 @@ def level_train_steps(gan: Gan) -> dict[int, Callable[[TrainState, Batch, jax.Ar
 
 
 def level_of_step(config: Config, step: int, images_per_step: int) -> int:
-    """The schedule's level during train step `step` (0-based: the state's step before it)."""
-    return int(schedule_values(config.model, jnp.int32(step * images_per_step))["level"])
+    """The schedule's level during train step `step` (0-based: the state's step before it),
+    computed on the host with NumPy: no device work between the loop's steps."""
+    return int(schedule_values(config.model, step * images_per_step, np)["level"])
 
 
 def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],

@@ -189,6 +189,8 @@ def test_growth_matches_the_official_training_schedule(start, stable, fade):
         assert int(ours["level"][i]) == level, n
         assert int(ours["resolution"][i]) == 4 * 2 ** level
         np.testing.assert_allclose(float(ours["alpha"][i]), alpha, atol=1e-6, err_msg=str(n))
+        on_host = progan.growth(settings, 128, n, np)  # the loop's choice of a level's step
+        assert int(on_host["level"]) == level and int(on_host["stage"]) == int(ours["stage"][i])
     # The stage counts every change of level or of fading, and stops at the last.
     stages = np.asarray(ours["stage"])
     assert (np.diff(stages) >= 0).all() and stages[-1] == 2 * (7 - int(np.log2(start)))

@@ -13,7 +13,7 @@ normalisation. Both networks take `train=` so layers that behave differently in 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -77,11 +77,13 @@ def build_networks(config: ModelConfig) -> Networks:
     return Networks(generator, discriminator)
 
 
-def schedule_values(config: ModelConfig, images: jax.Array) -> dict[str, jax.Array]:
+def schedule_values(config: ModelConfig, images: jax.Array, xp: Any = jnp
+                    ) -> dict[str, jax.Array]:
     """The networks' "schedule" collection after `images` real images (Architecture.schedule;
-    ProGAN's level and alpha); {} for an architecture without one."""
+    ProGAN's level and alpha), computed with the array library `xp` (numpy on the host); {}
+    for an architecture without one."""
     schedule = ARCHITECTURES[config.arch].schedule
-    return {} if schedule is None else schedule(config, images)
+    return {} if schedule is None else schedule(config, images, xp)
 
 
 def networks_at_levels(config: ModelConfig, networks: Networks

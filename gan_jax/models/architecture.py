@@ -28,9 +28,10 @@ class Architecture(NamedTuple):
     head_init: Callable[[ModelConfig], nn.initializers.Initializer]
     default_d_norm: str  # "batch", "layer" or "none"
     # A network that changes during training (ProGAN's growing): (config, real images seen,
-    # an int32 array) -> the values of the networks' "schedule" collection, which the train
-    # step sets before every step. None: nothing scheduled.
-    schedule: Callable[[ModelConfig, Any], dict[str, Any]] | None = None
+    # an integer array, the array library: jax.numpy or numpy) -> the values of the networks'
+    # "schedule" collection, which the train step sets before every step. None: nothing
+    # scheduled.
+    schedule: Callable[[ModelConfig, Any, Any], dict[str, Any]] | None = None
     # (real images in [-1, 1], the schedule's values) -> the real images D is shown
     real_images: Callable[[Any, dict[str, Any]], Any] | None = None
     equalized_head: bool = False  # the head's layers with an equalised learning rate (ProGAN)

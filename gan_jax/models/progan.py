@@ -273,28 +273,30 @@ class ProGANDiscriminatorBody(nn.Module):
 # --- the schedule --------------------------------------------------------------------------
 
 
-def growth(p: ProGANSettings, resolution: int, images: jax.Array) -> dict[str, jax.Array]:
+def growth(p: ProGANSettings, resolution: int, images: jax.Array, xp: Any = jnp
+           ) -> dict[str, jax.Array]:
     """The schedule after `images` real images (an integer): {"level", "alpha", "stage",
     "resolution"}.
 
     The official TrainingSchedule: from model.progan.start_resolution, each resolution trains
     stable_kimg, then the next one fades in over fade_kimg, alpha rising linearly from 0 to 1,
     until the final side, which trains on. `stage` counts the stable and fading stages (0, 1,
-    2, ...); the step resets the optimizers where it changes (reset_optimizer).
+    2, ...); the step resets the optimizers where it changes (reset_optimizer). `xp` is the
+    array library: jax.numpy in the step, numpy where the host picks a level's compiled step.
     """
     first, last = first_level(p.start_resolution), len(level_sides(resolution)) - 1
     stable, fade = round(p.stable_kimg * 1000), round(p.fade_kimg * 1000)
-    images = jnp.asarray(images, jnp.int32)
+    images = xp.asarray(images, xp.int32)
     phase = images // (stable + fade)
     within = images - phase * (stable + fade)
     fading = within > stable
-    level = first + phase + fading.astype(jnp.int32)
-    alpha = jnp.where(fading, (within - stable).astype(jnp.float32) / max(fade, 1), 1.0)
+    level = first + phase + fading.astype(xp.int32)
+    alpha = xp.where(fading, (within - stable).astype(xp.float32) / max(fade, 1), 1.0)
     done = level > last
-    level = jnp.minimum(level, last).astype(jnp.int32)
+    level = xp.minimum(level, last).astype(xp.int32)
     return {"level": level, "resolution": FIRST_SIDE * 2 ** level,
-            "alpha": jnp.where(done, 1.0, alpha).astype(jnp.float32),
-            "stage": jnp.minimum(2 * phase + fading, 2 * (last - first)).astype(jnp.int32)}
+            "alpha": xp.where(done, 1.0, alpha).astype(xp.float32),
+            "stage": xp.minimum(2 * phase + fading, 2 * (last - first)).astype(xp.int32)}
 
 
 def real_images(images: jax.Array, schedule: dict[str, jax.Array]) -> jax.Array:
@@ -350,6 +352,7 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
 
 ARCHITECTURE = Architecture(
     build, head_init=fixed(initializers.normal(1.0)), default_d_norm="none",
-    schedule=lambda c, images: growth(c.progan, c.resolution, images), real_images=real_images,
+    schedule=lambda c, images, xp: growth(c.progan, c.resolution, images, xp),
+    real_images=real_images,
     equalized_head=True, resets_optimizers=lambda c: c.progan.reset_optimizer,
     networks_at_levels=networks_at_levels)

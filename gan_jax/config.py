@@ -178,6 +178,9 @@ class ProGANSettings:
     # a fresh optimizer state (moments and step count) for G and D at every stage boundary,
     # the official code's reset_opt_for_new_lod
     reset_optimizer: bool = True
+    # D's batch per resolution, "side:batch" pairs (the official minibatch_dict, e.g. its later
+    # preset "4:128,8:128,16:128,32:64,64:32,128:16"); sides not listed: train.batch_size
+    batch_sizes: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

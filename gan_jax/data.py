@@ -24,7 +24,8 @@ from typing import Callable, Iterator, NamedTuple
 import jax
 import numpy as np
 
-from gan_jax import image_files, sharding
+from gan_jax import batching, image_files, sharding
+from gan_jax.batching import Batching
 from gan_jax.config import DataConfig
 from gan_jax.errors import UserError
 
@@ -221,18 +222,31 @@ def check_channels(images: np.ndarray, channels: int, dataset: str) -> None:
 # --- batching ------------------------------------------------------------------------------
 
 
-def batch_indices(step: int, batch_size: int, num_examples: int, seed: int) -> np.ndarray:
+def batch_indices(step: int, batch_size: int | Batching, num_examples: int,
+                  seed: int) -> np.ndarray:
     """Dataset rows of the global batch at `step`: consecutive slices of per-epoch permutations.
 
-    A batch may span two epochs; every example is seen once per epoch.
+    `batch_size` is the rows of every batch, or a run's clock (gan_jax.batching) whose batch
+    changes from stage to stage. A batch may span two epochs; every example is seen once per
+    epoch.
     """
-    positions = step * batch_size + np.arange(batch_size, dtype=np.int64)
+    clock = _clock(batch_size)
+    size = batching.stage_of_step(clock, step).per_step
+    positions = int(batching.images_before(clock, step)) + np.arange(size, dtype=np.int64)
     epochs, offsets = np.divmod(positions, num_examples)
-    rows = np.empty(batch_size, np.int64)
+    rows = np.empty(size, np.int64)
     for epoch in np.unique(epochs):
         mask = epochs == epoch
         rows[mask] = _epoch_permutation(seed, int(epoch), num_examples)[offsets[mask]]
     return rows
+
+
+def _clock(batch_size: int | Batching) -> Batching:
+    return batching.constant(batch_size) if isinstance(batch_size, int) else batch_size
+
+
+def _batch_sizes(batch_size: int | Batching) -> list[int]:
+    return sorted({stage.per_step for stage in _clock(batch_size)})
 
 
 _permutation_cache: dict[tuple[int, int, int], np.ndarray] = {}
@@ -247,15 +261,16 @@ def _epoch_permutation(seed: int, epoch: int, num_examples: int) -> np.ndarray:
     return _permutation_cache[key]
 
 
-def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+def host_batches(images: np.ndarray, labels: np.ndarray, batch_size: int | Batching, seed: int,
                  start_step: int = 0, mesh: jax.sharding.Mesh | None = None
                  ) -> Iterator[dict[str, np.ndarray]]:
     """Endless iterator of the global batches from `start_step`; with a `mesh`, of this
     process's rows of each (all of them when there is one process)."""
-    rows_of_process = sharding.process_rows(batch_size, mesh)
+    rows_of_process = {size: sharding.process_rows(size, mesh) for size in _batch_sizes(batch_size)}
     step = start_step
     while True:
-        rows = batch_indices(step, batch_size, len(images), seed)[rows_of_process]
+        rows = batch_indices(step, batch_size, len(images), seed)
+        rows = rows[rows_of_process[len(rows)]]
         yield {"image": images[rows], "label": labels[rows]}
         step += 1
 
@@ -266,7 +281,8 @@ PLACEMENTS = ("auto", "device", "host")
 RESIDENT_LIMIT_BYTES = 1 << 30
 
 
-def batches_for(placement: str, images: np.ndarray, labels: np.ndarray, batch_size: int,
+def batches_for(placement: str, images: np.ndarray, labels: np.ndarray,
+                batch_size: int | Batching,
                 seed: int, mesh: jax.sharding.Mesh,
                 start_step: int = 0) -> Iterator[dict[str, jax.Array]]:
     """`resident_batches` or `device_batches` as `data.placement` says; the batches are equal."""
@@ -278,7 +294,8 @@ def batches_for(placement: str, images: np.ndarray, labels: np.ndarray, batch_si
     return make(images, labels, batch_size, seed, mesh, start_step)
 
 
-def resident_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+def resident_batches(images: np.ndarray, labels: np.ndarray, batch_size: int | Batching,
+                     seed: int,
                      mesh: jax.sharding.Mesh,
                      start_step: int = 0) -> Iterator[dict[str, jax.Array]]:
     """Global batches gathered on the devices from a copy of the whole dataset kept on each.
@@ -288,7 +305,8 @@ def resident_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, se
     rates (~1 ms) the per-batch host work of `device_batches` is a measurable share of the step.
     Yields exactly the batches of `host_batches`.
     """
-    sharding.check_batch_size(batch_size, mesh)
+    for size in _batch_sizes(batch_size):
+        sharding.check_batch_size(size, mesh)
     replicated = sharding.replicated(mesh)
     everything = {name: jax.make_array_from_process_local_data(replicated, value)
                   for name, value in (("image", images), ("label", labels))}
@@ -308,12 +326,14 @@ def _gather_rows(mesh: jax.sharding.Mesh):
                    out_shardings=sharding.batch_sharded(mesh))
 
 
-def device_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+def device_batches(images: np.ndarray, labels: np.ndarray, batch_size: int | Batching,
+                   seed: int,
                    mesh: jax.sharding.Mesh, start_step: int = 0,
                    prefetch: int = 2) -> Iterator[dict[str, jax.Array]]:
     """Global batches sharded on `mesh`, `prefetch` of them prepared ahead on a thread from
     host memory; each process loads its own rows of every global batch."""
-    sharding.check_batch_size(batch_size, mesh)
+    for size in _batch_sizes(batch_size):
+        sharding.check_batch_size(size, mesh)
     batches = host_batches(images, labels, batch_size, seed, start_step, mesh)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gan_jax_data") as pool:
         place = lambda: sharding.put_process_batch(next(batches), mesh)

@@ -29,7 +29,6 @@ import collections
 import contextlib
 import dataclasses
 import functools
-import math
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,7 +39,7 @@ import psutil
 from tqdm import tqdm
 
 from gan_jax import config as config_lib
-from gan_jax import data, sample, sharding
+from gan_jax import batching, data, sample, sharding
 from gan_jax.checkpoint import Checkpointer, has_checkpoint, latest_checkpoint_step, ocp_layout
 from gan_jax.compatibility import check_labels
 from gan_jax.config import Config, EvalConfig
@@ -48,6 +47,7 @@ from gan_jax.errors import UserError
 from gan_jax.evaluate import GeneratorEvaluator, describe
 from gan_jax.files import check_can_write, storage_advice, storage_errno
 from gan_jax.metric_writers import MetricWriter, forget_metrics_after, read_metrics
+from gan_jax.models import run_batching
 from gan_jax.preemption import StopSignals
 from gan_jax.train import (Gan, TrainState, build_gan, generate_images, init_state,
                            level_of_step, level_train_steps, sample_latents, sampling_state_for,
@@ -76,15 +76,9 @@ class TrainingDiverged(UserError):
     """Losses, gradients or parameters became non-finite."""
 
 
-def steps_for_kimg(kimg: float, batch_size: int) -> int:
-    """Train steps that show at least `kimg` thousand real images (at least one step)."""
-    return max(1, math.ceil(kimg * 1000 / batch_size))
-
-
 def total_steps(config: Config) -> int:
     """The train steps of a whole run (each shows D train.n_critic batches)."""
-    return steps_for_kimg(config.train.total_kimg,
-                          config.train.batch_size * config.train.n_critic)
+    return batching.steps_to_show(run_batching(config), config.train.total_kimg * 1000)
 
 
 def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None = None,
@@ -101,6 +95,9 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     check_can_write(workdir, "the run directory", folder=True)
     mesh = sharding.make_mesh(devices)
     sharding.check_batch_size(t.batch_size, mesh)
+    for stage in run_batching(config)[1:]:  # per-resolution batches (model.progan.batch_sizes)
+        sharding.check_batch_size(stage.per_step // t.n_critic, mesh,
+                                  "a batch of model.progan.batch_sizes")
     gan = build_gan(config)
     dataset = data.load_dataset(config.data, config.model.resolution)
     if config.data.per_class is not None:
@@ -147,16 +144,19 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
         config_lib.save_config(config, workdir / "config.json")
         forget_metrics_after(workdir, start_step)  # steps after it are trained (logged) again
 
-    # Every step shows D n_critic batches of real images; schedules count those images.
-    images_per_step = t.batch_size * t.n_critic
+    # Every step shows D n_critic batches of real images; schedules and intervals count those
+    # images (gan_jax.batching), each interval rounded up to whole steps.
+    clock = run_batching(config)
+    shown = functools.partial(batching.images_before, clock)
     last_step = total_steps(config)
-    log_every = steps_for_kimg(t.log_every_kimg, images_per_step)
-    sample_every = steps_for_kimg(t.sample_every_kimg, images_per_step)
-    checkpoint_every = steps_for_kimg(t.checkpoint_every_kimg, images_per_step)
-    eval_every = (steps_for_kimg(config.eval.every_kimg, images_per_step)
-                  if config.eval.every_kimg is not None else last_step)
+    every = functools.partial(batching.interval_images, clock)
+    due = functools.partial(batching.is_due, clock)
+    log_every, sample_every = every(t.log_every_kimg), every(t.sample_every_kimg)
+    checkpoint_every = every(t.checkpoint_every_kimg)
+    eval_every = every(config.eval.every_kimg) if config.eval.every_kimg is not None else None
+    eval_due = lambda step: step == last_step or (eval_every is not None and due(step, eval_every))
 
-    train_step = _train_step(config, gan, mesh, images_per_step)
+    train_step = _train_step(config, gan, mesh, clock)
     grid_latents = sharding.replicate(sample_latents(grid_key, t.grid_size, gan.latent_dim,
                                                      config.eval.truncation), mesh)
     # Compiled now, so the first sample grid does not stall training or count against img/s;
@@ -165,10 +165,10 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
     generate = jax.jit(lambda state, z: generate_images(gan, sampling_state(state), z)).lower(
         state, grid_latents).compile()
     batches_from = functools.partial(data.batches_for, config.data.placement, images, labels,
-                                     images_per_step, t.seed, mesh)
+                                     clock, t.seed, mesh)
     batches = batches_from(start_step=start_step)
     writer = MetricWriter(workdir) if writes else None
-    bar = tqdm(total=last_step * images_per_step, initial=start_step * images_per_step,
+    bar = tqdm(total=int(shown(last_step)), initial=int(shown(start_step)),
                unit="img", unit_scale=True, dynamic_ncols=True, disable=not (progress and writes))
 
     def evaluate(state: TrainState, step: int) -> float:
@@ -177,7 +177,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
         results = evaluator(state)
         now = time.perf_counter()
         if writer:
-            writer.write_scalars(step, {**results, "kimg": step * images_per_step / 1000,
+            writer.write_scalars(step, {**results, "kimg": int(shown(step)) / 1000,
                                         "wall_s": now - started,
                                         "eval_s": now - evaluation_started})
         bar.write(f"step {step}: {describe(results, evaluator.reference, config.eval)}")
@@ -191,8 +191,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
         # A run stopped during (or just before) an evaluation resumes from the checkpoint saved
         # before it: evaluate that step now, or its result (for a finished run, the final one)
         # is never made.
-        if (evaluator.specs and start_step > 0
-                and (start_step % eval_every == 0 or start_step == last_step)
+        if (evaluator.specs and start_step > 0 and eval_due(start_step)
                 and not _evaluated(workdir, start_step)):
             evaluate(state, start_step)
         while step < last_step:
@@ -201,22 +200,22 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
             in_flight.append(metrics["finite"])
             if len(in_flight) > MAX_STEPS_IN_FLIGHT:  # see MAX_STEPS_IN_FLIGHT
                 in_flight.popleft().block_until_ready()
-            bar.update(images_per_step)
+            bar.update(int(shown(step) - shown(step - 1)))
             is_last = step == last_step
             stopping = stop.agreed(step)
-            log_now = step % log_every == 0 or is_last or stopping
-            evaluate_now = (evaluator.specs and not stopping
-                            and (step % eval_every == 0 or is_last))
+            log_now = due(step, log_every) or is_last or stopping
+            evaluate_now = evaluator.specs and not stopping and eval_due(step)
             # A checkpoint also precedes every evaluation, so a failed evaluation loses nothing.
-            checkpoint_now = step % checkpoint_every == 0 or is_last or evaluate_now or stopping
+            checkpoint_now = (due(step, checkpoint_every) or is_last or evaluate_now
+                              or stopping)
             try:
                 # Never log or save a diverged state.
                 values = _checked(metrics, step, checkpointer) if log_now or checkpoint_now else {}
                 if log_now:
                     now = time.perf_counter()
-                    values["img_per_sec"] = ((step - last_log[0]) * images_per_step
+                    values["img_per_sec"] = (int(shown(step) - shown(last_log[0]))
                                              / (now - last_log[1]))
-                    values["kimg"] = step * images_per_step / 1000
+                    values["kimg"] = int(shown(step)) / 1000
                     values["wall_s"] = now - started
                     values.update(memory_use())
                     last_log = (step, now)
@@ -243,7 +242,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
                     writer = MetricWriter(workdir)
                     writer.write_scalars(step, {"rollback": 1.0,
                                                 "lr_multiplier": float(state.lr_multiplier)})
-                bar.n = step * images_per_step
+                bar.n = int(shown(step))
                 bar.write(f"{diverged}: rolled back to step {step} with the learning rates x"
                           f"{float(state.lr_multiplier):g} ({rollbacks_left} rollbacks left)")
                 last_log = (step, time.perf_counter())
@@ -256,7 +255,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
                 bar.write(f"stopped by {stop.requested} after step {step}: checkpoint saved in "
                           f"{checkpointer.directory}; run the same command to resume")
                 break
-            if step % sample_every == 0 or is_last:  # one computation over every process
+            if due(step, sample_every) or is_last:  # one computation over every process
                 _save_samples(generate(state, grid_latents), step, workdir, writer, writes)
             if evaluate_now:
                 evaluation_s = evaluate(state, step)
@@ -274,7 +273,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
     return state
 
 
-def _train_step(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images_per_step: int
+def _train_step(config: Config, gan: Gan, mesh: jax.sharding.Mesh, clock: batching.Batching
                 ) -> Callable[[int, TrainState, dict, jax.Array], tuple[TrainState, dict]]:
     """(step before it, state, batch, key) -> (state, metrics): the compiled train step, or for
     a growing architecture (ProGAN) the compiled step of the schedule's level, each level
@@ -285,7 +284,7 @@ def _train_step(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images_per_st
         return lambda step, state, batch, key: step_fn(state, batch, key)
     compiled = {level: sharding.jit_train_step(fn, mesh) for level, fn in levels.items()}
     return lambda step, state, batch, key: compiled[
-        level_of_step(config, step, images_per_step)](state, batch, key)
+        level_of_step(config, step, clock)](state, batch, key)
 
 
 def stage_postfix(values: dict[str, float]) -> dict[str, str]:

@@ -33,12 +33,13 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
-def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+def check_batch_size(batch_size: int, mesh: Mesh, key: str = "train.batch_size") -> None:
+    """Refuses a batch (`key` names its setting) that the mesh's devices cannot split."""
     devices = mesh.devices.size
     if batch_size % devices:
-        raise UserError(f"train.batch_size={batch_size} is not divisible by the {devices} "
+        raise UserError(f"{key}={batch_size} is not divisible by the {devices} "
                         f"devices; use a multiple of {devices}, e.g. "
-                        f"train.batch_size={max(devices, batch_size // devices * devices)}")
+                        f"{max(devices, batch_size // devices * devices)}")
 
 
 def jit_train_step(step_fn: Callable, mesh: Mesh) -> Callable:

@@ -24,9 +24,10 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax import augment, penalties
+from gan_jax.batching import images_before
 from gan_jax.config import Config, RegConfig
 from gan_jax.errors import UserError
-from gan_jax.models import DiscriminatorOutput
+from gan_jax.models import DiscriminatorOutput, run_batching
 
 if TYPE_CHECKING:
     from gan_jax.train import Gan, TrainState
@@ -227,12 +228,12 @@ def g_adversarial(view: View) -> tuple[jax.Array, Aux]:
     return view.gan.loss.g(view.fake().logits)
 
 
-def top_k_count(config: Config, step: jax.Array) -> jax.Array:
-    """Sinha et al.'s k at `step`: the batch times top_k_decay per epoch, at least top_k_min
-    of it (rounded down, at least 1)."""
-    r, batch = config.reg, config.train.batch_size
-    epochs = step.astype(jnp.float32) * batch * config.train.n_critic / (
-        1000.0 * r.top_k_epoch_kimg)
+def top_k_count(config: Config, images_seen: jax.Array, batch: int) -> jax.Array:
+    """Sinha et al.'s k after `images_seen` real images (an integer array), for `batch` fakes:
+    the batch times top_k_decay per epoch, at least top_k_min of it (rounded down, at least
+    1)."""
+    r = config.reg
+    epochs = images_seen.astype(jnp.float32) / (1000.0 * r.top_k_epoch_kimg)
     fraction = jnp.maximum(r.top_k_decay ** epochs, r.top_k_min)
     return jnp.maximum(jnp.floor(fraction * batch), 1.0)
 
@@ -243,7 +244,8 @@ def g_adversarial_top_k(view: View) -> tuple[jax.Array, Aux]:
     sample's value is the loss of that sample alone."""
     logits = view.fake().logits
     per_sample = jax.vmap(lambda logit: view.gan.loss.g(logit[None])[0])(logits)
-    k = top_k_count(view.config, view.state.step)
+    k = top_k_count(view.config, images_before(run_batching(view.config), view.state.step, jnp),
+                    logits.shape[0])
     rank = jnp.argsort(jnp.argsort(-logits))  # 0 for the fake D scores highest
     chosen = (rank < k).astype(per_sample.dtype)
     return jnp.sum(chosen * per_sample) / k, {"top_k": k}

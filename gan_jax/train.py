@@ -38,12 +38,13 @@ import optax
 from flax import struct
 
 from gan_jax import augment
+from gan_jax.batching import Batching, images_before
 from gan_jax.compatibility import check_config
 from gan_jax.config import Config, EvalConfig, OptimConfig
 from gan_jax.errors import UserError
 from gan_jax.losses import AdversarialLoss, make_loss
 from gan_jax.models import (Networks, build_networks, networks_at_levels, resets_optimizers,
-                            schedule_values, shown_reals)
+                            run_batching, schedule_values, shown_reals)
 from gan_jax.terms import (StepInputs, StepKeys, Term, View, ViewKeys, augment_probability,
                            generate, initial_slots, terms_for)
 
@@ -433,20 +434,22 @@ def reals_for_d(c: Config, reals: jax.Array, schedule: dict[str, jax.Array],
     return flat.reshape(reals.shape)
 
 
-def ema_beta(step: jax.Array, batch_size: int, half_life_kimg: float,
+def ema_beta(images_seen: jax.Array, batch_size: int, half_life_kimg: float,
              rampup: float | None, start_kimg: float = 0.0) -> jax.Array:
-    """Per-step EMA decay for a half-life in images (StyleGAN2-ADA): 0.5 ** (B / half_life).
+    """Per-step EMA decay for a half-life in images (StyleGAN2-ADA): 0.5 ** (B / half_life),
+    for a step of B real images after `images_seen` (an integer array).
 
     With ramp-up the half-life is at most `rampup` times the images seen so far, so early,
     fast-changing weights are not averaged over a long past. Before `start_kimg` the decay is
     0: the EMA is G itself (BigGAN-PyTorch's ema_start).
     """
+    seen = images_seen.astype(jnp.float32)
     half_life = jnp.asarray(half_life_kimg * 1000.0, jnp.float32)
     if rampup is not None:
-        half_life = jnp.minimum(half_life, step.astype(jnp.float32) * batch_size * rampup)
+        half_life = jnp.minimum(half_life, seen * rampup)
     beta = 0.5 ** (batch_size / jnp.maximum(half_life, 1e-8))
     if start_kimg:
-        beta = jnp.where(step.astype(jnp.float32) * batch_size < start_kimg * 1000.0, 0.0, beta)
+        beta = jnp.where(seen < start_kimg * 1000.0, 0.0, beta)
     return beta
 
 
@@ -465,10 +468,15 @@ def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
     levels = level_train_steps(gan)
     if levels is None:
         return _train_step_for(gan)
+    if len(run_batching(gan.config)) > 1:
+        raise UserError("model.progan.batch_sizes changes the batch with the level, which one "
+                        "function cannot take; call each level's own step "
+                        "(gan_jax.train.level_train_steps, as the training loop does)")
     first, steps = min(levels), [step for _, step in sorted(levels.items())]
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
-        level = schedule_values(gan.config.model, state.step * batch["image"].shape[0])["level"]
+        shown = state.step * batch["image"].shape[0]
+        level = schedule_values(gan.config.model, shown)["level"]
         return jax.lax.switch(level - first, steps, state, batch, key)
     return train_step
 
@@ -487,10 +495,19 @@ def level_train_steps(gan: Gan) -> dict[int, Callable[[TrainState, Batch, jax.Ar
             for level, networks in levels.items()}
 
 
-def level_of_step(config: Config, step: int, images_per_step: int) -> int:
-    """The schedule's level during train step `step` (0-based: the state's step before it),
-    computed on the host with NumPy: no device work between the loop's steps."""
-    return int(schedule_values(config.model, step * images_per_step, np)["level"])
+def level_of_step(config: Config, step: int, clock: Batching) -> int:
+    """The schedule's level during train step `step` (0-based: the state's step before it) of
+    a run with the clock `clock` (`run_batching`), computed on the host with NumPy: no device
+    work between the loop's steps."""
+    return int(schedule_values(config.model, images_before(clock, step), np)["level"])
+
+
+def images_before_step(clock: Batching, step: jax.Array, batch: Batch) -> jax.Array:
+    """Real images shown before the step with the state's `step`, inside the step. A constant
+    clock counts the batch the step is given, so research code may call it with any batch."""
+    if len(clock) == 1:
+        return step * batch["image"].shape[0]
+    return images_before(clock, step, jnp)
 
 
 def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
@@ -498,17 +515,19 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
     c = gan.config
     n_critic = c.train.n_critic
     g_lazy, d_lazy = lazy_every(gan, "g"), lazy_every(gan, "d")
+    clock = run_batching(c)
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):
         step_keys = jax.random.split(jax.random.fold_in(key, state.step), n_critic + 1)
         batches = critic_batches(batch, n_critic)
-        schedule = schedule_values(c.model, state.step * batch["image"].shape[0])
+        shown = images_before_step(clock, state.step, batch)
+        schedule = schedule_values(c.model, shown)
         state = enter_stage(gan, state, schedule)
         reals = reals_for_d(c, images_to_float(batches["image"]), schedule,
                              jax.random.fold_in(jax.random.fold_in(key, state.step), MIRROR))
         all_labels = batches["label"] if gan.num_classes else None
         labels_at = lambda i: all_labels[i] if all_labels is not None else None
-        kimg = state.step.astype(jnp.float32) * batch["image"].shape[0] / 1000.0
+        kimg = shown.astype(jnp.float32) / 1000.0
         lr_scale = learning_rate_scale(c.optim, c.train.total_kimg, kimg) * state.lr_multiplier
         state = state.replace(
             g_opt_state=_with_learning_rate(
@@ -539,7 +558,7 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         state, d_metrics = _d_update(gan, state, inputs, keys, first_d_index + n_critic - 1)
 
         state, g_metrics = _g_update(gan, state, inputs, pull_back_to_g, step_keys[n_critic],
-                                     images_per_step=batch["image"].shape[0])
+                                     images_seen=shown, images_per_step=batch["image"].shape[0])
         metrics = {**d_metrics, **g_metrics,
                    "g_param_norm": optax.global_norm(state.g_params),
                    "d_param_norm": optax.global_norm(state.d_params),
@@ -554,7 +573,8 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
 
 
 def _g_update(gan: Gan, state: TrainState, inputs: StepInputs, pull_back_to_g: Callable,
-              key: jax.Array, images_per_step: int) -> tuple[TrainState, Metrics]:
+              key: jax.Array, images_seen: jax.Array,
+              images_per_step: int) -> tuple[TrainState, Metrics]:
     """The generator update against the updated D (G's main phase): terms of the fakes pulled
     back through their forward pass, plus terms of G's parameters; then its lazy phase when
     one is due, the EMA and historical averages. The EMA's half-life counts real images shown
@@ -602,7 +622,7 @@ def _g_update(gan: Gan, state: TrainState, inputs: StepInputs, pull_back_to_g: C
         metrics |= lazy_metrics
         g_params = state.g_params
     if c.optim.ema_kimg is not None:
-        beta = ema_beta(state.step, images_per_step, c.optim.ema_kimg, c.optim.ema_rampup,
+        beta = ema_beta(images_seen, images_per_step, c.optim.ema_kimg, c.optim.ema_rampup,
                         c.optim.ema_start_kimg)
         state = _with_slots(state, ema=ema_update(state.slots["ema"], g_params, beta))
     if c.reg.historical_averaging:

@@ -11,7 +11,8 @@ from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import with_overrides
 from gan_jax.errors import UserError
 from gan_jax import loop
-from gan_jax.loop import TrainingDiverged, steps_for_kimg, train
+from gan_jax.batching import steps_for_kimg
+from gan_jax.loop import TrainingDiverged, train
 from gan_jax.metric_writers import read_metrics
 from gan_jax.train import build_gan, init_state
 from tests.conftest import DCGAN_CONFIG, requires_fashion_mnist

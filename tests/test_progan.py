@@ -13,16 +13,17 @@ from PIL import Image
 
 from experiments import sample as sample_cli
 from experiments.configs import progan as progan_recipes
-from gan_jax import sharding
+from gan_jax import batching, data, sharding
 from gan_jax.checkpoint import Checkpointer, ocp_layout
 from gan_jax.config import Config, ProGANSettings, with_overrides
 from gan_jax.errors import UserError
 from gan_jax.loop import stage_postfix, train
 from gan_jax.metric_writers import read_metrics
-from gan_jax.models import layers, progan
+from gan_jax.models import layers, progan, run_batching
 from gan_jax.terms import d_drift
-from gan_jax.train import (build_gan, enter_stage, init_state, optimizer_updates, reals_for_d,
-                           scheduled, train_step_for, with_schedule)
+from gan_jax.train import (build_gan, enter_stage, init_state, level_of_step, level_train_steps,
+                           optimizer_updates, reals_for_d, scheduled, train_step_for,
+                           with_schedule)
 from tests.conftest import requires_fashion_mnist
 from tests.helpers import leaves, random_batch
 
@@ -196,6 +197,68 @@ def test_growth_matches_the_official_training_schedule(start, stable, fade):
     assert (np.diff(stages) >= 0).all() and stages[-1] == 2 * (7 - int(np.log2(start)))
 
 
+@pytest.mark.parametrize("start,stable,fade,sizes,base,n_critic", [
+    (4, 0.1, 0.05, "4:16,8:8,16:4", 12, 1),  # every level its own batch
+    (8, 0.03, 0.0, "16:3", 8, 2),  # no fading; 8x8 at train.batch_size, two critic batches
+    (4, 0.0, 0.04, "8:32,16:32", 4, 1),  # no stable stage; a batch larger than a stage
+])
+def test_per_resolution_batches_follow_the_official_minibatch_schedule(
+        start, stable, fade, sizes, base, n_critic):
+    """The official loop: each minibatch sized by the schedule of the images shown so far."""
+    config = tiny(model__resolution=16, model__progan__start_resolution=start,
+                  model__progan__stable_kimg=stable, model__progan__fade_kimg=fade,
+                  model__progan__batch_sizes=sizes, train__batch_size=base,
+                  train__n_critic=n_critic)
+    clock = run_batching(config)
+    by_side = {int(side): int(size) for side, size in (p.split(":") for p in sizes.split(","))}
+    shown, rows = 0, []
+    for step in range(120):
+        level, _ = _official_schedule(shown / 1000, stable, fade, start, 16)
+        per_step = by_side.get(4 * 2 ** level, base) * n_critic
+        assert int(batching.images_before(clock, step)) == shown, step
+        assert batching.stage_of_step(clock, step).per_step == per_step, step
+        assert level_of_step(config, step, clock) == level, step
+        rows.append(data.batch_indices(step, clock, 50, seed=3))
+        shown += per_step
+    assert batching.steps_to_show(clock, shown) == 120
+    # The batches read the data in order: each example once per epoch, as with one batch size.
+    order = np.concatenate(rows)
+    for epoch in range(len(order) // 50):
+        assert sorted(order[50 * epoch:50 * (epoch + 1)]) == list(range(50))
+
+
+@pytest.mark.parametrize("variant", sorted(v for v in progan_recipes.VARIANTS if v))
+def test_every_recipe_builds_and_the_v2_preset_sizes_its_batches_per_resolution(variant):
+    config = progan_recipes.get_config(variant)
+    build_gan(config)
+    clock = run_batching(config)
+    if variant == "celeba_v2":  # 128 to the end of 16x16's stable stage, then 64, 32, 16
+        assert [stage.per_step for stage in clock] == [128, 64, 32, 16]
+        # 32x32 fades in after five stages of 600 kimg: its first step at 23438 x 128 images
+        assert clock[1] == batching.BatchStage(23438, 3_000_064, 64)
+    else:
+        assert len(clock) == 1
+
+
+def test_per_resolution_batches_train_each_level_at_its_own_batch():
+    config = tiny(model__progan__batch_sizes="4:16,8:8")  # 4x4: two steps of 16; 8x8: 8
+    gan, clock = build_gan(config), run_batching(config)
+    steps = {level: jax.jit(fn) for level, fn in level_train_steps(gan).items()}
+    state, history = init_state(gan, jax.random.key(0)), []
+    for step in range(6):
+        rows = batching.stage_of_step(clock, step).per_step
+        batch = random_batch(tiny(train__batch_size=rows), seed=step)
+        state, metrics = steps[level_of_step(config, step, clock)](state, batch,
+                                                                   jax.random.key(7))
+        history.append(jax.device_get(metrics))
+    # 32 images at 4x4, then the fade over 32 images at 8 per step, then stable.
+    assert [int(h["resolution"]) for h in history] == [4, 4, 8, 8, 8, 8]
+    np.testing.assert_allclose([h["alpha"] for h in history], [1, 1, 0.5, 0.75, 1, 1])
+    assert all(h["finite"] for h in history)
+    with pytest.raises(UserError, match="call each level's own step"):
+        train_step_for(gan)
+
+
 def test_real_images_fade_like_the_official_process_reals():
     x = np.random.default_rng(2).uniform(-1, 1, (3, 16, 16, 2))
 
@@ -317,18 +380,27 @@ def test_mirroring_flips_real_images_left_right_at_random():
 
 @pytest.mark.slow  # two runs of the CLI's loop (100 s on 2 cores); the step's own resume above
 @requires_fashion_mnist
-def test_a_run_resumed_mid_fade_grows_on_and_ends_bitwise_as_an_uninterrupted_one(tmp_path):
-    config = progan_recipes.get_config("fashion_mnist.test")  # 16x16 -> 32x32 in 5 steps
+@pytest.mark.parametrize("batch_sizes,stopped_at,alphas", [
+    # 16 images per step: 16 stable at 16x16, 32x32 fading in over 48, stable from 64.
+    ("", 3, [1, 1, 1 / 3, 2 / 3, 1]),
+    # The official per-resolution batches: 16 at 16x16 (two steps, to 32 images), then 8.
+    ("16:16,32:8", 4, [1, 1, 1 / 3, 1 / 2, 2 / 3, 5 / 6, 1, 1]),
+])
+def test_a_run_resumed_mid_fade_grows_on_and_ends_bitwise_as_an_uninterrupted_one(
+        tmp_path, batch_sizes, stopped_at, alphas):
+    config = with_overrides(progan_recipes.get_config("fashion_mnist.test"),  # 16 -> 32
+                            {"model.progan.batch_sizes": batch_sizes,
+                             "train.log_every_kimg": 0.008})
     uninterrupted = train(config, tmp_path / "a", progress=False)
-    stopped = with_overrides(config, {"train.total_kimg": 0.048})  # after step 3, mid-fade
-    assert int(train(stopped, tmp_path / "b", progress=False).step) == 3
+    stopped = with_overrides(config, {"train.total_kimg": 0.048})  # 48 images: mid-fade
+    assert int(train(stopped, tmp_path / "b", progress=False).step) == stopped_at
     resumed = train(config, tmp_path / "b", progress=False)
     chex.assert_trees_all_equal(jax.device_get(resumed), jax.device_get(uninterrupted),
                                 strict=True)
     rows = [row for row in read_metrics(tmp_path / "b") if "resolution" in row]
-    assert [row["resolution"] for row in rows] == [16, 16, 32, 32, 32]
-    np.testing.assert_allclose([row["alpha"] for row in rows], [1, 1, 1 / 3, 2 / 3, 1],
-                               rtol=1e-6)
+    assert [row["resolution"] for row in rows] == [16, 16] + [32] * (len(alphas) - 2)
+    np.testing.assert_allclose([row["alpha"] for row in rows], alphas, rtol=1e-6)
+    assert rows[-1]["kimg"] == 0.08
     assert (tmp_path / "b" / "samples" / "latest.png").is_file()
     # The sample CLI draws a finished run's grid at the final side, upscaled.
     sample_cli.main(["--run", str(tmp_path / "b"), "--out", str(tmp_path / "grid.png"),
@@ -349,6 +421,9 @@ def test_the_progress_bar_shows_the_stage():
     ({"model.spectral_norm": "d"}, "model.spectral_norm='d'"),
     ({"model.d_norm": "layer"}, "model.d_norm='layer'"),
     ({"model.progan.stable_kimg": 0.0, "model.progan.fade_kimg": 0.0}, "must be positive"),
+    ({"model.progan.batch_sizes": "4:16,16:8"}, "needs a side this run trains at \\(4, 8\\)"),
+    ({"model.progan.batch_sizes": "4=16"}, "'4=16' is not 'side:batch'"),
+    ({"model.progan.batch_sizes": "8:0"}, "a batch of at least 1"),
 ])
 def test_bad_progan_settings_are_refused_by_name(overrides, message):
     with pytest.raises(UserError, match=message):

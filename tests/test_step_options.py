@@ -127,18 +127,19 @@ def test_ema_after_n_steps_is_the_closed_form_weighted_average():
 
 def test_ema_half_life_and_rampup():
     # After one half-life of images the old average keeps weight 1/2.
-    beta = float(ema_beta(jnp.asarray(1000), 64, half_life_kimg=6.4, rampup=None))
+    beta = float(ema_beta(jnp.asarray(64_000), 64, half_life_kimg=6.4, rampup=None))
     assert beta ** (6400 / 64) == pytest.approx(0.5, rel=1e-5)
-    # Ramp-up: at step 0 the EMA is the current weights; at step 10 (640 images) the half-life
+    # Ramp-up: before any image the EMA is the current weights; after 640 images the half-life
     # is 0.05 * 640 = 32 images.
     assert float(ema_beta(jnp.asarray(0), 64, 10.0, rampup=0.05)) == 0.0
-    assert float(ema_beta(jnp.asarray(10), 64, 10.0, rampup=0.05)) == pytest.approx(0.5 ** 2)
+    assert float(ema_beta(jnp.asarray(640), 64, 10.0, rampup=0.05)) == pytest.approx(0.5 ** 2)
 
 
 def test_ema_start_copies_g_until_it_then_decays_as_without_it():
     # BigGAN-PyTorch's ema_start: 1000 steps of 64 images = 64 kimg.
-    before = ema_beta(jnp.asarray(999), 64, 10.0, None, start_kimg=64.0)
-    at, plain = (ema_beta(jnp.asarray(1000), 64, 10.0, None, start_kimg=s) for s in (64.0, 0))
+    before = ema_beta(jnp.asarray(999 * 64), 64, 10.0, None, start_kimg=64.0)
+    at, plain = (ema_beta(jnp.asarray(64_000), 64, 10.0, None, start_kimg=s)
+                 for s in (64.0, 0))
     assert float(before) == 0.0 and float(at) == float(plain) == pytest.approx(0.5 ** 0.0064)
 
 

@@ -110,8 +110,8 @@ def test_top_k_takes_the_generator_loss_of_the_fakes_d_scores_highest(loss, per_
 
 def test_top_k_starts_at_the_batch_and_stops_at_its_minimum():
     config = tiny_config(reg__top_k_min=0.5, train__batch_size=16)
-    assert int(terms.top_k_count(config, jnp.int32(0))) == 16
-    assert int(terms.top_k_count(config, jnp.int32(10 ** 6))) == 8
+    assert int(terms.top_k_count(config, jnp.int32(0), 16)) == 16
+    assert int(terms.top_k_count(config, jnp.int32(64 * 10 ** 6), 16)) == 8
 
 
 def test_a_relativistic_generator_loss_sees_d_on_the_real_batch():

@@ -23,6 +23,10 @@ Variants:
                  (the official v1 preset): 800 kimg per stage, batch 16, minibatch stddev
                  over groups of 16, horizontal flips, the EMA decay 0.999 per step (an 11 kimg
                  half-life at batch 16); for users with the data and a GPU.
+  celeba_v2      the same data and networks with the official code's later preset (v2):
+                 600 kimg per stage, minibatch stddev over groups of 4, and per-resolution
+                 batches (model.progan.batch_sizes) of 128 at 4x4-16x16, 64 at 32x32, 32 at
+                 64x64 and 16 at 128x128; the EMA keeps the v1 half-life in images.
   NAME.test      a tiny model and a few steps, from the last but one side to the final one,
                  for the test suite.
 """
@@ -55,6 +59,9 @@ CELEBA = {"data.source": "tfds", "data.dataset": "celeb_a", "data.crop": "57,25,
           "eval.every_kimg": 1200.0}
 # 16 images per step, 16x16 -> 32x32 in 5 steps: two stable at 16x16, two fading in 32x32
 # (alpha 1/3, 2/3; a step at exactly stable_kimg still counts as stable), one stable at 32x32.
+CELEBA_V2 = {**CELEBA, "model.minibatch_std": 4, "model.progan.stable_kimg": 600.0,
+             "model.progan.fade_kimg": 600.0,
+             "model.progan.batch_sizes": "4:128,8:128,16:128,32:64,64:32,128:16"}
 TEST = {"model.latent_dim": 16, "model.progan.fmap_base": 64, "model.progan.fmap_max": 16,
         "model.progan.stable_kimg": 0.016,
         "model.progan.fade_kimg": 0.048, **TEST_SCHEDULE, "train.total_kimg": 0.08,
@@ -62,7 +69,8 @@ TEST = {"model.latent_dim": 16, "model.progan.fmap_base": 64, "model.progan.fmap
 
 VARIANTS = {None: FASHION_MNIST, "fashion_mnist": FASHION_MNIST, "celeba": CELEBA,
             "fashion_mnist.test": {**FASHION_MNIST, **TEST, "model.progan.start_resolution": 16},
-            "celeba.test": {**CELEBA, **TEST, "model.progan.start_resolution": 64}}
+            "celeba.test": {**CELEBA, **TEST, "model.progan.start_resolution": 64},
+            "celeba_v2": CELEBA_V2}
 
 
 def get_config(variant: str | None = None) -> Config:

@@ -19,8 +19,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax import batching
 from gan_jax import config as config_lib
-from gan_jax.config import ModelConfig, check_section_bounds
+from gan_jax.config import Config, ModelConfig, check_section_bounds
 from gan_jax.errors import UserError
 from gan_jax.models import biggan, dcgan, infogan, mlp, progan, resnet
 from gan_jax.models.architecture import Architecture, conv_implementation
@@ -75,6 +76,15 @@ def build_networks(config: ModelConfig) -> Networks:
         kernel_init=architecture.head_init(config),
         equalized_lr=architecture.equalized_head)
     return Networks(generator, discriminator)
+
+
+def run_batching(config: Config) -> batching.Batching:
+    """The run's clock (gan_jax.batching): train.batch_size * train.n_critic real images per
+    step, or the architecture's own stages where its batch changes with its schedule
+    (ProGAN's model.progan.batch_sizes)."""
+    t, staged = config.train, ARCHITECTURES[config.model.arch].batching
+    stages = staged(config.model, t.batch_size, t.n_critic) if staged else None
+    return stages or batching.constant(t.batch_size * t.n_critic)
 
 
 def schedule_values(config: ModelConfig, images: jax.Array, xp: Any = jnp

@@ -41,6 +41,9 @@ class Architecture(NamedTuple):
     # level and switches between them by the schedule's "level". None: one step.
     networks_at_levels: Callable[[ModelConfig, nn.Module, nn.Module],
                                  dict[int, tuple[nn.Module, nn.Module]]] | None = None
+    # (config, train.batch_size, train.n_critic) -> the run's clock (gan_jax.batching) where
+    # the batch changes with the schedule (ProGAN's per-resolution batches); None: constant.
+    batching: Callable[[ModelConfig, int, int], Any] | None = None
 
 
 def fixed(init: nn.initializers.Initializer

@@ -34,9 +34,11 @@ metrics see the current resolution upscaled to the final one, and the real image
 G's output is linear, as the paper's (the images are clipped to [-1, 1] only when they become
 pixels). Where the paper's table 2 and the official code differ, this follows the code that
 made the published results (its fused up- and downsampling convolutions: the same functions,
-with D's activation after the pooling). The batch is train.batch_size at every stage: the
-paper's runs use 16 from 4x4 to 128x128 (lower above, for memory); the official code's later
-preset sizes it per resolution (128 at 4x4-16x16, 64 at 32x32, ...), which is not implemented.
+with D's activation after the pooling). The batch is train.batch_size at every stage, as in
+the paper's runs (16 from 4x4 to 128x128, lower above for memory), or per resolution with
+model.progan.batch_sizes, as the official code's later preset (128 at 4x4-16x16, 64 at 32x32,
+...): each level then has its own batch, and the run's clock (gan_jax.batching) counts the
+images of each stage's own batch, so every schedule stays in kimg.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax import batching
 from gan_jax.config import ModelConfig, ProGANSettings
 from gan_jax.errors import UserError
 from gan_jax.models import initializers
@@ -299,6 +302,52 @@ def growth(p: ProGANSettings, resolution: int, images: jax.Array, xp: Any = jnp
             "stage": xp.minimum(2 * phase + fading, 2 * (last - first)).astype(xp.int32)}
 
 
+def batch_sizes(p: ProGANSettings, resolution: int) -> dict[int, int]:
+    """model.progan.batch_sizes as {side: D's batch}: "side:batch" pairs, e.g. the official
+    code's later preset "4:128,8:128,16:128,32:64,64:32,128:16"; a side not listed trains at
+    train.batch_size (its minibatch_base)."""
+    sides = level_sides(resolution)[first_level(p.start_resolution):]
+    sizes = {}
+    for pair in filter(None, p.batch_sizes.replace(" ", "").split(",")):
+        try:
+            side, size = (int(part) for part in pair.split(":"))
+        except ValueError:
+            raise UserError(f"model.progan.batch_sizes={p.batch_sizes!r}: {pair!r} is not "
+                            "'side:batch' (e.g. '4:128,8:128,16:64')") from None
+        if side not in sides or size < 1:
+            raise UserError(f"model.progan.batch_sizes={p.batch_sizes!r}: {pair!r} needs a "
+                            f"side this run trains at ({', '.join(map(str, sides))}) and a "
+                            "batch of at least 1")
+        sizes[side] = size
+    return sizes
+
+
+def stage_batching(c: ModelConfig, batch_size: int, n_critic: int) -> batching.Batching | None:
+    """The run's clock when model.progan.batch_sizes changes the batch with the level: each
+    level's steps show its own batch (times n_critic) from the first step whose images seen
+    put `growth` at that level, as the official loop sizes each minibatch by the schedule of
+    the images shown so far. None when every level has the same batch."""
+    p = c.progan
+    sizes = batch_sizes(p, c.resolution)
+    sides = level_sides(c.resolution)[first_level(p.start_resolution):]
+    per_level = [sizes.get(side, batch_size) * n_critic for side in sides]
+    if len(set(per_level)) == 1:
+        return None
+    stable, fade = round(p.stable_kimg * 1000), round(p.fade_kimg * 1000)
+    stages = [batching.BatchStage(0, 0, per_level[0])]
+    for level, per_step in enumerate(per_level[1:], 1):
+        if per_step == stages[-1].per_step:
+            continue  # the same batch goes on
+        # the fewest images at which `growth` is at this level (its fade-in's first image)
+        threshold = (level - 1) * (stable + fade) + stable + (1 if fade else 0)
+        last = stages[-1]
+        steps = max(0, math.ceil((threshold - last.images) / last.per_step))
+        stage = batching.BatchStage(last.step + steps, last.images + steps * last.per_step,
+                                    per_step)
+        stages[-1:] = [last, stage] if steps else [stage]
+    return tuple(stages)
+
+
 def real_images(images: jax.Array, schedule: dict[str, jax.Array]) -> jax.Array:
     """Real images (N, R, R, C) as D sees them at the schedule's level: pooled to its side and,
     while it fades in, blended with the previous level's image (the official process_reals),
@@ -335,6 +384,7 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
     if p.stable_kimg + p.fade_kimg <= 0:
         raise UserError("model.progan.stable_kimg + model.progan.fade_kimg must be positive: "
                         "they are the length of each stage")
+    batch_sizes(p, c.resolution)  # refused here, before anything trains
     unsupported = [(key, value) for key, value, default in (
         ("model.d_norm", d_norm, "none"), ("model.spectral_norm", c.spectral_norm, "none"),
         ("model.attention_resolution", c.attention_resolution, 0)) if value != default]
@@ -353,6 +403,7 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
 ARCHITECTURE = Architecture(
     build, head_init=fixed(initializers.normal(1.0)), default_d_norm="none",
     schedule=lambda c, images, xp: growth(c.progan, c.resolution, images, xp),
+    batching=stage_batching,
     real_images=real_images,
     equalized_head=True, resets_optimizers=lambda c: c.progan.reset_optimizer,
     networks_at_levels=networks_at_levels)

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.configs import lucic_fashion_mnist
+from experiments.configs import best_fashion_mnist, lucic_fashion_mnist
 from experiments.configs.gan_zoo import RECIPES, VARIANTS
 from gan_jax.compatibility import check_labels
 from gan_jax.config import load_config, with_overrides
@@ -15,15 +15,18 @@ from tests.helpers import leaves, random_batch, tiny_config
 
 ZOO = REPO / "experiments" / "configs" / "gan_zoo.py"
 LUCIC = REPO / "experiments" / "configs" / "lucic_fashion_mnist.py"
+BEST = REPO / "experiments" / "configs" / "best_fashion_mnist.py"
+EXPERIMENTS = {"zoo": ZOO, "lucic": LUCIC, "best": BEST}
 
 
 def _config(variant, experiment=ZOO):
     return load_config(f"{experiment}:{variant}")
 
 
-@pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_every_variant_builds_and_initialises(variant):
-    config = _config(variant)
+@pytest.mark.parametrize("variant", [*sorted(VARIANTS), *(
+    pytest.param(name, id=f"best:{name}") for name in sorted(best_fashion_mnist.RECIPES))])
+def test_every_variant_builds_and_initialises(variant, request):
+    config = _config(variant, BEST if request.node.callspec.id.startswith("best:") else ZOO)
     gan = build_gan(config)
     state = jax.eval_shape(lambda key: init_state(gan, key), jax.random.key(0))
     assert all(x.dtype == np.float32 for x in jax.tree.leaves(state.g_params))
@@ -47,12 +50,16 @@ _SLOW_RECIPES = ("sngan_resnet", "cgan_projection", "biggan", "wgan_gp", "sngan_
     # zoo's, tested above on the DCGAN networks.
     *(pytest.param(f"{name}.test", id=f"lucic:{name}",
                    marks=[] if name == "ns_gan" else [pytest.mark.slow])
-      for name in sorted(lucic_fashion_mnist.RECIPES))])
+      for name in sorted(lucic_fashion_mnist.RECIPES)),
+    # The best-recipe candidates: the zoo's combinations at 28x28 (sngan_ema_diffaug is the
+    # last of them at the zoo's width), so in the slow suite.
+    *(pytest.param(f"{name}.test", id=f"best:{name}", marks=pytest.mark.slow)
+      for name in sorted(best_fashion_mnist.RECIPES))])
 def test_every_recipe_runs_one_finite_step_on_tiny_data(variant, request):
     """Each (loss x architecture x conditioning x regulariser) combination of the zoo, and each
     row of the "Are GANs Created Equal?" table on its InfoGAN networks."""
-    lucic = request.node.callspec.id.startswith("lucic:")
-    config = _config(variant, LUCIC if lucic else ZOO)
+    experiment = request.node.callspec.id.partition(":")[0]
+    config = _config(variant, EXPERIMENTS.get(experiment, ZOO))
     gan = build_gan(config)
     before = init_state(gan, jax.random.key(0))
     after, metrics = jax.jit(train_step_for(gan))(before, random_batch(config), jax.random.key(1))

@@ -43,6 +43,9 @@ CASES: dict[str, dict[str, Any]] = {
     "dcgan64_b512": {"model.resolution": 64, "train.batch_size": 512},
     "dcgan32_b64": {"model.resolution": 32, "train.batch_size": 64},
     "sngan32_b64_n5": {"recipe": "sngan_resnet", "train.batch_size": 64},
+    # gan_zoo.py:biggan's Fashion-MNIST size (ch 8, 2 D updates); no PyTorch transcription
+    # of its step here: run it with --torch-modes ''
+    "biggan32_fashion_b64_n2": {"variant": "biggan", "train.batch_size": 64},
     "mlp28_b100": {"experiment": "mlp_gan_fashion_mnist"},
 }
 DCGAN = {"model.arch": "dcgan", "model.channels": 3, "model.g_width": 64, "model.d_width": 64,
@@ -67,6 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--scale", choices=("full", "tiny"), default="full")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
+    parser.add_argument("--conv-implementations", default="auto",
+                        help="model.conv_implementation values to time gan_jax's step with")
     parser.add_argument("--profile", action="store_true",
                         help="also write a jax.profiler trace of each JAX case under --out")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_step"))
@@ -82,8 +87,11 @@ def case_config(case: str, dtype: str, scale: str):
     from gan_jax.config import Config, with_overrides
     overrides = dict(CASES[case])
     recipe, experiment = overrides.pop("recipe", None), overrides.pop("experiment", None)
+    variant = overrides.pop("variant", None)
     if experiment:  # the experiment's own data shape (the MLP GAN: 28x28x1)
         base = importlib.import_module(f"experiments.configs.{experiment}").get_config()
+    elif variant:  # a zoo recipe at its Fashion-MNIST size
+        base = gan_zoo.get_config(variant)
     elif recipe:
         base = with_overrides(Config(), {**gan_zoo.RECIPES[recipe], "model.channels": 3})
     else:
@@ -145,10 +153,12 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
             "jax": jax.__version__}
 
 
-def run_jax_case(case: str, dtype: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_jax_case(case: str, dtype: str, conv: str, args: argparse.Namespace) -> dict[str, Any]:
+    from gan_jax.config import with_overrides
     profile = str(args.out / "profiles" / f"{case}_{dtype}") if args.profile else None
-    return time_train_step(case_config(case, dtype, args.scale), args.steps, args.repeats,
-                           args.warmup, profile)
+    config = with_overrides(case_config(case, dtype, args.scale),
+                            {"model.conv_implementation": conv})
+    return time_train_step(config, args.steps, args.repeats, args.warmup, profile)
 
 
 def torch_step_factory(config, mode: str, dtype: str):
@@ -159,6 +169,8 @@ def torch_step_factory(config, mode: str, dtype: str):
         return lambda device: torch_dcgan.DCGANStep(m.resolution, m.channels, m.g_width,
                                                     m.latent_dim, t.batch_size, mode, dtype,
                                                     device)
+    if m.arch not in ("dcgan", "resnet", "mlp"):
+        raise ValueError(f"no PyTorch transcription of the {m.arch} step")
     if m.arch == "resnet":
         networks = lambda: torch_gans.sngan_networks(m.g_width, m.d_width, m.latent_dim,  # noqa: E731
                                                      m.channels)
@@ -200,7 +212,8 @@ def worker(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if spec["kind"] == "peak":
         return {"measured_bf16_tflops": matmul_peak_tflops()}
     if spec["framework"] == "jax":
-        return run_jax_case(spec["case"], spec["dtype"], args)
+        return run_jax_case(spec["case"], spec["dtype"], spec.get("conv_implementation", "auto"),
+                            args)
     return run_torch_case(spec["case"], spec["dtype"], spec["mode"], args)
 
 
@@ -226,7 +239,9 @@ def specs(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for case in args.cases.split(","):
         for dtype in args.dtypes.split(","):
-            out.append({"kind": "step", "framework": "jax", "case": case, "dtype": dtype})
+            out += [{"kind": "step", "framework": "jax", "case": case, "dtype": dtype,
+                     "conv_implementation": conv}
+                    for conv in args.conv_implementations.split(",")]
             out += [{"kind": "step", "framework": "torch", "case": case, "dtype": dtype,
                      "mode": mode} for mode in torch_modes]
     return out
@@ -243,18 +258,19 @@ def derived(row: dict[str, Any], peak: float | None, datasheet: float | None) ->
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    header = (f"{'case':<16}{'dtype':<10}{'framework':<22}{'img/s':>10}{'ms/step':>10}"
+    header = (f"{'case':<24}{'dtype':<10}{'framework':<22}{'img/s':>10}{'ms/step':>10}"
               f"{'TFLOP/s':>9}{'%peak':>7}{'%sheet':>7}{'peak MiB':>10}")
     lines = [header, "-" * len(header)]
     number = lambda v, f: format(v, f) if v is not None else "-"
     for r in rows:
-        name = r["framework"] + ("" if r["framework"] == "jax" else f" {r['mode']}")
+        name = r["framework"] + (f" {r.get('conv_implementation', 'auto')}"
+                                 if r["framework"] == "jax" else f" {r['mode']}")
         if "error" in r:
-            lines.append(f"{r['case']:<16}{r['dtype']:<10}{name:<22}  failed: {r['error']}")
+            lines.append(f"{r['case']:<24}{r['dtype']:<10}{name:<22}  failed: {r['error']}")
             continue
         memory = r.get("peak_memory_bytes")
         lines.append(
-            f"{r['case']:<16}{r['dtype']:<10}{name:<22}{r['img_per_sec']:>10,.0f}"
+            f"{r['case']:<24}{r['dtype']:<10}{name:<22}{r['img_per_sec']:>10,.0f}"
             f"{r['ms_per_step']:>10.3f}{r['tflops']:>9.2f}"
             f"{number(r['pct_measured_bf16_peak'], '.1f'):>7}"
             f"{number(r['pct_datasheet_bf16_peak'], '.1f'):>7}"
@@ -290,7 +306,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rows = []
     for spec in specs(args):
         rows.append(run_in_subprocess(spec, argv, args.timeout))
-        print(f"{spec['framework']:>5} {spec['case']} {spec['dtype']} {spec.get('mode', '')}: "
+        print(f"{spec['framework']:>5} {spec['case']} {spec['dtype']} "
+              f"{spec.get('mode', spec.get('conv_implementation'))}: "
               f"{rows[-1].get('error') or format(rows[-1]['seconds_per_step'] * 1e3, '.3f')} "
               "ms", flush=True)
     device = next((r["device"] for r in rows if r.get("framework") == "jax" and "device" in r),

@@ -47,12 +47,12 @@ class ConvBNReLU(nn.Module):
     @nn.compact
     def __call__(self, x):
         (ph, pw), s = self.spec.padding, self.spec.stride
-        # Patches times a matrix on the CPU for every layer, where it is faster than XLA's
-        # convolution even forward (gan_jax.models.convolution); lax's (cuDNN) elsewhere.
-        implementation = "xla" if default_implementation() == "xla" else "matmul"
+        # Patches times a matrix on the CPU, where it is faster than XLA's convolution even
+        # forward (gan_jax.models.convolution); lax's (cuDNN) elsewhere.
         y = Conv2d(self.spec.features, self.spec.kernel, strides=(s, s),
                    padding=((ph, ph), (pw, pw)), dtype=self.dtype, param_dtype=jnp.float32,
-                   precision=self.precision, implementation=implementation, name="conv")(x)
+                   precision=self.precision, implementation=default_implementation(),
+                   name="conv")(x)
         return nn.relu(y)
 
 

@@ -69,6 +69,6 @@ def generator_classes(c: ModelConfig) -> int:
 
 
 def conv_implementation(c: ModelConfig) -> str:
-    """model.conv_implementation, with "auto" resolved for the platform JAX runs on (by_shape
+    """model.conv_implementation, with "auto" resolved for the platform JAX runs on (matmul
     on the CPU, xla on GPUs and TPUs: gan_jax.models.convolution)."""
     return default_implementation() if c.conv_implementation == "auto" else c.conv_implementation

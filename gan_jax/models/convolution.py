@@ -36,25 +36,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-IMPLEMENTATIONS = ("matmul", "xla", "by_shape")
+IMPLEMENTATIONS = ("matmul", "xla")
 # Below this many columns on either side of the matrix product (an RGB input layer's 4*4*3 = 48
 # patch columns, an RGB output layer's 2*2*3 = 12 phase channels), XLA:CPU's own convolution is
 # faster, gradients included: the product is too thin to use the machine (measured on 2 cores:
 # DCGAN's first D layer at batch 128, forward and backward, 24 ms with lax vs 51 ms as matmul).
 MIN_MATMUL_WIDTH = 64
-# "by_shape": a stride-1 convolution of fewer multiply-adds per image than this is faster as
-# lax's own, forward and both gradients, than as a product (experiments.benchmarks.conv_forms
-# on 2 cores, batch 64, ms forward + backward, lax vs patches x matrix: 32x32x32 -> 32 3x3
-# (9.4M MACs) 74 vs 119, 16x16x128 -> 128 (38M) 130 vs 163, 8x8x256 -> 256 (38M) 66 vs 102;
-# above it the product wins: 16x16x256 -> 256 (151M) 452 vs 536, 32x32x256 -> 256 (604M)
-# 1965 vs 2543). Strided convolutions keep the product: lax's strided gradients are slow.
-MAX_LAX_MACS = 75_000_000
 
 
 def default_implementation(backend: str | None = None) -> str:
-    """by_shape on the CPU, where XLA's convolution gradients are slow for most layers;
-    xla (cuDNN, TPU convolutions) elsewhere, where the native kernels are the fast ones."""
-    return "by_shape" if (backend or jax.default_backend()) == "cpu" else "xla"
+    """matmul on the CPU, where XLA's convolution gradients are slow; xla (cuDNN, TPU
+    convolutions) elsewhere, where the native kernels are the fast ones."""
+    return "matmul" if (backend or jax.default_backend()) == "cpu" else "xla"
 
 
 def _pair(value: int | Sequence[int] | None, default: int = 1) -> tuple[int, int]:
@@ -210,9 +203,7 @@ class Conv(nn.Conv):
     that applies: 2D NHWC, no dilation, one feature group, no mask, padding >= 0, a product at
     least MIN_MATMUL_WIDTH wide. A thinner stride-1 layer is lax's convolution with the tap-wise
     kernel gradient (`conv_tap_kernel_grad`); anything else, and every layer with "xla", is
-    Flax's own lax convolution. "by_shape" is "matmul" except that a stride-1 layer of fewer
-    than MAX_LAX_MACS multiply-adds per image is Flax's own convolution, the faster one on the
-    CPU at that size. Named like Flax's layer (Conv_0/kernel, ...)."""
+    Flax's own lax convolution. Named like Flax's layer (Conv_0/kernel, ...)."""
 
     implementation: str = "xla"
     min_matmul_width: int = MIN_MATMUL_WIDTH
@@ -229,24 +220,16 @@ class Conv(nn.Conv):
     def _form(self, inputs: jax.Array) -> str:
         """"matmul", "taps" or "flax": how this call is computed."""
         kernel_size = _pair(self.kernel_size)
-        if not (self.implementation != "xla" and inputs.ndim == 4 and len(kernel_size) == 2
+        if not (self.implementation == "matmul" and inputs.ndim == 4 and len(kernel_size) == 2
                 and _pair(self.kernel_dilation) == _pair(self.input_dilation) == (1, 1)
                 and self.feature_group_count == 1 and self.mask is None
                 and not (isinstance(self.padding, str) and self.padding == "CIRCULAR")
                 and min(min(p) for p in self._explicit_padding(inputs)) >= 0):
             return "flax"
         width = min(int(np.prod(kernel_size)) * inputs.shape[-1], self.features)
-        stride_1 = _pair(self.strides) == (1, 1)
-        if width < self.min_matmul_width:
-            return "taps" if stride_1 else "flax"
-        if self.implementation == "by_shape" and stride_1:
-            (top, bottom), (left, right) = self._explicit_padding(inputs)
-            out_h = inputs.shape[1] + top + bottom - kernel_size[0] + 1
-            out_w = inputs.shape[2] + left + right - kernel_size[1] + 1
-            macs = out_h * out_w * int(np.prod(kernel_size)) * inputs.shape[-1] * self.features
-            if macs < MAX_LAX_MACS:
-                return "flax"
-        return "matmul"
+        if width >= self.min_matmul_width:
+            return "matmul"
+        return "taps" if _pair(self.strides) == (1, 1) else "flax"
 
     @nn.compact
     def __call__(self, inputs: jax.Array) -> jax.Array:
@@ -288,7 +271,6 @@ class ConvTranspose(nn.ConvTranspose):
     @nn.compact
     def __call__(self, inputs: jax.Array) -> jax.Array:
         _check(self.implementation)
-        # "by_shape" is "matmul" here: lax's stride-1 form of it was the slow one (cpu_speed.md)
         if self.implementation == "xla" or not self._subpixel_applies(inputs):
             return super().__call__(inputs)
         size, stride = _pair(self.kernel_size)[0], _pair(self.strides)[0]

@@ -54,7 +54,7 @@ class DCGANGenerator(nn.Module):
     num_classes: int = 0  # > 0: class-conditional BatchNorm gains and biases
     spectral_norm: bool = False
     dtype: Any = jnp.float32  # compute dtype; parameters stay float32
-    conv_implementation: str = "xla"  # gan_jax.models.convolution.IMPLEMENTATIONS
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
     attention_resolution: int = 0  # SAGAN self-attention on the hidden map of this side
 
     @nn.compact
@@ -98,7 +98,7 @@ class DCGANDiscriminatorBody(nn.Module):
     spectral_norm: bool = False
     minibatch_std: int = 0  # group size of ProGAN's stddev feature before the head; 0 = off
     dtype: Any = jnp.float32
-    conv_implementation: str = "xla"  # gan_jax.models.convolution.IMPLEMENTATIONS
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
     attention_resolution: int = 0  # SAGAN self-attention on the hidden map of this side
 
     @nn.compact

@@ -110,7 +110,7 @@ class GBlock(nn.Module):
     bn_momentum: float = 0.9
     spectral_norm: bool = False
     dtype: Any = jnp.float32
-    conv_implementation: str = "xla"  # gan_jax.models.convolution.IMPLEMENTATIONS
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, labels: jax.Array | None, *, train: bool) -> jax.Array:
@@ -133,7 +133,7 @@ class DBlockFirst(nn.Module):
     features: int
     spectral_norm: bool = False
     dtype: Any = jnp.float32
-    conv_implementation: str = "xla"  # gan_jax.models.convolution.IMPLEMENTATIONS
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -154,7 +154,7 @@ class DBlock(nn.Module):
     spectral_norm: bool = False
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
-    conv_implementation: str = "xla"  # gan_jax.models.convolution.IMPLEMENTATIONS
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -183,7 +183,7 @@ class ResNetGenerator(nn.Module):
     bn_momentum: float = 0.9
     spectral_norm: bool = False  # on every convolution and Dense (SAGAN, BigGAN)
     dtype: Any = jnp.float32  # compute dtype; parameters stay float32
-    conv_implementation: str = "xla"  # gan_jax.models.convolution.IMPLEMENTATIONS
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
     attention_resolution: int = 0  # SAGAN self-attention after the block of this side
 
     @nn.compact
@@ -220,7 +220,7 @@ class ResNetDiscriminatorBody(nn.Module):
     minibatch_std: int = 0  # group size of ProGAN's stddev map before the last block; 0 = off
     bn_momentum: float = 0.9
     dtype: Any = jnp.float32
-    conv_implementation: str = "xla"  # gan_jax.models.convolution.IMPLEMENTATIONS
+    conv_implementation: str = "xla"  # gan_jax.models.convolution: "matmul" or "xla"
     attention_resolution: int = 0  # SAGAN self-attention after the first block of this side
 
     @nn.compact

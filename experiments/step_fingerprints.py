@@ -3,8 +3,9 @@
     python -m experiments.step_fingerprints record --out fingerprints.json
     python -m experiments.step_fingerprints check --against fingerprints.json
 
-For every recipe of the zoo and of the "Are GANs Created Equal?" table (their `.test` variants:
-tiny networks) and for the step's options the recipes leave out (lazy and R2 penalties,
+For every recipe of the zoo, of the "Are GANs Created Equal?" table and of the best-recipe
+candidates, and for ProGAN's Fashion-MNIST recipe (their `.test` variants: tiny
+networks), and for the step's options the recipes leave out (lazy and R2 penalties,
 feature matching, historical averaging, label smoothing, ADA, minibatch features, projection
 and bfloat16 on the DCGAN networks, LeCam, bCR, top-k, orthogonal regularisation, RpGAN
 with R1 + R2), this builds the GAN, runs two jit-compiled steps on a fixed random batch from a
@@ -65,10 +66,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
 
 def cases(only: list[str] | None = None) -> dict[str, Config]:
     """Every fingerprinted config by name, or those named in `only`."""
-    from experiments.configs import gan_zoo, lucic_fashion_mnist
+    from experiments.configs import best_fashion_mnist, gan_zoo, lucic_fashion_mnist
     found = {}
     for experiment, recipes in (("gan_zoo", gan_zoo.RECIPES),
-                                ("lucic_fashion_mnist", lucic_fashion_mnist.RECIPES)):
+                                ("lucic_fashion_mnist", lucic_fashion_mnist.RECIPES),
+                                ("best_fashion_mnist", best_fashion_mnist.RECIPES),
+                                ("progan", ("fashion_mnist",))):
         for name in sorted(recipes):
             found[f"{experiment}:{name}"] = load_config(f"{CONFIGS / experiment}.py:{name}.test")
     for name, overrides in OPTIONS.items():

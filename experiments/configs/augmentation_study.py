@@ -11,7 +11,7 @@ DCGAN networks at 28x28 with conditional BatchNorm in G and the projection discr
 (Miyato & Koyama 2018), hinge loss, spectral norm in D, Adam (0, 0.9), a generator EMA and
 DiffAugment translation + cutout: with 1,000 training images D overfits quickly, and
 DiffAugment is what Zhao et al. 2020 found to matter most there. 600 kimg = 600 epochs of the
-1,000 images. Expected: not yet measured (no GPU has run it).
+1,000 images. Expected: not yet measured.
 
 `:test` is a tiny model and a few steps for the test suite.
 """

@@ -4,7 +4,7 @@ Full run (20 epochs = 1200 kimg, the "Are GANs Created Equal?" budget; for a GPU
     python -m experiments.train --config experiments/configs/dcgan_fashion_mnist.py \
         --workdir runs/dcgan_fashion_mnist
     Logs fid10k (10k samples vs the 10k test images, clean resize) every 300 kimg and at the end.
-    Expected: not yet measured (no GPU was available when this config was written).
+    Expected: not yet measured.
 
 `:cpu`, the README quickstart (about 6 minutes on 2 CPU cores, 345.6 kimg = 5.8 epochs; the
 matmul convolutions of gan_jax.models.convolution made the step 1.5x faster on the CPU, and the

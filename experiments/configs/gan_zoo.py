@@ -25,7 +25,7 @@ Variants are `NAME`, `NAME.cifar10` and either with `.test` appended:
   sngan_ema_diffaug  the project's candidate for its best Fashion-MNIST recipe: hinge_sngan
                    with Adam (0, 0.9), a generator EMA (10 kimg half-life, StyleGAN2's ramp-up;
                    samples and FID use it) and DiffAugment translation + cutout on every image
-                   D sees. Not tuned: no GPU has run it yet.
+                   D sees. Not tuned; its Fashion-MNIST ablation is best_fashion_mnist.py.
   biggan           Brock et al. 2019 at 32x32, conditional: BigGAN-PyTorch's networks with
                    StudioGAN's CIFAR-10 settings (configs/CIFAR10/BigGAN.yaml: z 80 in 4
                    hierarchical chunks, shared embedding 128, G 4 x 96 and D 4 x 48 channels,

@@ -46,6 +46,8 @@ CASES: dict[str, dict[str, Any]] = {
     # gan_zoo.py:biggan's Fashion-MNIST size (ch 8, 2 D updates); no PyTorch transcription
     # of its step here: run it with --torch-modes ''
     "biggan32_fashion_b64_n2": {"variant": "biggan", "train.batch_size": 64},
+    # progan.py:fashion_mnist's step at its final level (32x32), as the loop trains it
+    "progan32_fashion_b64": {"experiment": "progan", "train.batch_size": 64},
     "mlp28_b100": {"experiment": "mlp_gan_fashion_mnist"},
 }
 DCGAN = {"model.arch": "dcgan", "model.channels": 3, "model.g_width": 64, "model.d_width": 64,
@@ -126,8 +128,9 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
 
     from gan_jax import sharding
     from gan_jax.flops import train_step_flops
-    from gan_jax.train import build_gan, init_state, train_step_for
+    from gan_jax.train import build_gan, init_state, level_train_steps, train_step_for
     gan = build_gan(config)
+    levels = level_train_steps(gan)  # a growing model: its final level's step, as trained
     mesh = sharding.make_mesh()
     state = jax.jit(lambda k: init_state(gan, k), out_shardings=sharding.replicated(mesh))(
         jax.random.key(0))
@@ -137,7 +140,7 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
     batch = sharding.put_process_batch(
         {"image": rng.integers(0, 256, (rows, m.resolution, m.resolution, m.channels), np.uint8),
          "label": rng.integers(0, m.num_classes, (rows,), np.int32)}, mesh)
-    step = sharding.jit_train_step(train_step_for(gan), mesh)
+    step = sharding.jit_train_step(levels[max(levels)] if levels else train_step_for(gan), mesh)
     compiled = step.lower(state, batch, jax.random.key(1)).compile()
     seconds, state = time_steps(step, state, batch, jax.random.key(1), steps, repeats, warmup)
     if profile_dir:

@@ -19,11 +19,11 @@ from gan_jax.config import Config, ProGANSettings, with_overrides
 from gan_jax.errors import UserError
 from gan_jax.loop import stage_postfix, train
 from gan_jax.metric_writers import read_metrics
-from gan_jax.models import layers, progan, run_batching
+from gan_jax.models import layers, progan, run_batching, schedule_values
 from gan_jax.terms import d_drift
-from gan_jax.train import (build_gan, enter_stage, init_state, level_of_step, level_train_steps,
-                           optimizer_updates, reals_for_d, scheduled, train_step_for,
-                           with_schedule)
+from gan_jax.train import (build_gan, enter_stage, images_before_step, init_state, level_of_step,
+                           level_train_steps, optimizer_updates, reals_for_d, scheduled,
+                           train_step_for, with_schedule)
 from tests.conftest import requires_fashion_mnist
 from tests.helpers import leaves, random_batch
 
@@ -240,6 +240,21 @@ def test_every_recipe_builds_and_the_v2_preset_sizes_its_batches_per_resolution(
         assert len(clock) == 1
 
 
+def test_the_step_counts_images_and_sets_the_schedule_by_the_clock():
+    """What the step computes from the clock (its own compilation in the slow test below)."""
+    config = tiny(model__progan__batch_sizes="4:16,8:8")
+    clock, batch = run_batching(config), {"image": jnp.zeros((8, 8, 8, 1))}
+    schedule = jax.jit(lambda step: schedule_values(
+        config.model, images_before_step(clock, step, batch)))
+    values = [jax.device_get(schedule(jnp.int32(step))) for step in range(6)]
+    assert [int(v["resolution"]) for v in values] == [4, 4, 8, 8, 8, 8]
+    np.testing.assert_allclose([v["alpha"] for v in values], [1, 1, 0.5, 0.75, 1, 1])
+    # One batch size: the step counts the batch it is given, whatever the config says.
+    constant = run_batching(tiny())
+    assert int(images_before_step(constant, jnp.int32(3), batch)) == 24
+
+
+@pytest.mark.slow  # two compilations of the step (15-50 s on 2 cores); the clock in it above
 def test_per_resolution_batches_train_each_level_at_its_own_batch():
     # 4x4: two steps of 16; 8x8: 8. Without the penalty's double backward: two compilations
     # of the step, each half as long.

@@ -14,9 +14,9 @@ Variants:
                  "Are GANs Created Equal?" budget of 1200 kimg: nf = min(256 / 2^r, 64)
                  channels (64, 64, 32, 16 at 4, 8, 16, 32), z of 64 (the official latent
                  size is nf(0)), 100 kimg per stage, 500 stable at 32x32, batch 64, an EMA of G
-                 with a 10 kimg half-life; fid10k at the end. Sized for 2 CPU cores: 39 real
-                 images/s at 32x32 and 64 at 16x16 in a probe that shared the cores with
-                 another run, so some 3 hours; not tuned, not measured yet.
+                 with a 10 kimg half-life; fid10k at the end. Sized for 2 CPU cores: 84-87 real
+                 images/s at 32x32 with nothing else running (cpu_speed.md), so about 3
+                 hours; not tuned, not measured yet.
   celeba         CelebA (tensorflow-datasets `celeb_a`) as the official dataset tool cuts it:
                  the 128x128 square centred on (121, 89), no resize; 4 -> ... -> 128 with the
                  paper's networks (fmap_base 8192, fmap_max 512, z 512) and its runs' settings

@@ -392,7 +392,11 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
         key, value = unsupported[0]
         raise UserError(f"model.arch='progan' has no {key.split('.')[-1]} (the paper's "
                         f"networks): {key}={value!r}; leave it at its default")
-    conv, first = conv_implementation(c), first_level(p.start_resolution)
+    # "auto" is lax's convolution on every platform: ProGAN's layers are thin (16-64 channels
+    # at Fashion-MNIST's size), and on the CPU its 32x32 step took 0.73-0.76 s with lax
+    # against 1.06-1.15 s as patch products (experiments/results/cpu_speed.md).
+    conv = "xla" if c.conv_implementation == "auto" else conv_implementation(c)
+    first = first_level(p.start_resolution)
     return (ProGANGenerator(c.resolution, c.channels, p.fmap_base, p.fmap_max,
                             generator_classes(c), first_level=first, dtype=dtype,
                             conv_implementation=conv),

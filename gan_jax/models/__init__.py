@@ -82,41 +82,44 @@ def run_batching(config: Config) -> batching.Batching:
     """The run's clock (gan_jax.batching): train.batch_size * train.n_critic real images per
     step, or the architecture's own stages where its batch changes with its schedule
     (ProGAN's model.progan.batch_sizes)."""
-    t, staged = config.train, ARCHITECTURES[config.model.arch].batching
+    t, grows = config.train, ARCHITECTURES[config.model.arch].growth
+    staged = grows.batching if grows else None
     stages = staged(config.model, t.batch_size, t.n_critic) if staged else None
     return stages or batching.constant(t.batch_size * t.n_critic)
 
 
 def schedule_values(config: ModelConfig, images: jax.Array, xp: Any = jnp
                     ) -> dict[str, jax.Array]:
-    """The networks' "schedule" collection after `images` real images (Architecture.schedule;
+    """The networks' "schedule" collection after `images` real images (Growth.schedule;
     ProGAN's level and alpha), computed with the array library `xp` (numpy on the host); {}
     for an architecture without one."""
-    schedule = ARCHITECTURES[config.arch].schedule
-    return {} if schedule is None else schedule(config, images, xp)
+    grows = ARCHITECTURES[config.arch].growth
+    return {} if grows is None else grows.schedule(config, images, xp)
 
 
 def networks_at_levels(config: ModelConfig, networks: Networks
                        ) -> dict[int, Networks] | None:
     """{level: the networks fixed at it} for an architecture that grows (ProGAN); else None."""
-    at_levels = ARCHITECTURES[config.arch].networks_at_levels
-    if at_levels is None:
+    grows = ARCHITECTURES[config.arch].growth
+    if grows is None:
         return None
-    return {level: Networks(*pair) for level, pair in at_levels(config, *networks).items()}
+    return {level: Networks(*pair)
+            for level, pair in grows.networks_at_levels(config, *networks).items()}
 
 
 def resets_optimizers(config: ModelConfig) -> bool:
     """Whether a new stage of the schedule starts the optimizers afresh (ProGAN's
     model.progan.reset_optimizer)."""
-    return ARCHITECTURES[config.arch].resets_optimizers(config)
+    grows = ARCHITECTURES[config.arch].growth
+    return grows is not None and grows.resets_optimizers(config)
 
 
 def shown_reals(config: ModelConfig, images: jax.Array,
                 schedule: dict[str, jax.Array]) -> jax.Array:
-    """The real images D is shown under `schedule` (Architecture.real_images): the images
+    """The real images D is shown under `schedule` (Growth.real_images): the images
     themselves for an architecture without one."""
-    transform = ARCHITECTURES[config.arch].real_images
-    return images if transform is None else transform(images, schedule)
+    grows = ARCHITECTURES[config.arch].growth
+    return images if grows is None else grows.real_images(images, schedule)
 
 
 __all__ = ["ARCHITECTURES", "COMPUTE_DTYPES", "Architecture", "Discriminator",

@@ -5,9 +5,9 @@ Each of dcgan.py, infogan.py, resnet.py, biggan.py, progan.py and mlp.py ends wi
 config (checking what only it can check), the initialiser of the shared head
 (gan_jax.models.heads) for that config, initialised like the body's own layers, and D's
 normalisation under `model.d_norm=default` (its paper's). An architecture whose networks change
-during training (ProGAN's growing) also declares its schedule: the values the train step sets
-in the networks' "schedule" collection, the real images D is shown under it, and its networks
-at each fixed level.
+during training (ProGAN's growing) also declares its `Growth`: the values the train step sets
+in the networks' "schedule" collection, the real images D is shown under it, its networks at
+each fixed level, and its batch per level.
 `gan_jax.models.ARCHITECTURES` registers them by `model.arch`.
 """
 
@@ -22,28 +22,33 @@ from gan_jax.errors import UserError
 from gan_jax.models.convolution import default_implementation
 
 
+class Growth(NamedTuple):
+    """What an architecture whose networks change during training (ProGAN's growing)
+    declares: the train step sets the networks' "schedule" collection, shows D the real images
+    the schedule asks for, and compiles one step per level."""
+    # (config, real images seen (an integer array), the array library: jax.numpy or numpy) ->
+    # the values of the networks' "schedule" collection, set before every step
+    schedule: Callable[[ModelConfig, Any, Any], dict[str, Any]]
+    # (real images in [-1, 1], the schedule's values) -> the real images D is shown
+    real_images: Callable[[Any, dict[str, Any]], Any]
+    # (config, G, D) -> {level: (G, D) at that level}: one compiled step per level, chosen by
+    # the schedule's "level"
+    networks_at_levels: Callable[[ModelConfig, nn.Module, nn.Module],
+                                 dict[int, tuple[nn.Module, nn.Module]]]
+    # whether a new "stage" of the schedule starts G's and D's optimizers afresh
+    resets_optimizers: Callable[[ModelConfig], bool] = lambda config: False
+    # (config, train.batch_size, train.n_critic) -> the run's clock (gan_jax.batching) where
+    # the batch changes with the schedule (per-resolution batches); None: constant.
+    batching: Callable[[ModelConfig, int, int], Any] | None = None
+
+
 class Architecture(NamedTuple):
     # (config, compute dtype, D's resolved normalisation) -> (generator, discriminator body)
     build: Callable[[ModelConfig, Any, str], tuple[nn.Module, nn.Module]]
     head_init: Callable[[ModelConfig], nn.initializers.Initializer]
     default_d_norm: str  # "batch", "layer" or "none"
-    # A network that changes during training (ProGAN's growing): (config, real images seen,
-    # an integer array, the array library: jax.numpy or numpy) -> the values of the networks'
-    # "schedule" collection, which the train step sets before every step. None: nothing
-    # scheduled.
-    schedule: Callable[[ModelConfig, Any, Any], dict[str, Any]] | None = None
-    # (real images in [-1, 1], the schedule's values) -> the real images D is shown
-    real_images: Callable[[Any, dict[str, Any]], Any] | None = None
     equalized_head: bool = False  # the head's layers with an equalised learning rate (ProGAN)
-    # whether a new "stage" of the schedule starts G's and D's optimizers afresh
-    resets_optimizers: Callable[[ModelConfig], bool] = lambda config: False
-    # (config, G, D) -> {level: (G, D) at that level}: the train step compiles one step per
-    # level and switches between them by the schedule's "level". None: one step.
-    networks_at_levels: Callable[[ModelConfig, nn.Module, nn.Module],
-                                 dict[int, tuple[nn.Module, nn.Module]]] | None = None
-    # (config, train.batch_size, train.n_critic) -> the run's clock (gan_jax.batching) where
-    # the batch changes with the schedule (ProGAN's per-resolution batches); None: constant.
-    batching: Callable[[ModelConfig, int, int], Any] | None = None
+    growth: Growth | None = None  # networks that grow during training (ProGAN); None: fixed
 
 
 def fixed(init: nn.initializers.Initializer

@@ -55,7 +55,7 @@ from gan_jax import batching
 from gan_jax.config import ModelConfig, ProGANSettings
 from gan_jax.errors import UserError
 from gan_jax.models import initializers
-from gan_jax.models.architecture import (Architecture, conv_implementation, fixed,
+from gan_jax.models.architecture import (Architecture, Growth, conv_implementation, fixed,
                                          generator_classes)
 from gan_jax.models.layers import (HE_GAIN, EqualizedConv, EqualizedDense, avgpool2x,
                                    minibatch_stddev, pixel_norm, upsample2x)
@@ -406,8 +406,8 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
 
 ARCHITECTURE = Architecture(
     build, head_init=fixed(initializers.normal(1.0)), default_d_norm="none",
-    schedule=lambda c, images, xp: growth(c.progan, c.resolution, images, xp),
-    batching=stage_batching,
-    real_images=real_images,
-    equalized_head=True, resets_optimizers=lambda c: c.progan.reset_optimizer,
-    networks_at_levels=networks_at_levels)
+    equalized_head=True,
+    growth=Growth(schedule=lambda c, images, xp: growth(c.progan, c.resolution, images, xp),
+                  real_images=real_images, networks_at_levels=networks_at_levels,
+                  resets_optimizers=lambda c: c.progan.reset_optimizer,
+                  batching=stage_batching))

@@ -49,9 +49,14 @@ def check_config(config: Config) -> None:
         raise UserError("reg.top_k_min picks fakes by their own generator loss, but "
                         "train.loss='relativistic_pairing' pairs each fake with a real sample; "
                         "set reg.top_k_min=None or another train.loss")
-    if m.minibatch_std and t.batch_size % min(m.minibatch_std, t.batch_size):
-        raise UserError(f"model.minibatch_std={m.minibatch_std} groups must divide "
-                        f"train.batch_size={t.batch_size}; pick a divisor, e.g. 4")
+    # every batch D sees: train.batch_size, and each of a growing model's per-level batches
+    for stage in models.run_batching(config):
+        batch = stage.per_step // t.n_critic
+        if m.minibatch_std and batch % min(m.minibatch_std, batch):
+            source = ("train.batch_size" if batch == t.batch_size
+                      else "a batch of model.progan.batch_sizes")
+            raise UserError(f"model.minibatch_std={m.minibatch_std} groups must divide "
+                            f"{source}={batch}; pick a divisor, e.g. 4")
 
 
 def check_optim_config(o: OptimConfig) -> None:

@@ -18,6 +18,7 @@ import concurrent.futures
 import functools
 import gzip
 from collections import deque
+from numbers import Integral
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
@@ -242,7 +243,7 @@ def batch_indices(step: int, batch_size: int | Batching, num_examples: int,
 
 
 def _clock(batch_size: int | Batching) -> Batching:
-    return batching.constant(batch_size) if isinstance(batch_size, int) else batch_size
+    return batching.constant(int(batch_size)) if isinstance(batch_size, Integral) else batch_size
 
 
 def _batch_sizes(batch_size: int | Batching) -> list[int]:

@@ -95,9 +95,10 @@ def train(config: Config, workdir: Path, *, devices: Sequence[jax.Device] | None
     check_can_write(workdir, "the run directory", folder=True)
     mesh = sharding.make_mesh(devices)
     sharding.check_batch_size(t.batch_size, mesh)
-    for stage in run_batching(config)[1:]:  # per-resolution batches (model.progan.batch_sizes)
-        sharding.check_batch_size(stage.per_step // t.n_critic, mesh,
-                                  "a batch of model.progan.batch_sizes")
+    for stage in run_batching(config):  # per-resolution batches (model.progan.batch_sizes)
+        if stage.per_step != t.batch_size * t.n_critic:
+            sharding.check_batch_size(stage.per_step // t.n_critic, mesh,
+                                      "a batch of model.progan.batch_sizes")
     gan = build_gan(config)
     dataset = data.load_dataset(config.data, config.model.resolution)
     if config.data.per_class is not None:

@@ -221,6 +221,9 @@ def test_per_resolution_batches_follow_the_official_minibatch_schedule(
         rows.append(data.batch_indices(step, clock, 50, seed=3))
         shown += per_step
     assert batching.steps_to_show(clock, shown) == 120
+    # Every level listed at one batch other than train.batch_size: that batch throughout.
+    same = tiny(model__progan__batch_sizes="4:8,8:8")
+    assert run_batching(same) == batching.constant(8)
     # The batches read the data in order: each example once per epoch, as with one batch size.
     order = np.concatenate(rows)
     for epoch in range(len(order) // 50):
@@ -442,6 +445,8 @@ def test_the_progress_bar_shows_the_stage():
     ({"model.progan.batch_sizes": "4:16,16:8"}, "needs a side this run trains at \\(4, 8\\)"),
     ({"model.progan.batch_sizes": "4=16"}, "'4=16' is not 'side:batch'"),
     ({"model.progan.batch_sizes": "8:0"}, "a batch of at least 1"),
+    ({"model.progan.batch_sizes": "8:6"},
+     "minibatch_std=4 groups must divide a batch of model.progan.batch_sizes=6"),
 ])
 def test_bad_progan_settings_are_refused_by_name(overrides, message):
     with pytest.raises(UserError, match=message):

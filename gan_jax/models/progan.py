@@ -326,13 +326,14 @@ def stage_batching(c: ModelConfig, batch_size: int, n_critic: int) -> batching.B
     """The run's clock when model.progan.batch_sizes changes the batch with the level: each
     level's steps show its own batch (times n_critic) from the first step whose images seen
     put `growth` at that level, as the official loop sizes each minibatch by the schedule of
-    the images shown so far. None when every level has the same batch."""
+    the images shown so far. None when every level trains at train.batch_size."""
     p = c.progan
+    check_resolution(c.resolution, p.start_resolution)  # may be asked before the networks
     sizes = batch_sizes(p, c.resolution)
     sides = level_sides(c.resolution)[first_level(p.start_resolution):]
     per_level = [sizes.get(side, batch_size) * n_critic for side in sides]
-    if len(set(per_level)) == 1:
-        return None
+    if len(set(per_level)) == 1:  # one batch for every level the run trains
+        return None if per_level[0] == batch_size * n_critic else batching.constant(per_level[0])
     stable, fade = round(p.stable_kimg * 1000), round(p.fade_kimg * 1000)
     stages = [batching.BatchStage(0, 0, per_level[0])]
     for level, per_step in enumerate(per_level[1:], 1):

@@ -250,6 +250,12 @@ def _batch_sizes(batch_size: int | Batching) -> list[int]:
     return sorted({stage.per_step for stage in _clock(batch_size)})
 
 
+def _check_batch_sizes(batch_size: int | Batching, mesh: jax.sharding.Mesh) -> None:
+    """Every batch of the run splits over the mesh's devices (sharding.check_batch_size)."""
+    for size in _batch_sizes(batch_size):
+        sharding.check_batch_size(size, mesh)
+
+
 _permutation_cache: dict[tuple[int, int, int], np.ndarray] = {}
 
 
@@ -306,8 +312,7 @@ def resident_batches(images: np.ndarray, labels: np.ndarray, batch_size: int | B
     rates (~1 ms) the per-batch host work of `device_batches` is a measurable share of the step.
     Yields exactly the batches of `host_batches`.
     """
-    for size in _batch_sizes(batch_size):
-        sharding.check_batch_size(size, mesh)
+    _check_batch_sizes(batch_size, mesh)
     replicated = sharding.replicated(mesh)
     everything = {name: jax.make_array_from_process_local_data(replicated, value)
                   for name, value in (("image", images), ("label", labels))}
@@ -333,8 +338,7 @@ def device_batches(images: np.ndarray, labels: np.ndarray, batch_size: int | Bat
                    prefetch: int = 2) -> Iterator[dict[str, jax.Array]]:
     """Global batches sharded on `mesh`, `prefetch` of them prepared ahead on a thread from
     host memory; each process loads its own rows of every global batch."""
-    for size in _batch_sizes(batch_size):
-        sharding.check_batch_size(size, mesh)
+    _check_batch_sizes(batch_size, mesh)
     batches = host_batches(images, labels, batch_size, seed, start_step, mesh)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gan_jax_data") as pool:
         place = lambda: sharding.put_process_batch(next(batches), mesh)

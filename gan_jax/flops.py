@@ -18,6 +18,8 @@ image, B the batch of one D update and n D updates per step (`train.n_critic`):
   the G update     D x B (forward on the fakes) + D x B (input gradients only)
                    + 2 x G x B (G's backward; its forward is shared with the last D update)
   step             n x (6B x D + B x G) + 2B x D + 2B x G
+A growing model (ProGAN) is counted at its final level, the full networks, with that level's
+batch (model.progan.batch_sizes may give it its own): the step the end of its training runs.
 The input gradient of D's first layer is counted in the D update although nothing needs it, as
 is conventional. Gradient penalties and DiffAugment add work this does not count; the benchmark
 cases have neither.
@@ -33,6 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.models import run_batching
 from gan_jax.models.layers import SelfAttention
 
 
@@ -109,9 +112,10 @@ def network_flops(gan: Any, batch_size: int = 2) -> tuple[float, float]:
 
 
 def train_step_flops(gan: Any) -> StepFlops:
-    """FLOPs of one `train_step_for(gan)` call; see the module docstring for the rule."""
-    t = gan.config.train
+    """FLOPs of one `train_step_for(gan)` call (a growing model's final-level step); see the
+    module docstring for the rule."""
+    n = gan.config.train.n_critic
+    b = run_batching(gan.config)[-1].per_step // n  # D's batch in the last stage of the clock
     g, d = network_flops(gan)
-    b, n = t.batch_size, t.n_critic
     per_step = n * (6 * b * d + b * g) + 2 * b * d + 2 * b * g
     return StepFlops(g, d, per_step, b * n)

@@ -101,3 +101,16 @@ def test_self_attention_counts_its_projections_and_its_two_products():
     assert counted == 2 * 2 * (products // 2 + projections)
     # XLA also counts the softmax, pooling and the residual sum: a few percent more.
     assert counted <= xla_flops(apply, variables, x) <= 1.1 * counted
+
+
+def test_a_growing_model_is_counted_at_its_final_level_batch():
+    # With model.progan.batch_sizes the final level trains at its own batch, not at
+    # train.batch_size: the count is that of a run whose every step has the final batch.
+    from gan_jax.config import load_config, with_overrides
+    base = load_config("experiments/configs/progan.py:fashion_mnist.test")
+    listed = with_overrides(base, {"train.batch_size": 4, "model.minibatch_std": 2,
+                                   "model.progan.batch_sizes": "16:8,32:6"})
+    plain = with_overrides(base, {"train.batch_size": 6, "model.minibatch_std": 2})
+    counted, expected = (flops.train_step_flops(build_gan(c)) for c in (listed, plain))
+    assert counted.real_images_per_step == 6
+    assert counted == expected

@@ -128,14 +128,15 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
 
     from gan_jax import sharding
     from gan_jax.flops import train_step_flops
+    from gan_jax.models import run_batching
     from gan_jax.train import build_gan, init_state, level_train_steps, train_step_for
     gan = build_gan(config)
     levels = level_train_steps(gan)  # a growing model: its final level's step, as trained
     mesh = sharding.make_mesh()
     state = jax.jit(lambda k: init_state(gan, k), out_shardings=sharding.replicated(mesh))(
         jax.random.key(0))
-    t, m = config.train, config.model
-    rows = t.batch_size * t.n_critic
+    m = config.model
+    rows = run_batching(config)[-1].per_step  # a growing model: its final level's batch
     rng = np.random.default_rng(0)
     batch = sharding.put_process_batch(
         {"image": rng.integers(0, 256, (rows, m.resolution, m.resolution, m.channels), np.uint8),

@@ -85,7 +85,7 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
     `--batch-size` it uses.
     """
     state = for_sampling(gan, state, config)  # standing statistics once, not per batch
-    batch = extractor.padded_batch_size(min(config.batch_size, count))
+    batch = extractor.padded_batch_size(config.batch_size, count)
     batches = -(-count // batch)
     latents = sample_latents(jax.random.key(config.seed), batches * batch, gan.latent_dim,
                              config.truncation)

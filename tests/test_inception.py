@@ -17,8 +17,9 @@ import pytest
 
 from gan_jax.errors import UserError
 from gan_jax.metrics import weights as weights_module
-from gan_jax.metrics.features import FeatureExtractor, check_images, feature_extractor
-from gan_jax.metrics.inception import InceptionV3, params_from_weights
+from gan_jax.metrics.features import (FeatureExtractor, check_images, default_batch_size,
+                                      feature_extractor)
+from gan_jax.metrics.inception import Conv, InceptionV3, conv_implementation, params_from_weights
 from gan_jax.metrics.weights import (TORCHSCRIPT_MEMBER, cached_wheel, convert_torchscript,
                                      load_inception_weights, torchscript_bytes)
 
@@ -50,15 +51,37 @@ def test_features_match_the_reference_torchscript_network(extractor, golden, kin
     assert np.abs(ours - reference).max() <= 1e-4 * np.abs(reference).max()
 
 
-def test_live_parity_with_torch_on_network_input():
+# "auto" (the default) mixes both forms on the CPU; each form on its own compiles the network
+# once more.
+@pytest.mark.parametrize("conv_forms", [
+    "auto", pytest.param("matmul", marks=pytest.mark.slow),
+    pytest.param("xla", marks=pytest.mark.slow)])
+def test_live_parity_with_torch_on_network_input(conv_forms):
     torch = pytest.importorskip("torch")
     model = torch.jit.load(io.BytesIO(torchscript_bytes())).eval()
     x = np.random.default_rng(1).uniform(-1, 1, (2, 299, 299, 3)).astype(np.float32)
     with torch.no_grad():
         reference = model(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
     params = params_from_weights(load_inception_weights())
-    ours = np.asarray(jax.jit(InceptionV3().apply)(params, x))
+    ours = np.asarray(jax.jit(InceptionV3(conv_forms=conv_forms).apply)(params, x))
     assert relative_errors(ours, reference).max() <= 1e-4
+
+
+def test_auto_convolutions_are_lax_for_spatial_stride_1_kernels_on_the_cpu_only():
+    spatial, pointwise, strided = Conv(96, (3, 3)), Conv(64), Conv(384, (3, 3), stride=2)
+    assert [conv_implementation(c, "auto", "cpu") for c in (spatial, pointwise, strided)] == [
+        "xla", "matmul", "matmul"]
+    assert {conv_implementation(c, "auto", "gpu") for c in (spatial, pointwise, strided)} == {
+        "xla"}
+    assert conv_implementation(spatial, "matmul", "cpu") == "matmul"
+
+
+def test_the_batch_defaults_to_the_platform_s_fastest(extractor):
+    assert default_batch_size("cpu") == 64 and default_batch_size("gpu") == 200
+    assert extractor.padded_batch_size(None, 1000) == 64  # 8 devices divide it
+    assert extractor.padded_batch_size(None, 10) == 16  # at most the images, padded to 8s
+    with pytest.raises(UserError, match="batch_size must be positive"):
+        extractor.padded_batch_size(0, 10)
 
 
 def test_converted_tensors_equal_torch_state_dict():
@@ -117,6 +140,8 @@ def test_unknown_modes_are_refused(extractor, golden):
         extractor.features(golden["gray_images"][:1], resize="bicubic")
     with pytest.raises(UserError, match="unknown compute mode 'fp8'"):
         FeatureExtractor(compute="fp8")
+    with pytest.raises(UserError, match="unknown convolution form 'direct'"):
+        FeatureExtractor(conv_forms="direct")
     with pytest.raises(UserError, match="unknown weights storage 'int8'"):
         load_inception_weights(storage="int8")
 

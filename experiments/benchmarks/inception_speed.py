@@ -27,18 +27,22 @@ import jax
 import numpy as np
 
 from gan_jax.config import FASHION_MNIST_DIR
-from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor
+from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor, default_batch_size
+from gan_jax.metrics.inception import CONV_FORMS
 from gan_jax.metrics.fid import fid_from_features
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10240, help="images per timed repeat")
-    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="default: gan_jax's own (64 on the CPU, 200 elsewhere)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fid-count", type=int, default=2000, help="images per side for dFID")
     parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
     parser.add_argument("--modes", default=",".join(COMPUTE_MODES))
+    parser.add_argument("--conv-forms", default="auto",
+                        help=f"comma-separated, of {', '.join(CONV_FORMS)} (float32 only)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_inception"))
     return parser.parse_args()
 
@@ -68,8 +72,9 @@ def bench_jax(args, images, real, fake) -> list[dict]:
     rows, reference = [], None
     # float32 first: the other modes' feature errors and FID changes are measured against it.
     modes = ["float32"] + [m for m in args.modes.split(",") if m != "float32"]
-    for mode in modes:
-        extractor = FeatureExtractor(compute=mode)
+    forms = args.conv_forms.split(",")
+    for mode, form in [("float32", f) for f in forms] + [(m, forms[0]) for m in modes[1:]]:
+        extractor = FeatureExtractor(compute=mode, conv_forms=form)
         seconds = time_it(lambda: extractor.features(images, "clean", args.batch_size),
                           args.repeats)
         feats = (extractor.features(real, "clean", args.batch_size),
@@ -78,7 +83,8 @@ def bench_jax(args, images, real, fake) -> list[dict]:
         reference = reference or (feats, fid)
         error = float(np.max(np.linalg.norm(feats[0] - reference[0][0], axis=1)
                              / np.linalg.norm(reference[0][0], axis=1)))
-        rows.append({"impl": f"gan_jax {mode}", "img_per_sec": len(images) / seconds,
+        rows.append({"impl": f"gan_jax {mode}, {form} convolutions",
+                     "img_per_sec": len(images) / seconds,
                      "max_rel_feature_error_vs_float32": error, "fid": fid,
                      "fid_change_vs_float32": fid - reference[1]})
     return rows
@@ -93,7 +99,7 @@ def bench_torch(args, count: int) -> list[dict]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = torch.jit.load(io.BytesIO(torchscript_bytes()), map_location=device).eval()
     batch = torch.rand(args.batch_size, 3, 299, 299, device=device) * 2 - 1
-    steps = -(-count // args.batch_size)
+    steps = -(-count // args.batch_size)  # the same batch as gan_jax's
     rows = []
     for name, dtype in (("float32", None), ("float16 autocast", torch.float16)):
         def run():
@@ -112,6 +118,7 @@ def bench_torch(args, count: int) -> list[dict]:
 
 def main() -> None:
     args = parse_args()
+    args.batch_size = args.batch_size or default_batch_size()
     images, _ = load_images(args.data_dir, args.count, "train")
     real, source = load_images(args.data_dir, args.fid_count, "train")
     fake, _ = load_images(args.data_dir, args.fid_count, "test")

@@ -69,7 +69,8 @@ class RealSet:
 
 
 def real_set_from_dataset(source: str, images: np.ndarray, extractor: FeatureExtractor,
-                          resize: str, specs: list[MetricSpec], batch_size: int = 200) -> RealSet:
+                          resize: str, specs: list[MetricSpec],
+                          batch_size: int | None = None) -> RealSet:
     """A dataset reference, cached per protocol. When `specs` need features (KID, PRDC), they
     are computed once and cached, and the stats come from them."""
     features = functools.cache(

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.models.convolution import Conv as Conv2d
-from gan_jax.models.convolution import default_implementation
 
 BN_EPS = 1e-3  # TF's BatchNorm epsilon in the 2015 graph.
 INPUT_SIZE = 299
@@ -39,20 +38,35 @@ def _same(kh: int, kw: int) -> tuple[int, int]:
     return (kh // 2, kw // 2)
 
 
+CONV_FORMS = ("auto", "matmul", "xla")
+
+
+def conv_implementation(spec: Conv, forms: str, backend: str | None = None) -> str:
+    """How one layer is computed: `forms` itself unless "auto". Auto is lax's convolution
+    (cuDNN) off the CPU. On the CPU, where only the forward pass runs, lax's direct convolution
+    is the faster form of a stride-1 spatial kernel (3x3, 5x5, 1x7, 7x1: im2col would copy the
+    input once per tap) and patches times a matrix the faster one of the 1x1 and strided layers
+    (the benchmark's per-layer table in the CPU speed results)."""
+    if forms != "auto":
+        return forms
+    if (backend or jax.default_backend()) != "cpu":
+        return "xla"
+    return "xla" if spec.kernel != (1, 1) and spec.stride == 1 else "matmul"
+
+
 class ConvBNReLU(nn.Module):
     spec: Conv
     dtype: Any = jnp.float32
     precision: Any = jax.lax.Precision.HIGHEST
+    conv_forms: str = "auto"
 
     @nn.compact
     def __call__(self, x):
         (ph, pw), s = self.spec.padding, self.spec.stride
-        # Patches times a matrix on the CPU, where it is faster than XLA's convolution even
-        # forward (gan_jax.models.convolution); lax's (cuDNN) elsewhere.
         y = Conv2d(self.spec.features, self.spec.kernel, strides=(s, s),
                    padding=((ph, ph), (pw, pw)), dtype=self.dtype, param_dtype=jnp.float32,
-                   precision=self.precision, implementation=default_implementation(),
-                   name="conv")(x)
+                   precision=self.precision,
+                   implementation=conv_implementation(self.spec, self.conv_forms), name="conv")(x)
         return nn.relu(y)
 
 
@@ -73,6 +87,7 @@ class Tower(nn.Module):
     pool_first: bool = False
     dtype: Any = jnp.float32
     precision: Any = jax.lax.Precision.HIGHEST
+    conv_forms: str = "auto"
 
     @nn.compact
     def __call__(self, x):
@@ -80,19 +95,20 @@ class Tower(nn.Module):
             x = _avg_pool_3x3(x)
         for i, spec in enumerate(self.convs):
             name = "conv" if i == 0 else f"conv_{i}"
-            x = ConvBNReLU(spec, self.dtype, self.precision, name=name)(x)
+            x = ConvBNReLU(spec, self.dtype, self.precision, self.conv_forms, name=name)(x)
         return x
 
 
 class _Block(nn.Module):
     dtype: Any = jnp.float32
     precision: Any = jax.lax.Precision.HIGHEST
+    conv_forms: str = "auto"  # CONV_FORMS: how the convolutions are computed
 
     def conv(self, spec: Conv, name: str):
-        return ConvBNReLU(spec, self.dtype, self.precision, name=name)
+        return ConvBNReLU(spec, self.dtype, self.precision, self.conv_forms, name=name)
 
     def tower(self, *convs: Conv, name: str, pool_first: bool = False):
-        return Tower(convs, pool_first, self.dtype, self.precision, name=name)
+        return Tower(convs, pool_first, self.dtype, self.precision, self.conv_forms, name=name)
 
 
 class InceptionA(_Block):
@@ -185,7 +201,7 @@ class InceptionV3(_Block):
         x = self.conv(Conv(80), "conv_3")(x)
         x = self.conv(Conv(192, (3, 3)), "conv_4")(x)
         x = _max_pool_3x3(x, stride=2)
-        blocks = dict(dtype=self.dtype, precision=self.precision)
+        blocks = dict(dtype=self.dtype, precision=self.precision, conv_forms=self.conv_forms)
         for i, pool_features in enumerate((32, 64, 64)):
             x = InceptionA(pool_features=pool_features, name=_mixed(i), **blocks)(x)
         x = InceptionB(name="mixed_3", **blocks)(x)

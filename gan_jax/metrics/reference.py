@@ -97,7 +97,8 @@ def load_stats(path: Path, expected: Mapping[str, Any] | None = None) -> Feature
 
 
 def reference_features(source: str, images: np.ndarray, extractor: FeatureExtractor,
-                       resize: str, batch_size: int = 200, cache: bool = True) -> np.ndarray:
+                       resize: str, batch_size: int | None = None, cache: bool = True
+                       ) -> np.ndarray:
     """Inception features of a reference's images, cached per protocol.
 
     A cached file is used whenever it exists; `cache=False` only skips writing one (FID alone
@@ -115,7 +116,7 @@ def reference_features(source: str, images: np.ndarray, extractor: FeatureExtrac
 
 
 def reference_stats(source: str, images: np.ndarray, extractor: FeatureExtractor, resize: str,
-                    batch_size: int = 200,
+                    batch_size: int | None = None,
                     features: Callable[[], np.ndarray] | None = None) -> FeatureStats:
     """(mu, sigma, n) of a reference's features, cached per protocol.
 

@@ -26,9 +26,12 @@ exits with code 3 after its checkpoint. Finished runs
 and finished evaluations are skipped and an interrupted run resumes, so the study can be
 spread over several sessions. Overrides apply to every run (e.g. `data.dir=...`).
 
-`report` gathers every study.json into a markdown table (mean and sample std over seeds, each
-seed, the published figure, the floor) and copies seed 0's final sample grid of each row beside
-it, upscaled x3 (nearest neighbour) so that a 28x28 image is readable on a screen.
+`report` copies every study.json (and the floors) into `--results/runs/`, where the summaries
+of earlier sessions and other machines are kept (a run directory need not outlive its
+numbers), and makes a markdown table of all of them (mean and sample std over seeds, each
+seed, the published figure, the floor); it copies seed 0's final sample grid of each row
+whose run directory is at hand beside it, upscaled x3 (nearest neighbour) so that a 28x28
+image is readable on a screen.
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
+import platform
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,11 +153,36 @@ def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
             "evaluation_s": total_evals}
 
 
+def _cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if line.startswith("model name")), platform.machine())
+
+
+def _commit() -> str | None:
+    """The code's git commit (with "+changes" when the tree differs), or None outside git."""
+    here = Path(__file__).parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if dirty.strip() else "")
+
+
 def environment() -> dict[str, Any]:
+    """What a result was measured with: device, versions, the machine, the code, the command."""
     import flax
     import jax
     import optax
     return {"device": jax.devices()[0].device_kind, "devices": jax.device_count(),
+            "cpu": _cpu_model(), "cpu_cores": os.cpu_count(), "commit": _commit(),
+            "command": " ".join(["python -m experiments.fid_study", *sys.argv[1:]]),
             "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
             "python": sys.version.split()[0],
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -245,18 +276,33 @@ def save_grid(source: Path, target: Path) -> None:
                      Image.Resampling.NEAREST).save(target, optimize=True)
 
 
+def collect_summaries(out: Path, results: Path) -> list[dict[str, Any]]:
+    """Every finished run's summary: those under `out` are first copied into `results/runs/`
+    (and the floors into `results/`), and the table is made from what `results` holds. A run
+    directory need not outlive its numbers: rows measured on other machines or in earlier
+    sessions, whose directories are gone, stay in the table."""
+    (results / "runs").mkdir(parents=True, exist_ok=True)
+    for path in sorted(out.glob("*/seed_*/study.json")):
+        row, seed = path.parent.parent.name, path.parent.name.removeprefix("seed_")
+        write_text_atomically(results / "runs" / f"{row}_seed_{seed}.json", path.read_text())
+    for resize in RESIZES:
+        if (floor_path := out / f"floor_{resize}.json").is_file():
+            write_text_atomically(results / floor_path.name, floor_path.read_text())
+    return [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*_seed_*.json"))]
+
+
 def report(args: argparse.Namespace) -> str:
-    summaries = [json.loads(p.read_text()) for p in sorted(args.out.glob("*/seed_*/study.json"))]
+    summaries = collect_summaries(args.out, args.results)
     if not summaries:
-        raise UserError(f"no finished runs under {args.out}; run `fid_study run` first")
-    args.results.mkdir(parents=True, exist_ok=True)
+        raise UserError(f"no finished runs under {args.out} or {args.results / 'runs'}; run "
+                        "`fid_study run` first")
     fid = summaries[0]["metric"]
     kid = fid.replace("fid", "kid")
     lines = [f"| row | published | {fid} tf_legacy | {fid} clean | {kid} tf_legacy (x1e3) "
              f"| {kid} clean (x1e3) | seeds | tf_legacy per seed | minutes to clean {fid} ≤ "
              f"{summaries[0]['pass_fid']} |", "|---" * 9 + "|"]
     floors = {resize: json.loads(p.read_text())["metrics"] for resize in RESIZES
-              if (p := args.out / f"floor_{resize}.json").is_file()}
+              if (p := args.results / f"floor_{resize}.json").is_file()}
     if floors:
         cell = lambda resize, name, scale=1: (  # noqa: E731
             f"{floors[resize][name] * scale:.2f}" if resize in floors else "not measured")
@@ -289,9 +335,12 @@ def report(args: argparse.Namespace) -> str:
         if grid.is_file():
             save_grid(grid, args.results / f"{row}.png")
     first = summaries[0]
-    header = (f"{len(summaries)} runs; device {first['device']}, jax {first['jax']}, "
-              f"flax {first['flax']}, first finished {min(s['date'] for s in summaries)}; "
-              f"overrides: {' '.join(first['overrides']) or 'none'}")
+    versions = sorted({f"jax {s['jax']}, flax {s['flax']}" for s in summaries})
+    header = (f"{len(summaries)} runs; device {first['device']}, {'; '.join(versions)}, "
+              f"finished {min(s['date'] for s in summaries)} to "
+              f"{max(s['date'] for s in summaries)}; overrides: "
+              f"{' '.join(first['overrides']) or 'none'}; each run's machine, code and "
+              "command: its runs/*.json (where recorded) and the results page")
     table = "\n".join([header, "", *lines])
     (args.results / "table.md").write_text(table + "\n")
     print(table)

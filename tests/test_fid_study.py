@@ -1,6 +1,7 @@
 """The FID study's driver: its bookkeeping on made-up logs, and a tiny real study on the CPU."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,31 @@ def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     with Image.open(tmp_path / "runs" / "ns_gan" / "seed_0" / "samples" / "latest.png") as raw, \
             Image.open(tmp_path / "results" / "ns_gan.png") as shown:
         assert shown.size == (raw.width * 3, raw.height * 3)
+
+
+def _summary(row: str, seed: int, tf_legacy: float) -> dict:
+    return {"row": row, "seed": seed, "metric": "fid10k", "final_fid": tf_legacy + 8,
+            "final_kid": 0.02, "tf_legacy_fid": tf_legacy, "tf_legacy_kid": 0.01,
+            "pass_fid": 26.5, "seconds_to_pass": None, "restarts": 0,
+            "curve": [{"kimg": 1200.0, "fid": tf_legacy + 8, "train_s": 100.0}],
+            "device": "cpu", "jax": "0.10.2", "flax": "0.12.8", "overrides": [],
+            "date": f"2026-12-0{seed + 1}T00:00:00+00:00"}
+
+
+def test_report_keeps_the_rows_of_run_directories_that_are_gone(tmp_path):
+    """A summary is copied into --results/runs/ by the report that first sees it, so a later
+    report, in a session whose --out holds other runs only, still has its row."""
+    out, results = tmp_path / "runs", tmp_path / "results"
+    (out / "ns_gan" / "seed_0").mkdir(parents=True)
+    (out / "ns_gan" / "seed_0" / "study.json").write_text(json.dumps(_summary("ns_gan", 0, 19.5)))
+    argv = ["report", "--out", str(out), "--results", str(results)]
+    assert fid_study.main(argv) == 0
+    assert json.loads((results / "runs" / "ns_gan_seed_0.json").read_text())["seed"] == 0
+    shutil.rmtree(out / "ns_gan")  # a new session: that run directory is gone
+    (out / "ns_gan" / "seed_1").mkdir(parents=True)
+    (out / "ns_gan" / "seed_1" / "study.json").write_text(json.dumps(_summary("ns_gan", 1, 20.5)))
+    assert fid_study.main(argv) == 0
+    table = (results / "table.md").read_text()
+    assert "| ns_gan | 26.5 | 20.00 ± 0.71 | 28.00 ± 0.71 |" in table
+    assert "| 2 | 19.50, 20.50 |" in table
+    assert "finished 2026-12-01T00:00:00+00:00 to 2026-12-02T00:00:00+00:00" in table

@@ -65,7 +65,8 @@ def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
     for argv, message in [(["run", "--rows", "ns_gan,big_gan"], "unknown variant 'big_gan'"),
                           (["run", "--experiment", str(tmp_path / "none.py")], "is not a file"),
                           (["run", "--seeds", "0,a"], "--seeds '0,a' is not"),
-                          (["report", "--out", str(tmp_path)], "no finished runs under")]:
+                          (["report", "--out", str(tmp_path), "--results",
+                            str(tmp_path / "results")], "no finished runs under")]:
         assert fid_study.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err

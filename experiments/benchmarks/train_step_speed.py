@@ -128,15 +128,15 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
 
     from gan_jax import sharding
     from gan_jax.flops import train_step_flops
-    from gan_jax.models import run_batching
     from gan_jax.train import build_gan, init_state, level_train_steps, train_step_for
     gan = build_gan(config)
+    step_flops = train_step_flops(gan)  # a growing model: its final level's step and batch
     levels = level_train_steps(gan)  # a growing model: its final level's step, as trained
     mesh = sharding.make_mesh()
     state = jax.jit(lambda k: init_state(gan, k), out_shardings=sharding.replicated(mesh))(
         jax.random.key(0))
     m = config.model
-    rows = run_batching(config)[-1].per_step  # a growing model: its final level's batch
+    rows = step_flops.real_images_per_step
     rng = np.random.default_rng(0)
     batch = sharding.put_process_batch(
         {"image": rng.integers(0, 256, (rows, m.resolution, m.resolution, m.channels), np.uint8),
@@ -150,7 +150,7 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
     stats = jax.devices()[0].memory_stats() or {}
     memory = compiled.memory_analysis()
     return {"framework": "jax", "mode": "jit", "seconds_per_step": seconds,
-            "real_images_per_step": rows, "flops_per_step": train_step_flops(gan).per_step,
+            "real_images_per_step": rows, "flops_per_step": step_flops.per_step,
             "peak_memory_bytes": stats.get("peak_bytes_in_use"),
             "xla_temp_bytes": getattr(memory, "temp_size_in_bytes", None),
             "device": jax.devices()[0].device_kind, "devices": jax.device_count(),

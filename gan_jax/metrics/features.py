@@ -42,12 +42,12 @@ DEFAULT_RESIZE = "clean"
 # 16.9, 16.3, 14.7 and 15.0 img/s at batches of 16, 32, 64, 128 and 200: past 64 the
 # activations leave the caches. Accelerators want large batches.
 CPU_BATCH_SIZE, ACCELERATOR_BATCH_SIZE = 64, 200
+_IN_FLIGHT = 2  # batches queued on the device ahead of the one being copied back
 
 
 def default_batch_size(backend: str | None = None) -> int:
     on_cpu = (backend or jax.default_backend()) == "cpu"
     return CPU_BATCH_SIZE if on_cpu else ACCELERATOR_BATCH_SIZE
-_IN_FLIGHT = 2  # batches queued on the device ahead of the one being copied back
 
 
 def check_images(images) -> None:

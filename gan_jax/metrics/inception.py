@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.models.convolution import Conv as Conv2d
+from gan_jax.models.convolution import default_implementation
 
 BN_EPS = 1e-3  # TF's BatchNorm epsilon in the 2015 graph.
 INPUT_SIZE = 299
@@ -49,7 +50,7 @@ def conv_implementation(spec: Conv, forms: str, backend: str | None = None) -> s
     (the benchmark's per-layer table in the CPU speed results)."""
     if forms != "auto":
         return forms
-    if (backend or jax.default_backend()) != "cpu":
+    if default_implementation(backend) == "xla":  # off the CPU
         return "xla"
     return "xla" if spec.kernel != (1, 1) and spec.stride == 1 else "matmul"
 

@@ -40,15 +40,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from gan_jax import config as config_lib
 from experiments.cli import comma_list, run_command
+from experiments.provenance import cpu_model, git_commit
 from gan_jax.errors import UserError
 from gan_jax.files import write_text_atomically
 
@@ -153,35 +152,13 @@ def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
             "evaluation_s": total_evals}
 
 
-def _cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor() or platform.machine()
-    return next((line.split(":", 1)[1].strip() for line in lines
-                 if line.startswith("model name")), platform.machine())
-
-
-def _commit() -> str | None:
-    """The code's git commit (with "+changes" when the tree differs), or None outside git."""
-    here = Path(__file__).parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return commit + ("+changes" if dirty.strip() else "")
-
-
 def environment() -> dict[str, Any]:
     """What a result was measured with: device, versions, the machine, the code, the command."""
     import flax
     import jax
     import optax
     return {"device": jax.devices()[0].device_kind, "devices": jax.device_count(),
-            "cpu": _cpu_model(), "cpu_cores": os.cpu_count(), "commit": _commit(),
+            "cpu": cpu_model(), "cpu_cores": os.cpu_count(), "commit": git_commit(),
             "command": " ".join(["python -m experiments.fid_study", *sys.argv[1:]]),
             "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
             "python": sys.version.split()[0],

@@ -33,6 +33,7 @@ import jax
 import numpy as np
 
 from experiments.cli import comma_list, run_command
+from experiments.provenance import cpu_model
 from gan_jax.config import Config, load_config, with_overrides
 from gan_jax.errors import UserError
 
@@ -123,22 +124,12 @@ def fingerprint(config: Config) -> dict[str, str]:
     return prints
 
 
-def _processor() -> str:
-    import platform
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or platform.machine()
-
-
 def environment() -> dict[str, str]:
     import platform
 
     import flax
     import optax
-    return {"device": jax.devices()[0].device_kind, "processor": _processor(),
+    return {"device": jax.devices()[0].device_kind, "processor": cpu_model(),
             "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
             "python": platform.python_version()}
 

@@ -111,3 +111,24 @@ def test_conv_forms_times_every_convolution_of_a_model_in_each_form(tmp_path, ca
         assert row["auto"] in row["ms"] and row["fastest"] in row["ms"]
         assert set(row["ms"]) <= {"matmul", "taps", "xla"} and "xla" in row["ms"]
     assert "| auto | fastest |" in capsys.readouterr().out
+
+
+def test_step_profile_groups_names_and_sums_a_traced_step(tmp_path, capsys):
+    from experiments.benchmarks import step_profile
+    op = "jit(train_step)/transpose(jvp(Discriminator))/body/Conv_1/dot_general"
+    assert step_profile.group_of(op, "fusion") == "Discriminator backward body/Conv_1 dot_general"
+    assert step_profile.group_of("jit(train_step)/jvp(DCGANGenerator)/ConvTranspose_0/slice",
+                                 "fusion") == "Generator forward ConvTranspose_0 slice"
+    hlo = jax.jit(lambda x: jax.numpy.tanh(x @ x)).lower(np.ones((4, 4), np.float32)).compile()
+    opcodes = {opcode for opcode, _ in step_profile.hlo_instructions(hlo.as_text()).values()}
+    assert "parameter" in opcodes and ({"dot", "fusion"} & opcodes)
+    record = step_profile.main(["--case", "dcgan32_b64", "--scale", "tiny", "--steps", "2",
+                                "--warmup", "1", "--out", str(tmp_path)])
+    groups = record["groups_ms"]
+    # Both networks' layers were traced, forward and backward, and the groups add up.
+    for prefix in ("Generator forward", "Discriminator forward", "Discriminator backward"):
+        assert any(g.startswith(prefix) and ms > 0 for g, ms in groups.items()), prefix
+    assert abs(sum(groups.values()) - record["summed_ms_per_step"]) < 1e-6
+    assert json.loads((tmp_path / "profile.json").read_text())["groups_ms"] == groups
+    assert "HloModule" in (tmp_path / "step.hlo.txt").read_text()
+    assert "step wall" in capsys.readouterr().out

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 CASES: dict[str, dict[str, Any]] = {
     "dcgan64_b128": {"model.resolution": 64, "train.batch_size": 128},
@@ -118,11 +118,19 @@ def time_steps(step, state, batch, key, steps: int, repeats: int, warmup: int):
     return statistics.median(times), state
 
 
-def time_train_step(config, steps: int, repeats: int, warmup: int,
-                    profile_dir: str | None = None) -> dict[str, Any]:
-    """Step-only timing of `config`'s jitted, sharded train step on a device-resident batch;
-    with `profile_dir`, then a `jax.profiler` trace of 10 more steps (for TensorBoard/XProf or
-    Perfetto) where to look when a target is missed."""
+class PreparedStep(NamedTuple):
+    """A config's compiled, sharded train step with a state and a device-resident batch."""
+
+    step: Any  # the jitted step: (state, batch, key) -> (state, metrics)
+    compiled: Any  # its compiled executable (HLO text, memory analysis)
+    state: Any
+    batch: Any
+    flops: Any  # gan_jax.flops.StepFlops
+
+
+def prepare_train_step(config) -> PreparedStep:
+    """`config`'s jitted, sharded train step as the training loop runs it (a growing model: its
+    final level's step and batch), compiled, with a fresh state and a random uint8 batch."""
     import jax
     import numpy as np
 
@@ -143,14 +151,26 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
          "label": rng.integers(0, m.num_classes, (rows,), np.int32)}, mesh)
     step = sharding.jit_train_step(levels[max(levels)] if levels else train_step_for(gan), mesh)
     compiled = step.lower(state, batch, jax.random.key(1)).compile()
-    seconds, state = time_steps(step, state, batch, jax.random.key(1), steps, repeats, warmup)
+    return PreparedStep(step, compiled, state, batch, step_flops)
+
+
+def time_train_step(config, steps: int, repeats: int, warmup: int,
+                    profile_dir: str | None = None) -> dict[str, Any]:
+    """Step-only timing of `config`'s jitted, sharded train step on a device-resident batch;
+    with `profile_dir`, then a `jax.profiler` trace of 10 more steps (for TensorBoard/XProf or
+    Perfetto; `step_profile` sums it per operation) where to look when a target is missed."""
+    import jax
+    prepared = prepare_train_step(config)
+    step, batch, key = prepared.step, prepared.batch, jax.random.key(1)
+    seconds, state = time_steps(step, prepared.state, batch, key, steps, repeats, warmup)
     if profile_dir:
         with jax.profiler.trace(profile_dir):
-            time_steps(step, state, batch, jax.random.key(1), 10, 1, 0)
+            time_steps(step, state, batch, key, 10, 1, 0)
     stats = jax.devices()[0].memory_stats() or {}
-    memory = compiled.memory_analysis()
+    memory = prepared.compiled.memory_analysis()
     return {"framework": "jax", "mode": "jit", "seconds_per_step": seconds,
-            "real_images_per_step": rows, "flops_per_step": step_flops.per_step,
+            "real_images_per_step": prepared.flops.real_images_per_step,
+            "flops_per_step": prepared.flops.per_step,
             "peak_memory_bytes": stats.get("peak_bytes_in_use"),
             "xla_temp_bytes": getattr(memory, "temp_size_in_bytes", None),
             "device": jax.devices()[0].device_kind, "devices": jax.device_count(),

@@ -1,0 +1,42 @@
+"""What a measurement was made on and with: the CPU and the code's commit, for results files."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+# The vector extensions that decide a CPU's speed for this code, widest first.
+_VECTOR_FLAGS = ("avx512_bf16", "avx512f", "avx2")
+
+
+def cpu_model() -> str:
+    """The CPU's model name, family/model and widest vector extensions, e.g. 'AMD EPYC (family
+    23 model 1; avx2)': machines that report the same name can differ by 4x in speed."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields: dict[str, str] = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", platform.machine())
+    flags = set(fields.get("flags", "").split())
+    vector = ", ".join(f for f in _VECTOR_FLAGS if f in flags) or "no avx2"
+    if "cpu family" in fields:
+        return f"{name} (family {fields['cpu family']} model {fields.get('model', '?')}; {vector})"
+    return f"{name} ({vector})"
+
+
+def git_commit() -> str | None:
+    """The code's git commit (with "+changes" when the tree differs), or None outside git."""
+    here = Path(__file__).parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=here, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if dirty.strip() else "")

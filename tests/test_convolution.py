@@ -10,7 +10,7 @@ import pytest
 
 from gan_jax.config import with_overrides
 from gan_jax.models import build_networks
-from gan_jax.models.convolution import (Conv, ConvTranspose, conv_matmul,
+from gan_jax.models.convolution import (Conv, ConvTranspose, conv_matmul, patch_product,
                                         conv_tap_kernel_grad, conv_transpose_subpixel,
                                         default_implementation, stride1_kernel_grad)
 from tests.helpers import tiny_config
@@ -120,6 +120,26 @@ def test_tap_kernel_grad_equals_float64_numpy_and_lax(kernel, padding, c_in, c_o
     penalty = lambda conv: jax.grad(lambda w: jnp.sum(  # noqa: E731
         jax.grad(lambda x: jnp.sum(jnp.sin(conv(x, w))))(x) ** 2))(w)
     close(penalty(tapped), penalty(lax_conv))
+
+
+def test_patch_product_gradients_equal_float64_numpy_and_twice_differentiable():
+    """The product under every matmul convolution: its custom gradient (the matrix gradient
+    from a transposed copy of the patches) against float64 NumPy, and its gradient penalty
+    (the gradient of an input gradient) against jnp's own product."""
+    patches = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
+    matrix = RNG.standard_normal((5, 6)).astype(np.float32)
+    loss = lambda product: lambda p, m: jnp.sum(jnp.sin(product(p, m)))  # noqa: E731
+    custom = lambda p, m: patch_product(p, m, "highest")  # noqa: E731
+    plain = lambda p, m: jnp.matmul(p, m, precision="highest")  # noqa: E731
+    d_patches, d_matrix = jax.grad(loss(custom), (0, 1))(patches, matrix)
+    p64, m64 = patches.astype(np.float64), matrix.astype(np.float64)
+    upstream = np.cos(p64 @ m64)
+    np.testing.assert_allclose(d_patches, upstream @ m64.T, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d_matrix, np.einsum("abck,abcn->kn", p64, upstream), rtol=1e-5,
+                               atol=1e-5)
+    penalty = lambda product: jax.grad(lambda m: jnp.sum(  # noqa: E731
+        jax.grad(loss(product))(patches, m) ** 2))(matrix)
+    np.testing.assert_allclose(penalty(custom), penalty(plain), rtol=1e-4, atol=1e-4)
 
 
 def test_matmul_conv_equals_torch_conv2d():

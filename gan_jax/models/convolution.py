@@ -18,13 +18,15 @@ and Video Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural Net
 pixel s*m + p only meets the kernel taps of its phase p, so a stride-s transposed convolution is
 one stride-1 convolution of the input with s*s*C_out channels (each phase's taps) and a
 depth-to-space shuffle. No zeros are inserted and none are multiplied. (One product per phase
-over only its own outputs, which skips the convolution's extra row and column, was slower:
-494 against 466 ms for the DCGAN 32x32 step below; the per-phase patch copies cost more.)
+over only its own outputs, which skips the convolution's extra row and column, was not faster
+in the DCGAN 32x32 step: 494 against 466 ms in back-to-back runs on a noisy 2-core machine;
+the per-phase patch copies cost what the skipped products save.)
 
 Every product's kernel gradient (patches^T times the output gradient, a sum over the batch's
 pixels) is a plain product of a transposed copy of the patches (`patch_product`): XLA:CPU's
-own form of it ran 1.6-2.6x slower than a forward product of the same size (a DCGAN 32x32
-train step, batch 64, on a 2-core AVX2 CPU: 556 -> 466 ms).
+own form of it ran 1.6-2.6x slower than a forward product of the same size (the DCGAN train
+step on a 2-core AVX2 CPU, both forms interleaved in one process: 615 -> 548 ms at 32x32
+batch 64, 6577 -> 5996 ms at 64x64 batch 128).
 
 `Conv` and `ConvTranspose` are Flax's layers with the same parameters (names, shapes, HWIO
 layout, initialisation), so parameter trees and checkpoints are those of `flax.linen.Conv` /

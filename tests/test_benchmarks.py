@@ -132,3 +132,18 @@ def test_step_profile_groups_names_and_sums_a_traced_step(tmp_path, capsys):
     assert json.loads((tmp_path / "profile.json").read_text())["groups_ms"] == groups
     assert "HloModule" in (tmp_path / "step.hlo.txt").read_text()
     assert "step wall" in capsys.readouterr().out
+
+
+def test_interleaved_benchmark_times_both_frameworks_in_turns(tmp_path):
+    rows = train_step_speed.main(
+        ["--cases", "dcgan32_b64", "--dtypes", "float32", "--torch-modes", "eager",
+         "--scale", "tiny", "--steps", "1", "--repeats", "3", "--warmup", "1", "--interleave",
+         "--out", str(tmp_path)])
+    assert [(r["framework"], r.get("mode", r.get("conv_implementation"))) for r in rows] == [
+        ("jax", "auto"), ("torch", "eager")]
+    for row in rows:
+        assert "error" not in row, row
+        assert row["interleaved"] and len(row["repeats_s"]) == 3
+        assert row["seconds_per_step"] == pytest.approx(np.median(row["repeats_s"]))
+        assert row["img_per_sec"] == pytest.approx(8 / row["seconds_per_step"])
+    assert len(json.loads((tmp_path / "results.json").read_text())["rows"]) == 2

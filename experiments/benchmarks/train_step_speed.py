@@ -20,6 +20,11 @@ eager, torch.compile and torch.compile with CUDA graphs, float32 and bf16 autoca
 own and the two frameworks never share the GPU. Prints a table last; writes results.json
 (every row, the command, device, date and versions) under --out.
 
+`--interleave` builds gan_jax's and PyTorch's steps of a case in one process and lets their
+timed repeats take turns (medians of each; `repeats_s` keeps every repeat), for shared CPUs
+whose speed drifts within minutes: on one 2-core machine PyTorch's own DCGAN 64x64 step took
+4.6 s and, 90 minutes later, 8.6 s, so cases measured minutes apart do not make a ratio.
+
 `--scale tiny` shrinks every case (widths 8, batch 8) to check the script on a CPU.
 """
 
@@ -74,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=int, default=900, help="seconds per case")
     parser.add_argument("--conv-implementations", default="auto",
                         help="model.conv_implementation values to time gan_jax's step with")
+    parser.add_argument("--interleave", action="store_true",
+                        help="one process per case, the frameworks' timed repeats taking turns")
     parser.add_argument("--profile", action="store_true",
                         help="also write a jax.profiler trace of each JAX case under --out")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_step"))
@@ -221,6 +228,69 @@ def run_torch_case(case: str, dtype: str, mode: str, args: argparse.Namespace) -
             "flops_per_step": train_step_flops(build_gan(config)).per_step, **result}
 
 
+def interleaved_steps(config, torch_modes: list[str]) -> dict[tuple[str, str], Any]:
+    """(framework, mode) -> `run(n)`: n steps of that framework's step for `config`, ended by
+    a sync, every one built in this process."""
+    import jax
+    runners = {}
+    prepared = prepare_train_step(config)
+    held = {"state": prepared.state}
+
+    def run_jax(n):
+        for _ in range(n):
+            held["state"], _ = prepared.step(held["state"], prepared.batch, jax.random.key(1))
+        jax.block_until_ready(held["state"])
+
+    runners[("jax", config.model.conv_implementation)] = run_jax
+    if torch_modes:
+        import torch
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+        m, t = config.model, config.train
+        real = torch.rand(t.batch_size * t.n_critic, m.channels, m.resolution, m.resolution,
+                          device=device) * 2 - 1
+        for mode in torch_modes:
+            step = torch_step_factory(config, mode, config.model.compute_dtype)(device)
+
+            def run_torch(n, step=step):
+                for _ in range(n):
+                    step.step(real)
+                sync()
+
+            runners[("torch", mode)] = run_torch
+    return runners
+
+
+def run_interleaved_case(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Every framework's step for one case in one process, their timed repeats taking turns:
+    a shared CPU's speed can drift by 2x within minutes, which separate runs read as a change
+    of ratio; taking turns slows every framework alike."""
+    from gan_jax.config import with_overrides
+    from gan_jax.flops import train_step_flops
+    from gan_jax.train import build_gan
+    config = with_overrides(case_config(spec["case"], spec["dtype"], args.scale),
+                            {"model.conv_implementation": spec["conv_implementation"]})
+    runners = interleaved_steps(config, spec["torch_modes"])
+    for run in runners.values():
+        run(args.warmup)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
+    for _ in range(args.repeats):
+        for key, run in runners.items():
+            start = time.perf_counter()
+            run(args.steps)
+            times[key].append((time.perf_counter() - start) / args.steps)
+    flops = train_step_flops(build_gan(config))
+    rows = []
+    for (framework, mode), seconds in times.items():
+        kind = {"conv_implementation": mode} if framework == "jax" else {"mode": mode}
+        rows.append({"kind": "step", "framework": framework, "case": spec["case"],
+                     "dtype": spec["dtype"], **kind, "interleaved": True,
+                     "seconds_per_step": statistics.median(seconds), "repeats_s": seconds,
+                     "real_images_per_step": flops.real_images_per_step,
+                     "flops_per_step": flops.per_step, "peak_memory_bytes": None})
+    return {"rows": rows}
+
+
 def matmul_peak_tflops(dtype: str = "bfloat16", repeats: int = 10) -> float:
     """Measured matrix throughput of one large square matmul (the achievable peak). 8192^3 on
     an accelerator; 1024^3 on a CPU, where bf16 is slow and the figure is only a check."""
@@ -235,6 +305,8 @@ def matmul_peak_tflops(dtype: str = "bfloat16", repeats: int = 10) -> float:
 def worker(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if spec["kind"] == "peak":
         return {"measured_bf16_tflops": matmul_peak_tflops()}
+    if spec["kind"] == "interleaved":
+        return run_interleaved_case(spec, args)
     if spec["framework"] == "jax":
         return run_jax_case(spec["case"], spec["dtype"], spec.get("conv_implementation", "auto"),
                             args)
@@ -263,6 +335,11 @@ def specs(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     for case in args.cases.split(","):
         for dtype in args.dtypes.split(","):
+            if args.interleave:  # one process per conv implementation, with every torch mode
+                out += [{"kind": "interleaved", "framework": "jax+torch", "case": case,
+                         "dtype": dtype, "conv_implementation": conv, "torch_modes": torch_modes}
+                        for conv in args.conv_implementations.split(",")]
+                continue
             out += [{"kind": "step", "framework": "jax", "case": case, "dtype": dtype,
                      "conv_implementation": conv}
                     for conv in args.conv_implementations.split(",")]
@@ -288,7 +365,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     number = lambda v, f: format(v, f) if v is not None else "-"
     for r in rows:
         name = r["framework"] + (f" {r.get('conv_implementation', 'auto')}"
-                                 if r["framework"] == "jax" else f" {r['mode']}")
+                                 if r["framework"] == "jax" else f" {r.get('mode', '')}")
         if "error" in r:
             lines.append(f"{r['case']:<24}{r['dtype']:<10}{name:<22}  failed: {r['error']}")
             continue
@@ -329,11 +406,13 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     peak = run_in_subprocess({"kind": "peak"}, argv, args.timeout).get("measured_bf16_tflops")
     rows = []
     for spec in specs(args):
-        rows.append(run_in_subprocess(spec, argv, args.timeout))
-        print(f"{spec['framework']:>5} {spec['case']} {spec['dtype']} "
-              f"{spec.get('mode', spec.get('conv_implementation'))}: "
-              f"{rows[-1].get('error') or format(rows[-1]['seconds_per_step'] * 1e3, '.3f')} "
-              "ms", flush=True)
+        result = run_in_subprocess(spec, argv, args.timeout)
+        for row in result.get("rows", [result]):
+            rows.append(row)
+            print(f"{row['framework']:>5} {row['case']} {row['dtype']} "
+                  f"{row.get('mode', row.get('conv_implementation'))}: "
+                  f"{row.get('error') or format(row['seconds_per_step'] * 1e3, '.3f')} ms",
+                  flush=True)
     device = next((r["device"] for r in rows if r.get("framework") == "jax" and "device" in r),
                   None)
     datasheet = DATASHEET_BF16_TFLOPS.get(device)

@@ -158,11 +158,11 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def benchmark(make_step: Callable[[str], GANStep], real_shape: tuple[int, ...], steps: int,
-              repeats: int, warmup: int) -> dict[str, Any]:
-    """Median seconds per step of `make_step(device)` over `repeats` runs of `steps` steps,
-    after `warmup` steps (compilation and CUDA-graph recording happen there), on a fixed real
-    batch of `real_shape` (NCHW, all of a step's D batches), and the peak memory allocated."""
+def prepare(make_step: Callable[[str], GANStep], real_shape: tuple[int, ...]
+            ) -> tuple[GANStep, torch.Tensor, Callable[[], None], str]:
+    """`make_step(device)` on CUDA when there is one (with cuDNN autotuning and TF32, the
+    settings PyTorch's GPU figures are quoted with) or the CPU, seeded; a fixed real batch of
+    `real_shape` (NCHW, all of a step's D batches); the device's sync; the device."""
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     if cuda:
@@ -172,7 +172,16 @@ def benchmark(make_step: Callable[[str], GANStep], real_shape: tuple[int, ...], 
     torch.manual_seed(0)
     step = make_step(device)
     real = torch.rand(*real_shape, device=device) * 2 - 1
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    return step, real, torch.cuda.synchronize if cuda else (lambda: None), device
+
+
+def benchmark(make_step: Callable[[str], GANStep], real_shape: tuple[int, ...], steps: int,
+              repeats: int, warmup: int) -> dict[str, Any]:
+    """Median seconds per step of `make_step(device)` over `repeats` runs of `steps` steps,
+    after `warmup` steps (compilation and CUDA-graph recording happen there), on a fixed real
+    batch of `real_shape` (NCHW, all of a step's D batches), and the peak memory allocated."""
+    step, real, sync, device = prepare(make_step, real_shape)
+    cuda = device == "cuda"
     for _ in range(warmup):
         step.step(real)
     sync()

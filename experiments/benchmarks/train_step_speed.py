@@ -244,22 +244,20 @@ def interleaved_steps(config, torch_modes: list[str]) -> dict[tuple[str, str], A
         jax.block_until_ready(held["state"])
 
     runners[("jax", config.model.conv_implementation)] = run_jax
+    m, t = config.model, config.train
     if torch_modes:
-        import torch
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-        m, t = config.model, config.train
-        real = torch.rand(t.batch_size * t.n_critic, m.channels, m.resolution, m.resolution,
-                          device=device) * 2 - 1
-        for mode in torch_modes:
-            step = torch_step_factory(config, mode, config.model.compute_dtype)(device)
+        from experiments.benchmarks import torch_dcgan  # needs torch
+    for mode in torch_modes:
+        step, real, sync, _ = torch_dcgan.prepare(
+            torch_step_factory(config, mode, m.compute_dtype),
+            (t.batch_size * t.n_critic, m.channels, m.resolution, m.resolution))
 
-            def run_torch(n, step=step):
-                for _ in range(n):
-                    step.step(real)
-                sync()
+        def run_torch(n, step=step, real=real, sync=sync):
+            for _ in range(n):
+                step.step(real)
+            sync()
 
-            runners[("torch", mode)] = run_torch
+        runners[("torch", mode)] = run_torch
     return runners
 
 

@@ -146,4 +146,5 @@ def test_interleaved_benchmark_times_both_frameworks_in_turns(tmp_path):
         assert row["interleaved"] and len(row["repeats_s"]) == 3
         assert row["seconds_per_step"] == pytest.approx(np.median(row["repeats_s"]))
         assert row["img_per_sec"] == pytest.approx(8 / row["seconds_per_step"])
-    assert len(json.loads((tmp_path / "results.json").read_text())["rows"]) == 2
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert len(record["rows"]) == 2 and record["device"] == jax.devices()[0].device_kind

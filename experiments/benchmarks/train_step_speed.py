@@ -230,9 +230,10 @@ def run_torch_case(case: str, dtype: str, mode: str, args: argparse.Namespace) -
             "flops_per_step": train_step_flops(build_gan(config)).per_step, **result}
 
 
-def interleaved_steps(config, torch_modes: list[str]) -> dict[tuple[str, str], Any]:
+def interleaved_steps(config, torch_modes: list[str]
+                      ) -> tuple[dict[tuple[str, str], Any], Any]:
     """(framework, mode) -> `run(n)`: n steps of that framework's step for `config`, ended by
-    a sync, every one built in this process."""
+    a sync, every one built in this process; and the step's FLOP count (gan_jax.flops)."""
     import jax
     runners = {}
     prepared = prepare_train_step(config)
@@ -258,19 +259,19 @@ def interleaved_steps(config, torch_modes: list[str]) -> dict[tuple[str, str], A
             sync()
 
         runners[("torch", mode)] = run_torch
-    return runners
+    return runners, prepared.flops
 
 
 def run_interleaved_case(spec: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Every framework's step for one case in one process, their timed repeats taking turns:
     a shared CPU's speed can drift by 2x within minutes, which separate runs read as a change
     of ratio; taking turns slows every framework alike."""
+    import jax
+
     from gan_jax.config import with_overrides
-    from gan_jax.flops import train_step_flops
-    from gan_jax.train import build_gan
     config = with_overrides(case_config(spec["case"], spec["dtype"], args.scale),
                             {"model.conv_implementation": spec["conv_implementation"]})
-    runners = interleaved_steps(config, spec["torch_modes"])
+    runners, flops = interleaved_steps(config, spec["torch_modes"])
     for run in runners.values():
         run(args.warmup)
     times: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
@@ -279,10 +280,11 @@ def run_interleaved_case(spec: dict[str, Any], args: argparse.Namespace) -> dict
             start = time.perf_counter()
             run(args.steps)
             times[key].append((time.perf_counter() - start) / args.steps)
-    flops = train_step_flops(build_gan(config))
     rows = []
     for (framework, mode), seconds in times.items():
-        kind = {"conv_implementation": mode} if framework == "jax" else {"mode": mode}
+        # The JAX row names the device, as the sequential run's does (results.json's device).
+        kind = ({"conv_implementation": mode, "device": jax.devices()[0].device_kind}
+                if framework == "jax" else {"mode": mode})
         rows.append({"kind": "step", "framework": framework, "case": spec["case"],
                      "dtype": spec["dtype"], **kind, "interleaved": True,
                      "seconds_per_step": statistics.median(seconds), "repeats_s": seconds,

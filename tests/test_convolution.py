@@ -122,12 +122,14 @@ def test_tap_kernel_grad_equals_float64_numpy_and_lax(kernel, padding, c_in, c_o
     close(penalty(tapped), penalty(lax_conv))
 
 
-def test_patch_product_gradients_equal_float64_numpy_and_twice_differentiable():
+@pytest.mark.parametrize("outputs", [6, 3])  # wider, thinner than the 5 patch columns
+def test_patch_product_gradients_equal_float64_numpy_and_twice_differentiable(outputs):
     """The product under every matmul convolution: its custom gradient (the matrix gradient
-    from a transposed copy of the patches) against float64 NumPy, and its gradient penalty
-    (the gradient of an input gradient) against jnp's own product."""
+    from a transposed copy of the patches or, when thinner, of the output gradient) against
+    float64 NumPy, and its gradient penalty (the gradient of an input gradient) against jnp's
+    own product."""
     patches = RNG.standard_normal((2, 3, 4, 5)).astype(np.float32)
-    matrix = RNG.standard_normal((5, 6)).astype(np.float32)
+    matrix = RNG.standard_normal((5, outputs)).astype(np.float32)
     loss = lambda product: lambda p, m: jnp.sum(jnp.sin(product(p, m)))  # noqa: E731
     custom = lambda p, m: patch_product(p, m, "highest")  # noqa: E731
     plain = lambda p, m: jnp.matmul(p, m, precision="highest")  # noqa: E731

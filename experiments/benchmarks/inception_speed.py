@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -40,7 +39,7 @@ from gan_jax.metrics.inception import CONV_FORMS
 from gan_jax.metrics.fid import fid_from_features
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10240, help="images per timed repeat")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -54,7 +53,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--interleave", action="store_true",
                         help="gan_jax float32 and the reference float32 timed in turns")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_inception"))
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
 def load_images(data_dir: str, count: int, split: str) -> tuple[np.ndarray, str]:
@@ -99,6 +98,11 @@ def bench_jax(args, images, real, fake) -> list[dict]:
     return rows
 
 
+def torch_images(args, count: int) -> int:
+    """The images the reference runs for `count`: whole batches of gan_jax's size."""
+    return -(-count // args.batch_size) * args.batch_size
+
+
 def torch_runners(args, count: int) -> dict[str, Callable[[], None]]:
     """The reference TorchScript network's run over `count` images (gan_jax's batch) in each
     of its modes on this device (float16 autocast only on a GPU); {} without torch."""
@@ -110,7 +114,7 @@ def torch_runners(args, count: int) -> dict[str, Callable[[], None]]:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = torch.jit.load(io.BytesIO(torchscript_bytes()), map_location=device).eval()
     batch = torch.rand(args.batch_size, 3, 299, 299, device=device) * 2 - 1
-    steps = -(-count // args.batch_size)  # the same batch as gan_jax's
+    steps = torch_images(args, count) // args.batch_size
     runners = {}
     for name, dtype in (("float32", None), ("float16 autocast", torch.float16)):
         if device == "cpu" and dtype is not None:
@@ -125,10 +129,6 @@ def torch_runners(args, count: int) -> dict[str, Callable[[], None]]:
         tf32 = f", tf32 convs: {torch.backends.cudnn.allow_tf32}" if device == "cuda" else ""
         runners[f"torch reference {name} ({device}{tf32})"] = run
     return runners
-
-
-def torch_images(args, count: int) -> int:
-    return -(-count // args.batch_size) * args.batch_size
 
 
 def bench_torch(args, count: int) -> list[dict]:
@@ -162,8 +162,8 @@ def _torch_version() -> str | None:
     return torch.__version__
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
     args.batch_size = args.batch_size or default_batch_size()
     images, _ = load_images(args.data_dir, args.count, "train")
     real, source = load_images(args.data_dir, args.fid_count, "train")
@@ -174,8 +174,7 @@ def main() -> None:
               "device": str(jax.devices()[0].device_kind), "cpu": cpu_model(),
               "cpu_cores": os.cpu_count(), "commit": git_commit(), "jax": jax.__version__,
               "torch": _torch_version(), "python": platform.python_version(),
-              "count": args.count,
-              "batch_size": args.batch_size, "fid_images": f"{args.fid_count} {source}",
+              "count": args.count, "batch_size": args.batch_size, "fid_images": f"{args.fid_count} {source}",
               "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -187,6 +186,7 @@ def main() -> None:
                  f"  FID {row['fid']:.3f} ({row['fid_change_vs_float32']:+.4f})"
                  if "fid" in row else "")
         print(f"{row['impl']:<55} {speed if speed is None else round(speed):>8} img/s{extra}")
+    return rows
 
 
 if __name__ == "__main__":

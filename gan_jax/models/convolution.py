@@ -110,6 +110,9 @@ def _patch_product_backward(precision, preferred_element_type, residuals, g):
     return d_patches.astype(patches.dtype), d_matrix.astype(matrix.dtype)
 
 
+patch_product.defvjp(_patch_product_forward, _patch_product_backward)
+
+
 def summed_over_rows(a: jax.Array, b: jax.Array, precision=None,
                      preferred_element_type=None) -> jax.Array:
     """a^T b for a (M, K) and b (M, N), a sum over the M rows, as a plain product of an explicit
@@ -124,9 +127,6 @@ def summed_over_rows(a: jax.Array, b: jax.Array, precision=None,
     if b.shape[1] < a.shape[1]:
         return barrier(plain(barrier(b.T), a)).T
     return plain(barrier(a.T), b)
-
-
-patch_product.defvjp(_patch_product_forward, _patch_product_backward)
 
 
 def _lax_conv(x: jax.Array, kernel: jax.Array, padding, precision=None,

@@ -166,3 +166,14 @@ def test_report_keeps_the_rows_of_run_directories_that_are_gone(tmp_path):
     assert "| ns_gan | 26.5 | 20.00 ± 0.71 | 28.00 ± 0.71 |" in table
     assert "| 2 | 19.50, 20.50 |" in table
     assert "finished 2026-12-01T00:00:00+00:00 to 2026-12-02T00:00:00+00:00" in table
+
+
+def test_a_second_recipe_of_a_loss_is_compared_with_that_loss_published_figure(tmp_path):
+    out, results = tmp_path / "runs", tmp_path / "results"
+    (out / "wgan_narrow" / "seed_0").mkdir(parents=True)
+    (out / "wgan_narrow" / "seed_0" / "study.json").write_text(
+        json.dumps(_summary("wgan_narrow", 0, 30.0)))
+    assert fid_study.main(["report", "--out", str(out), "--results", str(results)]) == 0
+    table = (results / "table.md").read_text()
+    assert "| wgan_narrow | 21.5 | 30.00 | 38.00 |" in table
+    assert "| wgan | 21.5 | not run yet |" in table

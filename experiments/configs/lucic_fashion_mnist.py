@@ -25,6 +25,12 @@ penalty weight):
   dragan   Kodali et al. 2017: the non-saturating loss and the DRAGAN penalty 10 around real
            data, Adam 1e-4 with betas (0.5, 0.9), no BatchNorm in D.
 
+One more row, beside the table rather than in it: `wgan_narrow`, weight clipping from Lucic et
+al.'s narrow range instead of Arjovsky et al.'s settings (compare_gan's params.py: Adam with
+beta1 0.5, learning rate 1e-4 to 1e-3, one critic update, clipping 0.01 to 1, BatchNorm in D
+or not): Adam 1e-4 with betas (0.5, 0.999), clipping 0.01, one critic update, BatchNorm in the
+critic, each the range's default. It is compared with WGAN's published figure.
+
 Two things differ from compare_gan: the latent is N(0, I) (compare_gan draws U(-1, 1)), and
 the images are in [-1, 1] with G's sigmoid rescaled to match (2 * sigmoid - 1). `.test` is a
 tiny model and a few steps, for the test suite.
@@ -52,6 +58,8 @@ RECIPES: dict[str, dict[str, object]] = {
                 "reg.penalty_weight": 10.0, "model.d_norm": "none"},
     "dragan": {**_PENALTY_ADAM, "train.loss": "non_saturating", "reg.penalty": "dragan",
                "reg.penalty_weight": 10.0, "model.d_norm": "none"},
+    "wgan_narrow": {"train.loss": "wasserstein", "reg.clip": 0.01, "optim.g_lr": 1e-4,
+                    "optim.d_lr": 1e-4, "optim.b1": 0.5, "optim.b2": 0.999},
 }
 TEST = {"model.g_width": 8, "model.d_width": 8, "model.latent_dim": 16, **TEST_SCHEDULE}
 

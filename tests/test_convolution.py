@@ -10,9 +10,10 @@ import pytest
 
 from gan_jax.config import with_overrides
 from gan_jax.models import build_networks
-from gan_jax.models.convolution import (Conv, ConvTranspose, conv_matmul, patch_product,
+from gan_jax.models.convolution import (Conv, ConvTranspose, conv_matmul, conv_space_to_depth,
                                         conv_tap_kernel_grad, conv_transpose_subpixel,
-                                        default_implementation, stride1_kernel_grad)
+                                        default_implementation, patch_product,
+                                        stride1_kernel_grad)
 from tests.helpers import tiny_config
 
 torch = pytest.importorskip("torch")
@@ -229,3 +230,35 @@ def test_thin_layers_use_lax_and_wide_ones_a_matrix_product():
     assert "custom_vjp_call" not in _primitives(conv(), rgb)  # stride 2: Flax's own
     assert "conv with lhs_dilation (2, 2)" in _primitives(
         ConvTranspose(3, (4, 4), strides=(2, 2), padding="SAME", implementation="xla"), wide)
+
+
+def _conv2d_float64(x, w, padding):
+    """A stride-1 NHWC x HWIO convolution (cross-correlation) in float64 NumPy."""
+    x = np.pad(x.astype(np.float64), ((0, 0), *padding, (0, 0)))
+    k = w.shape[0]
+    out_h, out_w = x.shape[1] - k + 1, x.shape[2] - k + 1
+    return sum(np.einsum("nhwc,co->nhwo", x[:, i:i + out_h, j:j + out_w], w[i, j])
+               for i in range(k) for j in range(k))
+
+
+@pytest.mark.parametrize("kernel,padding", [(3, 0), (3, 1), (5, 2), (4, 1), (1, 0), (2, 0)])
+@pytest.mark.parametrize("side", [(7, 7), (6, 9)])
+def test_space_to_depth_convolution_equals_float64_numpy(kernel, padding, side):
+    x = RNG.standard_normal((2, *side, 3)).astype(np.float32)
+    w = RNG.standard_normal((kernel, kernel, 3, 4)).astype(np.float32)
+    pads = ((padding, padding), (padding, padding))
+    got = conv_space_to_depth(x, w, pads, precision="highest")
+    np.testing.assert_allclose(got, _conv2d_float64(x, w, pads), rtol=1e-5, atol=1e-5)
+
+
+def test_space_to_depth_layer_is_flax_conv_where_it_applies():
+    x = jnp.asarray(RNG.standard_normal((2, 9, 9, 3)), jnp.float32)
+    for settings in (dict(features=5, kernel_size=(3, 3), padding="VALID"),
+                     dict(features=5, kernel_size=(3, 3), padding="SAME"),
+                     dict(features=5, kernel_size=(3, 3), strides=(2, 2))):  # lax's: stride 2
+        _assert_same_layer(Conv(**settings, implementation="space_to_depth"),
+                           nn.Conv(**settings), x)
+    assert Conv(5, (3, 3), implementation="space_to_depth")._form(x) == "space_to_depth"
+    assert Conv(5, (3, 3), (2, 2), implementation="space_to_depth")._form(x) == "flax"
+    with pytest.raises(ValueError, match="space_to_depth"):
+        ConvTranspose(5, (4, 4), implementation="space_to_depth").init(jax.random.key(0), x)

@@ -74,6 +74,9 @@ def test_auto_convolutions_are_lax_for_spatial_stride_1_kernels_on_the_cpu_only(
     assert {conv_implementation(c, "auto", "gpu") for c in (spatial, pointwise, strided)} == {
         "xla"}
     assert conv_implementation(spatial, "matmul", "cpu") == "matmul"
+    thin = Conv(32, (3, 3))  # the stem's 32-channel layer: on 2x2 pixel blocks on the CPU
+    assert [conv_implementation(thin, "auto", p) for p in ("cpu", "gpu")] == [
+        "space_to_depth", "xla"]
 
 
 def test_the_batch_defaults_to_the_platform_s_fastest(extractor):

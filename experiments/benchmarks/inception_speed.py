@@ -30,9 +30,9 @@ from typing import Callable
 import jax
 import numpy as np
 
+from experiments.benchmarks.train_step_speed import versions
 from experiments.benchmarks.turns import time_in_turns
 from experiments.provenance import cpu_model, git_commit
-
 from gan_jax.config import FASHION_MNIST_DIR
 from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor, default_batch_size
 from gan_jax.metrics.inception import CONV_FORMS
@@ -154,14 +154,6 @@ def bench_interleaved(args, images) -> list[dict]:
              "repeats_s": seconds} for name, seconds in times.items()]
 
 
-def _torch_version() -> str | None:
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch.__version__
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     args.batch_size = args.batch_size or default_batch_size()
@@ -173,9 +165,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     result = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "device": str(jax.devices()[0].device_kind), "cpu": cpu_model(),
               "cpu_cores": os.cpu_count(), "commit": git_commit(), "jax": jax.__version__,
-              "torch": _torch_version(), "python": platform.python_version(),
-              "count": args.count, "batch_size": args.batch_size, "fid_images": f"{args.fid_count} {source}",
-              "rows": rows}
+              "python": platform.python_version(), "versions": versions(),
+              "count": args.count, "batch_size": args.batch_size,
+              "fid_images": f"{args.fid_count} {source}", "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"{result['device']}, jax {jax.__version__}, {args.count} images, "

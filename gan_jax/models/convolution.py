@@ -253,13 +253,18 @@ def conv_transpose_subpixel(x: jax.Array, kernel: jax.Array, stride: int,
     return y.reshape(n, height * stride, width * stride, c_out)
 
 
+def _blocks_spanned(size: int, block: int) -> int:
+    """How many b x b blocks a window of k taps spans along an axis, from any output phase."""
+    return -(-(size - 1) // block) + 1
+
+
 def space_to_depth_kernel(kernel: jax.Array, block: int = 2) -> jax.Array:
     """The (L, L, b*b*C_in, b*b*C_out) kernel over b x b pixel blocks of a stride-1 square
     (k, k, C_in, C_out) kernel, L = ceil((k - 1) / b) + 1: block offset q, input phase u and
     output phase r meet tap t = b*q + u - r (zero where t is outside 0..k-1). Channels are
     ordered (phase y, phase x, channel), as `conv_space_to_depth` lays out its blocks."""
     size, _, c_in, c_out = kernel.shape
-    length = -(-(size - 1) // block) + 1
+    length = _blocks_spanned(size, block)
     q, u, r = np.ogrid[:length, :block, :block]
     taps = block * q + u - r  # (L, b_in, b_out)
     valid = (taps >= 0) & (taps < size)
@@ -286,7 +291,7 @@ def conv_space_to_depth(x: jax.Array, kernel: jax.Array,
     n = x.shape[0]
     x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
     out_h, out_w = x.shape[1] - size + 1, x.shape[2] - size + 1
-    length = -(-(size - 1) // block) + 1
+    length = _blocks_spanned(size, block)
     rows, cols = -(-out_h // block), -(-out_w // block)  # output blocks
     high, wide = (rows + length - 1) * block, (cols + length - 1) * block
     x = jnp.pad(x, ((0, 0), (0, high - x.shape[1]), (0, wide - x.shape[2]), (0, 0)))

@@ -9,7 +9,10 @@ Each row adds one ingredient to the one before it, so the table of their FIDs is
   dcgan_ns                    DCGAN at 28x28 (ngf = ndf = 64, BatchNorm in both, z 100), the
                               non-saturating loss, Adam 2e-4 (0.5, 0.999): Radford et al.'s.
   dcgan_ns_ema                + samples and FID from an EMA of G (10 kimg half-life with
-                              StyleGAN2's ramp-up; Karras et al. 2018, Yazici et al. 2019).
+                              StyleGAN2's ramp-up; Karras et al. 2018, Yazici et al. 2019),
+                              with BigGAN's standing statistics (16 batches) for its BatchNorm:
+                              the training's running averages (momentum 0.9, the last ~10
+                              steps) come from the raw weights, not from the averaged ones.
   dcgan_hinge_sn_ema          + the hinge loss and spectral norm on every D layer instead of its
                               BatchNorm, Adam 2e-4 (0, 0.9) (Miyato et al. 2018).
   dcgan_hinge_sn_ema_diffaug  + DiffAugment translation + cutout on every image D sees (Zhao et
@@ -31,7 +34,7 @@ DCGAN_28 = {"model.arch": "dcgan", "model.resolution": 28, "model.channels": 1,
             "train.sample_every_kimg": 120.0, "train.checkpoint_every_kimg": 60.0}
 _NS = {"train.loss": "non_saturating", "optim.g_lr": 2e-4, "optim.d_lr": 2e-4,
        "optim.b1": 0.5, "optim.b2": 0.999}
-_EMA = {"optim.ema_kimg": 10.0, "optim.ema_rampup": 0.05}
+_EMA = {"optim.ema_kimg": 10.0, "optim.ema_rampup": 0.05, "eval.standing_stats": 16}
 _HINGE_SN = {"train.loss": "hinge", "model.spectral_norm": "d", "model.d_norm": "none",
              "optim.b1": 0.0, "optim.b2": 0.9}
 _DIFFAUG = {"augment.policy": "translation,cutout"}

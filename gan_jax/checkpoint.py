@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import jax
 import orbax.checkpoint as ocp
@@ -76,7 +77,10 @@ class Checkpointer:
             options=ocp.CheckpointManagerOptions(
                 max_to_keep=None if read_only else keep, create=not read_only,
                 read_only=read_only, save_interval_steps=0 if read_only else 1,
-                cleanup_tmp_directories=False))
+                cleanup_tmp_directories=False),
+            # Registered up front, so that a checkpoint's metadata can be read before any
+            # restore (orbax only knows how to read an item it has saved or restored).
+            item_handlers=ocp.StandardCheckpointHandler())
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -94,23 +98,34 @@ class Checkpointer:
 
         A checkpoint whose tree or shapes differ from `like` (another model or gan_jax version)
         or whose files are damaged is a UserError naming the checkpoint; nothing is deleted.
+        The tree and shapes are compared from the checkpoint's metadata before any array is
+        read: a read that fails part-way leaves orbax's pending reads to be collected later,
+        as warnings in whatever runs next.
         """
         try:
-            return self._restore(step, like)
-        except Exception as error:  # orbax raises ValueError, KeyError, FileNotFoundError...
-            if storage_errno(error) is not None:
-                raise
-            try:
-                return _from_legacy(self._restore(step, _legacy_layout(like)), like)
-            except Exception:  # not the earlier layout either: report the first error
-                pass
-            first_line = (str(error).strip().splitlines() or [""])[0][:300]
-            raise UserError(
-                f"checkpoint {self.directory / str(step)} does not fit this model "
-                f"({type(error).__name__}: {first_line}); it was written by another model, "
-                "config or gan_jax version, or is damaged: resume it with the config and "
-                "version that wrote it, use a new --workdir, or move that step's folder away "
-                "to resume from the one before") from None
+            stored = _leaf_shapes(self._manager.metadata(step).item_metadata.tree)
+        except Exception as error:  # no metadata, or unreadable: the checkpoint is damaged
+            self._refuse(step, error)
+        layouts = ((like, lambda restored: restored),
+                   (_legacy_layout(like), lambda restored: _from_legacy(restored, like)))
+        for layout, convert in layouts:
+            if _leaf_shapes(layout) == stored:
+                try:
+                    return convert(self._restore(step, layout))
+                except Exception as error:  # orbax raises ValueError, KeyError, OSError...
+                    self._refuse(step, error)
+        self._refuse(step, ValueError(_first_difference(stored, _leaf_shapes(like))))
+
+    def _refuse(self, step: int, error: Exception) -> NoReturn:
+        if storage_errno(error) is not None:
+            raise error
+        first_line = (str(error).strip().splitlines() or [""])[0][:300]
+        raise UserError(
+            f"checkpoint {self.directory / str(step)} does not fit this model "
+            f"({type(error).__name__}: {first_line}); it was written by another model, "
+            "config or gan_jax version, or is damaged: resume it with the config and "
+            "version that wrote it, use a new --workdir, or move that step's folder away "
+            "to resume from the one before") from None
 
     def _restore(self, step: int, like):
         abstract = jax.tree.map(ocp_layout, like)
@@ -155,6 +170,33 @@ class Checkpointer:
 # when unused: ema_params and param_averages, and augment_p always. Checkpoints written then
 # restore into today's layout, where they are `slots` and exist only when configured.
 _LEGACY_SLOTS = {"ema": "ema_params", "averages": "param_averages", "augment_p": "augment_p"}
+
+
+def _leaf_shapes(tree) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Every array's shape by its path, the path's keys as strings: a saved dataclass or named
+    tuple comes back from the metadata as a dict, a tuple's items keep their index."""
+    def name(key) -> str:
+        for field in ("key", "name", "idx"):  # DictKey, GetAttrKey, SequenceKey
+            if hasattr(key, field):
+                return str(getattr(key, field))
+        return str(key)
+
+    return {tuple(map(name, path)): tuple(leaf.shape)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _first_difference(stored: dict, expected: dict) -> str:
+    """The first array the checkpoint and the model disagree on, in words."""
+    for path in sorted(stored.keys() | expected.keys()):
+        there, here = stored.get(path), expected.get(path)
+        if there != here:
+            where = ".".join(path)
+            if there is None:
+                return f"the model has {where} {here}, the checkpoint has none"
+            if here is None:
+                return f"the checkpoint has {where} {there}, the model has none"
+            return f"{where} is {there} in the checkpoint, {here} in the model"
+    return "the same arrays"  # unreachable when the two differ
 
 
 def _legacy_layout(like: TrainState) -> dict:

@@ -87,6 +87,23 @@ def test_a_checkpoint_of_the_earlier_state_layout_restores_into_slots(tmp_path):
         Checkpointer(tmp_path).restore_latest(like=other)
 
 
+def test_another_models_checkpoint_is_refused_from_its_metadata_naming_the_array(
+        tmp_path, monkeypatch):
+    """The tree and shapes are compared before any array is read (a read failing part-way
+    leaves orbax's pending reads behind), and the refusal names the first array that differs."""
+    state = init_state(build_gan(tiny_config()), jax.random.key(0))
+    checkpointer = Checkpointer(tmp_path)
+    checkpointer.save(state)
+    checkpointer.close()
+    other = init_state(build_gan(tiny_config(model__g_width=16)), jax.random.key(0))
+    reads = []
+    monkeypatch.setattr(Checkpointer, "_restore", lambda self, *args: reads.append(args))
+    with pytest.raises(UserError, match=r"does not fit this model \(ValueError: \S+ is "
+                       r"\(\d+(, \d+)*,?\) in the checkpoint, \(\d+(, \d+)*,?\) in the model\)"):
+        Checkpointer(tmp_path).restore_latest(like=other)
+    assert reads == []
+
+
 # Slow (28 s on 2 cores): the SIGKILL tests of test_preemption.py check the same exact resume
 # in the default suite; this one adds switching the data placement on resume.
 @pytest.mark.slow

@@ -37,6 +37,7 @@ import importlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -173,7 +174,9 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
     import jax
     prepared = prepare_train_step(config)
     step, batch, key = prepared.step, prepared.batch, jax.random.key(1)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     seconds, state = time_steps(step, prepared.state, batch, key, steps, repeats, warmup)
+    after, calls = resource.getrusage(resource.RUSAGE_SELF), steps * repeats + warmup
     if profile_dir:
         with jax.profiler.trace(profile_dir):
             time_steps(step, state, batch, key, 10, 1, 0)
@@ -184,6 +187,9 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
             "flops_per_step": prepared.flops.per_step,
             "peak_memory_bytes": stats.get("peak_bytes_in_use"),
             "xla_temp_bytes": getattr(memory, "temp_size_in_bytes", None),
+            # a temporary buffer mapped anew each call shows here (gan_jax.host_memory)
+            "page_faults_per_step": (after.ru_minflt - before.ru_minflt) / calls,
+            "system_seconds_per_step": (after.ru_stime - before.ru_stime) / calls,
             "device": jax.devices()[0].device_kind, "devices": jax.device_count(),
             "jax": jax.__version__}
 

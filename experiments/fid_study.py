@@ -241,7 +241,16 @@ def _mean_std(values: list[float], digits: int = 2) -> str:
 
 def _time_to_pass(summary: dict[str, Any]) -> str:
     if summary["seconds_to_pass"] is None:
-        return "not reached" if len(summary["curve"]) > 1 else "not evaluated during the run"
+        curve = summary["curve"]
+        if len(curve) > 1:
+            return "not reached"
+        if curve[0]["fid"] > summary["pass_fid"]:
+            return "not evaluated during the run"
+        # Evaluated at the end only, and passed there: when it first got there is not known,
+        # but it was no later than the end; its one evaluation is what a user waits for too.
+        train, evaluation = curve[0]["train_s"] / 60, summary["evaluation_s"] / 60
+        return (f"at most {train:.1f} min ({train + evaluation:.1f} with its evaluation; "
+                f"evaluated at {curve[0]['kimg']:g} kimg only)")
     restarts = summary["restarts"]
     note = f" ({restarts} restart{'s' * (restarts > 1)})" if restarts else ""
     return f"{summary['seconds_to_pass'] / 60:.1f} min{note}"

@@ -35,12 +35,15 @@ def test_time_to_pass_leaves_out_evaluations(tmp_path):
     assert fid_study._time_to_pass(summary) == "0.1 min"  # 9 s
 
 
-def test_a_run_evaluated_only_at_its_end_has_no_time_to_pass(tmp_path):
-    write_log(tmp_path, [{"step": 30, "kimg": 3.0, "wall_s": 20.0, "eval_s": 2.0,
+def test_a_run_evaluated_only_at_its_end_has_only_an_upper_bound(tmp_path):
+    write_log(tmp_path, [{"step": 30, "kimg": 3.0, "wall_s": 120.0, "eval_s": 60.0,
                           "fid10k": 15.0}])
     summary = fid_study.summarize(tmp_path, "fid10k", pass_fid=26.5)
     assert summary["final_fid"] == 15.0 and summary["seconds_to_pass"] is None
-    assert fid_study._time_to_pass(summary) == "not evaluated during the run"
+    assert fid_study._time_to_pass(summary) == (
+        "at most 1.0 min (2.0 with its evaluation; evaluated at 3 kimg only)")
+    failed = fid_study.summarize(tmp_path, "fid10k", pass_fid=10.0)
+    assert fid_study._time_to_pass(failed) == "not evaluated during the run"
 
 
 def test_a_resumed_run_adds_each_process_once(tmp_path):

@@ -35,12 +35,15 @@ NEVER_TRIM = -1  # mallopt(3): "-1 disables trimming completely"
 OPT_OUT = "GAN_JAX_MALLOC"
 
 
+def on_glibc() -> bool:
+    """Whether this process's C library is glibc, the one whose malloc the setting tunes."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def reuse_freed_memory() -> bool:
     """Sets glibc's malloc to keep and reuse freed memory (see the module docstring). True when
     it was set; False on another C library, or with GAN_JAX_MALLOC=system."""
-    if os.environ.get(OPT_OUT, "").lower() == "system":
-        return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if os.environ.get(OPT_OUT, "").lower() == "system" or not on_glibc():
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     settings = ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, NEVER_TRIM))

@@ -4,7 +4,6 @@ JAX starts its threads, as the entry points make it)."""
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
@@ -12,9 +11,8 @@ import pytest
 
 from gan_jax import host_memory
 
-pytestmark = pytest.mark.skipif(
-    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-    reason="the setting is glibc's malloc")
+pytestmark = pytest.mark.skipif(not host_memory.on_glibc(),
+                                reason="the setting is glibc's malloc")
 
 # A 64 MiB intermediate (4096 x 4096 float32) that XLA must keep in its temporary buffer, then
 # the page faults per call once the calls have warmed up.

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -47,7 +46,7 @@ from typing import Any
 
 from gan_jax import config as config_lib
 from experiments.cli import comma_list, run_command
-from experiments.provenance import cpu_model, git_commit
+from experiments.provenance import cpu_model, git_commit, usable_cores
 from gan_jax.errors import UserError
 from gan_jax.files import write_text_atomically
 
@@ -160,7 +159,7 @@ def environment() -> dict[str, Any]:
     import jax
     import optax
     return {"device": jax.devices()[0].device_kind, "devices": jax.device_count(),
-            "cpu": cpu_model(), "cpu_cores": os.cpu_count(), "commit": git_commit(),
+            "cpu": cpu_model(), "cpu_cores": usable_cores(), "commit": git_commit(),
             "command": " ".join(["python -m experiments.fid_study", *sys.argv[1:]]),
             "jax": jax.__version__, "flax": flax.__version__, "optax": optax.__version__,
             "python": sys.version.split()[0],

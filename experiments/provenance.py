@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -27,6 +28,15 @@ def cpu_model() -> str:
     if "cpu family" in fields:
         return f"{name} (family {fields['cpu family']} model {fields.get('model', '?')}; {vector})"
     return f"{name} ({vector})"
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: fewer than the machine's under `taskset` or a
+    container's CPU set, which is what a timing depends on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def git_commit() -> str | None:

@@ -123,6 +123,11 @@ def test_step_profile_groups_names_and_sums_a_traced_step(tmp_path, capsys):
     hlo = jax.jit(lambda x: jax.numpy.tanh(x @ x)).lower(np.ones((4, 4), np.float32)).compile()
     opcodes = {opcode for opcode, _ in step_profile.hlo_instructions(hlo.as_text()).values()}
     assert "parameter" in opcodes and ({"dot", "fusion"} & opcodes)
+    # The product's FLOPs (2 m n k, here with two contracted axes), on whichever instruction
+    # runs it (a dot, or the fusion XLA:CPU wraps it in), counted once.
+    product = jax.jit(lambda x, y: jax.numpy.tanh(jax.numpy.einsum("mab,abn->mn", x, y)))
+    compiled = product.lower(np.ones((8, 3, 5), np.float32), np.ones((3, 5, 7), np.float32))
+    assert sum(step_profile.product_flops(compiled.compile().as_text()).values()) == 2 * 8 * 15 * 7
     record = step_profile.main(["--case", "dcgan32_b64", "--scale", "tiny", "--steps", "2",
                                 "--warmup", "1", "--out", str(tmp_path)])
     groups = record["groups_ms"]
@@ -130,6 +135,9 @@ def test_step_profile_groups_names_and_sums_a_traced_step(tmp_path, capsys):
     for prefix in ("Generator forward", "Discriminator forward", "Discriminator backward"):
         assert any(g.startswith(prefix) and ms > 0 for g, ms in groups.items()), prefix
     assert abs(sum(groups.values()) - record["summed_ms_per_step"]) < 1e-6
+    products = record["products"]  # the tiny DCGAN's products, timed and counted
+    assert 0 < products["ms_per_step"] < record["summed_ms_per_step"]
+    assert products["gflop_per_step"] > 0
     assert json.loads((tmp_path / "profile.json").read_text())["groups_ms"] == groups
     assert "HloModule" in (tmp_path / "step.hlo.txt").read_text()
     assert "step wall" in capsys.readouterr().out

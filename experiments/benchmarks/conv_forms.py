@@ -103,9 +103,9 @@ def time_layer(layer: dict[str, Any], batch: int, repeats: int) -> dict[str, Any
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    import os
 
     from experiments.cli import run_command
+    from experiments.provenance import usable_cores
     from experiments.step_fingerprints import environment
     from gan_jax.config import load_config
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / "conv_forms.json").write_text(json.dumps({
                 "command": " ".join(["python -m experiments.benchmarks.conv_forms", *argv]),
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                "environment": {**environment(), "cpus": os.cpu_count()}, "rows": rows},
+                "environment": {**environment(), "cpus": usable_cores()}, "rows": rows},
                 indent=1, default=str) + "\n")
 
     return run_command("run", {"run": run})

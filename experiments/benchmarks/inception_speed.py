@@ -21,7 +21,6 @@ import argparse
 import datetime
 import io
 import json
-import os
 import platform
 import statistics
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 
 from experiments.benchmarks.train_step_speed import versions
 from experiments.benchmarks.turns import time_in_turns
-from experiments.provenance import cpu_model, git_commit
+from experiments.provenance import cpu_model, git_commit, usable_cores
 from gan_jax.config import FASHION_MNIST_DIR
 from gan_jax.metrics.features import COMPUTE_MODES, FeatureExtractor, default_batch_size
 from gan_jax.metrics.inception import CONV_FORMS
@@ -164,7 +163,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             else bench_jax(args, images, real, fake) + bench_torch(args, args.count))
     result = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
               "device": str(jax.devices()[0].device_kind), "cpu": cpu_model(),
-              "cpu_cores": os.cpu_count(), "commit": git_commit(), "jax": jax.__version__,
+              "cpu_cores": usable_cores(), "commit": git_commit(), "jax": jax.__version__,
               "python": platform.python_version(), "versions": versions(),
               "count": args.count, "batch_size": args.batch_size,
               "fid_images": f"{args.fid_count} {source}", "rows": rows}

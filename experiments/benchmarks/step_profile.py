@@ -7,8 +7,9 @@ Traces `--steps` calls of the compiled, sharded step that `train_step_speed` tim
 and maps each instruction to the JAX operation it came from (the `op_name` metadata of the
 optimized HLO). It prints the largest groups in ms per step, a group being network, pass
 (forward or backward: `transpose(jvp(...))` in the name), layer and primitive, e.g.
-`Discriminator backward body/Conv_1 dot_general`, and writes profile.json (every group and
-instruction, the command, date, CPU and versions) and the optimized HLO under --out.
+`Discriminator backward body/Conv_1 dot_general`, and the matrix products' time, FLOPs (from
+the HLO's shapes) and rate apart from everything else's time. It writes profile.json (every
+group and instruction, the command, date, CPU and versions) and the optimized HLO under --out.
 
 Times are summed over threads, so on a CPU two instructions running side by side add up to
 more than their wall time; the sum is printed beside the step's wall time. Control flow
@@ -31,15 +32,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from experiments.benchmarks.train_step_speed import (CASES, case_config, prepare_train_step,
                                                      versions)
-from experiments.provenance import cpu_model, git_commit
+from experiments.provenance import cpu_model, git_commit, usable_cores
 
 # Instructions that only run other instructions: their time is their bodies'.
 CONTAINERS = frozenset({"while", "conditional", "call", "async-start", "async-done"})
 _INSTRUCTION = re.compile(
     r"^\s*(?:ROOT\s+)?%?(?P<name>[\w.\-]+)\s*=\s*(?:\([^=]*?\)|\S+)\s+(?P<opcode>[a-z][\w\-]*)\(")
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
+_SHAPE = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*[a-z]\w*\[([\d,]*)\]", re.M)
+_DOT = re.compile(r"^\s*(?:ROOT\s+)?%?(?P<name>[\w.\-]+)\s*=\s*[a-z]\w*\[(?P<out>[\d,]*)\]\S*\s+dot\("
+                  r"%?(?P<lhs>[\w.\-]+),.*?lhs_contracting_dims=\{(?P<contracting>[\d,]*)\}", re.M)
+_COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?(?P<name>[\w.\-]+)\s[^\n]*\{\n(?P<body>.*?)\n\}", re.S | re.M)
+_FUSION = re.compile(r"^\s*(?:ROOT\s+)?%?(?P<name>[\w.\-]+)\s*=.*?\sfusion\(.*?\bcalls=%?"
+                     r"(?P<callee>[\w.\-]+)", re.M)
 _LAYER = re.compile(r"^[A-Za-z]\w*_\d+$")
 
 
@@ -67,6 +76,41 @@ def hlo_instructions(hlo_text: str) -> dict[str, tuple[str, str]]:
         if match:
             op_name = _OP_NAME.search(line)
             found[match["name"]] = (match["opcode"], op_name.group(1) if op_name else "")
+    return found
+
+
+def _dims(text: str) -> list[int]:
+    return [int(d) for d in text.split(",") if d]
+
+
+def product_flops(hlo_text: str) -> dict[str, float]:
+    """FLOPs per call of every instruction that runs a matrix product: a dot, or a fusion whose
+    body has one (XLA:CPU's YNNPACK/oneDNN fusions), as 2 x output elements x contracted size.
+    Convolutions are left out (they are not products here unless written as one)."""
+    shapes = {name: _dims(dims) for name, dims in _SHAPE.findall(hlo_text)}
+
+    def dot_flops(text: str) -> float:
+        total = 0.0
+        for match in _DOT.finditer(text):
+            lhs = shapes.get(match["lhs"])
+            if lhs is None:
+                continue
+            contracted = np.prod([lhs[d] for d in _dims(match["contracting"])])
+            total += 2.0 * float(np.prod(_dims(match["out"]))) * float(contracted)
+        return total
+
+    bodies = {m["name"]: m["body"] for m in _COMPUTATION.finditer(hlo_text)}
+    fusions = _FUSION.findall(hlo_text)
+    fused = {callee for _, callee in fusions}
+    found = {}
+    for name, body in bodies.items():  # products run as instructions of their own
+        if name not in fused:
+            for match in _DOT.finditer(body):
+                found[match["name"]] = dot_flops(match.group(0))
+    for name, callee in fusions:  # and fusions whose bodies hold products
+        flops = dot_flops(bodies.get(callee, ""))
+        if flops:
+            found[name] = flops
     return found
 
 
@@ -122,14 +166,21 @@ def profile_step(config, steps: int, warmup: int) -> dict[str, Any]:
             wall = (time.perf_counter() - start) / steps
         times = thunk_times(trace_dir, instructions)
     per_instruction = {name: ns / steps / 1e6 for name, ns in times.items()}
+    flops = product_flops(hlo)
+    product_ms = sum(ms for name, ms in per_instruction.items() if name in flops)
+    product_gflop = sum(flops[name] for name in per_instruction if name in flops) / 1e9
     groups: dict[str, float] = collections.defaultdict(float)
     for name, ms in per_instruction.items():
         groups[group_of(instructions[name][1], instructions[name][0])] += ms
     by_size = lambda d: dict(sorted(d.items(), key=lambda kv: -kv[1]))  # noqa: E731
     return {"wall_ms_per_step": wall * 1e3, "summed_ms_per_step": sum(per_instruction.values()),
             "groups_ms": by_size(groups),
+            # Matrix products: time summed over threads, so their rate is per busy thread.
+            "products": {"ms_per_step": product_ms, "gflop_per_step": product_gflop,
+                         "gflop_per_s": product_gflop / product_ms * 1e3 if product_ms else None},
             "instructions_ms": {n: {"ms": ms, "opcode": instructions[n][0],
-                                    "op_name": instructions[n][1]}
+                                    "op_name": instructions[n][1],
+                                    **({"gflop": flops[n] / 1e9} if n in flops else {})}
                                 for n, ms in by_size(per_instruction).items()},
             "hlo": hlo}
 
@@ -137,7 +188,14 @@ def profile_step(config, steps: int, warmup: int) -> dict[str, Any]:
 def format_groups(result: dict[str, Any], top: int) -> str:
     total = result["summed_ms_per_step"]
     lines = [f"step wall {result['wall_ms_per_step']:.1f} ms; operations summed over threads "
-             f"{total:.1f} ms", "| ms/step | share | group |", "|---:|---:|---|"]
+             f"{total:.1f} ms"]
+    products = result["products"]
+    if products["ms_per_step"]:
+        lines.append(f"matrix products {products['ms_per_step']:.1f} ms for "
+                     f"{products['gflop_per_step']:.1f} GFLOP ({products['gflop_per_s']:.0f} "
+                     f"GFLOP/s per busy thread); everything else "
+                     f"{total - products['ms_per_step']:.1f} ms")
+    lines += ["| ms/step | share | group |", "|---:|---:|---|"]
     for group, ms in list(result["groups_ms"].items())[:top]:
         lines.append(f"| {ms:.1f} | {ms / total:.1%} | {group} |")
     return "\n".join(lines)
@@ -155,7 +213,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (args.out / "step.hlo.txt").write_text(result.pop("hlo"))
     record = {"command": "python -m experiments.benchmarks.step_profile " + " ".join(argv),
               "date": started.isoformat(timespec="seconds"), "cpu": cpu_model(),
-              "cpu_cores": os.cpu_count(), "commit": git_commit(), "versions": versions(),
+              "cpu_cores": usable_cores(), "commit": git_commit(), "versions": versions(),
               **result}
     (args.out / "profile.json").write_text(json.dumps(record, indent=1))
     print(format_groups(result, args.top))

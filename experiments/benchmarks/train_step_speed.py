@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from experiments.benchmarks.turns import time_in_turns
-from experiments.provenance import cpu_model, git_commit
+from experiments.provenance import cpu_model, git_commit, usable_cores
 
 CASES: dict[str, dict[str, Any]] = {
     "dcgan64_b128": {"model.resolution": 64, "train.batch_size": 128},
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     args.out.mkdir(parents=True, exist_ok=True)
     record = {"command": "python -m experiments.benchmarks.train_step_speed " + " ".join(argv),
               "date": started.isoformat(timespec="seconds"), "device": device,
-              "host": platform.node(), "cpu": cpu_model(), "cpu_cores": os.cpu_count(),
+              "host": platform.node(), "cpu": cpu_model(), "cpu_cores": usable_cores(),
               "commit": git_commit(), "versions": versions(),
               "measured_bf16_tflops": peak, "datasheet_bf16_tflops": datasheet,
               "settings": {k: v for k, v in vars(args).items() if k != "out" and k != "worker"},

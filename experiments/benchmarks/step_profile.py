@@ -45,7 +45,8 @@ _INSTRUCTION = re.compile(
 _OP_NAME = re.compile(r'op_name="([^"]*)"')
 _SHAPE = re.compile(r"^\s*(?:ROOT\s+)?%?([\w.\-]+)\s*=\s*[a-z]\w*\[([\d,]*)\]", re.M)
 _DOT = re.compile(r"^\s*(?:ROOT\s+)?%?(?P<name>[\w.\-]+)\s*=\s*[a-z]\w*\[(?P<out>[\d,]*)\]\S*"
-                  r"\s+dot\(%?(?P<lhs>[\w.\-]+),.*?lhs_contracting_dims=\{(?P<contracting>[\d,]*)\}",
+                  r"\s+dot\(%?(?P<lhs>[\w.\-]+),"
+                  r".*?lhs_contracting_dims=\{(?P<contracting>[\d,]*)\}",
                   re.M)
 _COMPUTATION = re.compile(r"^(?:ENTRY\s+)?%?(?P<name>[\w.\-]+)\s[^\n]*\{\n(?P<body>.*?)\n\}",
                           re.S | re.M)

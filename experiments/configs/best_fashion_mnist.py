@@ -2,9 +2,10 @@
 (1200 kimg of real images, batch 64, 28x28), and the rows of its ablation.
 
     python -m experiments.fid_study run --experiment experiments/configs/best_fashion_mnist.py \
-        --rows dcgan_ns,dcgan_ns_ema,dcgan_hinge_sn_ema,dcgan_hinge_sn_ema_diffaug --seeds 0
+        --rows dcgan_ns,dcgan_ns_ema,dcgan_ns_ema_decay,dcgan_hinge_sn_ema --seeds 0
 
-Each row adds one ingredient to the one before it, so the table of their FIDs is the ablation:
+Each row adds one ingredient to `dcgan_ns_ema` or to the row before it, so the table of their
+FIDs is the ablation:
 
   dcgan_ns                    DCGAN at 28x28 (ngf = ndf = 64, BatchNorm in both, z 100), the
                               non-saturating loss, Adam 2e-4 (0.5, 0.999): Radford et al.'s.
@@ -13,6 +14,9 @@ Each row adds one ingredient to the one before it, so the table of their FIDs is
                               with BigGAN's standing statistics (16 batches) for its BatchNorm:
                               the training's running averages (momentum 0.9, the last ~10
                               steps) come from the raw weights, not from the averaged ones.
+  dcgan_ns_ema_decay          + both learning rates decayed linearly to zero over the 1200 kimg
+                              (as WGAN-GP's and SNGAN's recipes do): the last steps anneal
+                              instead of oscillating at full rate, and the EMA averages them.
   dcgan_hinge_sn_ema          + the hinge loss and spectral norm on every D layer instead of its
                               BatchNorm, Adam 2e-4 (0, 0.9) (Miyato et al. 2018).
   dcgan_hinge_sn_ema_diffaug  + DiffAugment translation + cutout on every image D sees (Zhao et
@@ -38,10 +42,12 @@ _EMA = {"optim.ema_kimg": 10.0, "optim.ema_rampup": 0.05, "eval.standing_stats":
 _HINGE_SN = {"train.loss": "hinge", "model.spectral_norm": "d", "model.d_norm": "none",
              "optim.b1": 0.0, "optim.b2": 0.9}
 _DIFFAUG = {"augment.policy": "translation,cutout"}
+_DECAY = {"optim.lr_decay": "linear"}  # to zero at train.total_kimg
 
 RECIPES: dict[str, dict[str, object]] = {
     "dcgan_ns": {**DCGAN_28, **_NS},
     "dcgan_ns_ema": {**DCGAN_28, **_NS, **_EMA},
+    "dcgan_ns_ema_decay": {**DCGAN_28, **_NS, **_EMA, **_DECAY},
     "dcgan_hinge_sn_ema": {**DCGAN_28, **_NS, **_EMA, **_HINGE_SN},
     "dcgan_hinge_sn_ema_diffaug": {**DCGAN_28, **_NS, **_EMA, **_HINGE_SN, **_DIFFAUG},
     "infogan_ns_ema": {**INFOGAN, **LUCIC["ns_gan"], **_EMA},

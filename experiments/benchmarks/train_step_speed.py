@@ -114,12 +114,18 @@ def case_config(case: str, dtype: str, scale: str):
     return with_overrides(base, values)
 
 
+def warm_up(step, state, batch, key, calls: int):
+    """`state` after `calls` calls of `state, _ = step(state, batch, key)`, finished."""
+    import jax
+    for _ in range(calls):
+        state, _ = step(state, batch, key)
+    return jax.block_until_ready(state)
+
+
 def time_steps(step, state, batch, key, steps: int, repeats: int, warmup: int):
     """Median seconds per call of `state, _ = step(state, batch, key)` and the final state."""
     import jax
-    for _ in range(warmup):
-        state, _ = step(state, batch, key)
-    jax.block_until_ready(state)
+    state = warm_up(step, state, batch, key, warmup)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -174,9 +180,12 @@ def time_train_step(config, steps: int, repeats: int, warmup: int,
     import jax
     prepared = prepare_train_step(config)
     step, batch, key = prepared.step, prepared.batch, jax.random.key(1)
+    state = warm_up(step, prepared.state, batch, key, warmup)
+    # Faults and system time of the timed calls only: the warm-up's first calls map memory
+    # that later calls reuse (gan_jax.host_memory).
     before = resource.getrusage(resource.RUSAGE_SELF)
-    seconds, state = time_steps(step, prepared.state, batch, key, steps, repeats, warmup)
-    after, calls = resource.getrusage(resource.RUSAGE_SELF), steps * repeats + warmup
+    seconds, state = time_steps(step, state, batch, key, steps, repeats, 0)
+    after, calls = resource.getrusage(resource.RUSAGE_SELF), steps * repeats
     if profile_dir:
         with jax.profiler.trace(profile_dir):
             time_steps(step, state, batch, key, 10, 1, 0)

@@ -351,7 +351,7 @@ class EvalConfig:
     reference: str | None = None  # real images "dataset:split"; None: data.dataset's test split
     # gan_jax.metrics.resize.RESIZE_MODES; FIDs compare only at equal resize
     resize: Resize = "clean"
-    # images per Inception batch (and per generator batch); None: 64 on the CPU (the fastest
+    # images per Inception batch (and per generator batch); None: 32 on the CPU (the fastest
     # there), 200 on accelerators (gan_jax.metrics.features.default_batch_size)
     batch_size: int | None = at_least(None, 1)
     weights: str | None = None  # Inception weights file; None: the user cache (filled via pip)

@@ -171,8 +171,9 @@ def test_time_in_turns_alternates_the_runners_after_their_warmup():
 def test_interleaved_inception_benchmark_times_both_networks_in_turns(tmp_path):
     rows = inception_speed.main(["--count", "2", "--batch-size", "2", "--repeats", "2",
                                  "--fid-count", "2", "--modes", "float32", "--interleave",
-                                 "--out", str(tmp_path)])
-    assert [r["impl"] for r in rows] == ["gan_jax float32, auto convolutions",
+                                 "--chain-sizes", "auto,1", "--out", str(tmp_path)])
+    assert [r["impl"] for r in rows] == ["gan_jax float32, auto convolutions, chains auto",
+                                         "gan_jax float32, auto convolutions, chains 1",
                                          "torch reference float32 (cpu)"]
     for row in rows:
         assert row["interleaved"] and len(row["repeats_s"]) == 2

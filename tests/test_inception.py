@@ -17,7 +17,8 @@ import pytest
 
 from gan_jax.errors import UserError
 from gan_jax.metrics import weights as weights_module
-from gan_jax.metrics.features import (FeatureExtractor, check_images, default_batch_size,
+from gan_jax.metrics.features import (CPU_CHAIN_SIZE, FeatureExtractor, apply_in_chains,
+                                      check_images, default_batch_size, default_chain_size,
                                       feature_extractor)
 from gan_jax.metrics.inception import Conv, InceptionV3, conv_implementation, params_from_weights
 from gan_jax.metrics.weights import (TORCHSCRIPT_MEMBER, cached_wheel, convert_torchscript,
@@ -51,6 +52,34 @@ def test_features_match_the_reference_torchscript_network(extractor, golden, kin
     assert np.abs(ours - reference).max() <= 1e-4 * np.abs(reference).max()
 
 
+def test_a_one_device_cpu_extractor_runs_chains_with_the_reference_features(extractor, golden):
+    one_device = FeatureExtractor(devices=jax.devices()[:1])
+    assert one_device.chain_size == CPU_CHAIN_SIZE == default_chain_size("cpu") == 8
+    assert extractor.chain_size is None  # a batch split over 8 devices is not chained
+    assert default_chain_size("gpu") is None
+    ours = one_device.features(golden["rgb_images"], resize="clean", batch_size=16)  # 2 chains
+    assert relative_errors(ours, golden["rgb_features"]).max() <= 1e-4
+    with pytest.raises(UserError, match="chain_size must be positive"):
+        FeatureExtractor(devices=jax.devices()[:1], chain_size=0)
+
+
+def test_apply_in_chains_traces_independent_chains_of_the_batch():
+    sizes = []
+
+    def apply(x):
+        sizes.append(x.shape[0])
+        return x * 2 + jnp.arange(x.shape[0])[:, None]  # a per-chain position shows misorder
+
+    x = jnp.arange(10.0).reshape(10, 1)
+    chained = apply_in_chains(apply, x, 4)
+    assert sizes == [4, 3, 3]
+    positions = [0, 1, 2, 3, 0, 1, 2, 0, 1, 2]
+    np.testing.assert_array_equal(chained[:, 0], 2 * np.arange(10.0) + positions)
+    sizes.clear()
+    apply_in_chains(apply, x, None), apply_in_chains(apply, x, 10)
+    assert sizes == [10, 10]  # one chain: the whole batch
+
+
 # "auto" (the default) mixes both forms on the CPU; each form on its own compiles the network
 # once more.
 @pytest.mark.parametrize("conv_forms", [
@@ -80,8 +109,8 @@ def test_auto_convolutions_are_lax_for_spatial_stride_1_kernels_on_the_cpu_only(
 
 
 def test_the_batch_defaults_to_the_platform_s_fastest(extractor):
-    assert default_batch_size("cpu") == 64 and default_batch_size("gpu") == 200
-    assert extractor.padded_batch_size(None, 1000) == 64  # 8 devices divide it
+    assert default_batch_size("cpu") == 32 and default_batch_size("gpu") == 200
+    assert extractor.padded_batch_size(None, 1000) == 32  # 8 devices divide it
     assert extractor.padded_batch_size(None, 10) == 16  # at most the images, padded to 8s
     with pytest.raises(UserError, match="batch_size must be positive"):
         extractor.padded_batch_size(0, 10)

@@ -42,13 +42,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=10240, help="images per timed repeat")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help="default: gan_jax's own (64 on the CPU, 200 elsewhere)")
+                        help="default: gan_jax's own (32 on the CPU, 200 elsewhere)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fid-count", type=int, default=2000, help="images per side for dFID")
     parser.add_argument("--data-dir", default=FASHION_MNIST_DIR)
     parser.add_argument("--modes", default=",".join(COMPUTE_MODES))
     parser.add_argument("--conv-forms", default="auto",
                         help=f"comma-separated, of {', '.join(CONV_FORMS)} (float32 only)")
+    parser.add_argument("--chain-sizes", default="auto",
+                        help="comma-separated images per independent chain of the network "
+                             "(FeatureExtractor's chain_size): auto, none or a number; "
+                             "--interleave times each")
     parser.add_argument("--interleave", action="store_true",
                         help="gan_jax float32 and the reference float32 timed in turns")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_inception"))
@@ -70,9 +74,14 @@ def time_it(fn, repeats: int) -> float:
     return statistics.median(time_in_turns({"run": fn}, repeats)["run"])
 
 
-def jax_runner(args, images, form: str, mode: str = "float32"
+def chain_size(text: str) -> int | None | str:
+    """--chain-sizes' entries as FeatureExtractor takes them."""
+    return text if text == "auto" else None if text == "none" else int(text)
+
+
+def jax_runner(args, images, form: str, mode: str = "float32", chains: str = "auto"
                ) -> tuple[Callable[[], object], FeatureExtractor]:
-    extractor = FeatureExtractor(compute=mode, conv_forms=form)
+    extractor = FeatureExtractor(compute=mode, conv_forms=form, chain_size=chain_size(chains))
     return lambda: extractor.features(images, "clean", args.batch_size), extractor
 
 
@@ -141,9 +150,9 @@ def bench_torch(args, count: int) -> list[dict]:
 def bench_interleaved(args, images) -> list[dict]:
     """gan_jax's float32 network in each --conv-forms form and the reference's float32 run,
     every one built first, their timed repeats taking turns."""
-    runners = {f"gan_jax float32, {form} convolutions": (jax_runner(args, images, form)[0],
-                                                          len(images))
-               for form in args.conv_forms.split(",")}
+    runners = {f"gan_jax float32, {form} convolutions, chains {chains}": (
+                   jax_runner(args, images, form, chains=chains)[0], len(images))
+               for form in args.conv_forms.split(",") for chains in args.chain_sizes.split(",")}
     for name, run in torch_runners(args, len(images)).items():
         if "float32" in name:
             runners[name] = (run, torch_images(args, len(images)))

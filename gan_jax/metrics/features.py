@@ -17,7 +17,7 @@ from __future__ import annotations
 import collections
 import functools
 import os
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -39,15 +39,41 @@ COMPUTE_MODES = {
 }
 DEFAULT_RESIZE = "clean"
 # Images per Inception batch. On a 2-core CPU (AMD EPYC, 2026-12-02) the network ran at 16.8,
-# 16.9, 16.3, 14.7 and 15.0 img/s at batches of 16, 32, 64, 128 and 200: past 64 the
-# activations leave the caches. Accelerators want large batches.
-CPU_BATCH_SIZE, ACCELERATOR_BATCH_SIZE = 64, 200
+# 16.9, 16.3, 14.7 and 15.0 img/s at batches of 16, 32, 64, 128 and 200, and on a 2-core Intel
+# Xeon (2026-12-07) at 13.7 img/s at 16 and 11.2 at 64: past 32 the activations leave the
+# caches. Accelerators want large batches.
+CPU_BATCH_SIZE, ACCELERATOR_BATCH_SIZE = 32, 200
+# Images per independent chain of the network within a CPU batch (`apply_in_chains`).
+CPU_CHAIN_SIZE = 8
 _IN_FLIGHT = 2  # batches queued on the device ahead of the one being copied back
 
 
 def default_batch_size(backend: str | None = None) -> int:
     on_cpu = (backend or jax.default_backend()) == "cpu"
     return CPU_BATCH_SIZE if on_cpu else ACCELERATOR_BATCH_SIZE
+
+
+def default_chain_size(backend: str | None = None) -> int | None:
+    """CPU_CHAIN_SIZE on the CPU; None (the whole batch as one chain) elsewhere."""
+    return CPU_CHAIN_SIZE if (backend or jax.default_backend()) == "cpu" else None
+
+
+def apply_in_chains(apply: Callable[[jax.Array], jax.Array], x: jax.Array,
+                    chain_size: int | None) -> jax.Array:
+    """apply(x) for a network that treats images independently, traced as independent chains
+    of at most `chain_size` images (None: one chain) whose outputs are concatenated.
+
+    XLA:CPU runs independent operations of one program side by side on its threads, but some
+    of its convolutions use one thread (the FID Inception's 147x147 stem convolution and its
+    5x5 and 1x7 layers ran no faster on two cores than on one). Several chains give the other
+    core work meanwhile: the FID network went from 12.9 to 14.3-14.9 img/s on a 2-core Intel
+    Xeon with a batch of 16 or 32 in chains of 8 (2026-12-07). Each image's features are those
+    of the one-chain network up to float rounding."""
+    count = x.shape[0]
+    if chain_size is None or chain_size >= count:
+        return apply(x)
+    chains = jnp.array_split(x, -(-count // chain_size))
+    return jnp.concatenate([apply(chain) for chain in chains])
 
 
 def check_images(images) -> None:
@@ -69,13 +95,20 @@ class FeatureExtractor:
 
     def __init__(self, weights: str | os.PathLike | None = None, storage: str = "float32",
                  compute: str = "float32", devices=None, progress: bool = False,
-                 conv_forms: str = "auto"):
+                 conv_forms: str = "auto", chain_size: int | None | str = "auto"):
         check_choice("compute mode", compute, COMPUTE_MODES)
         check_choice("convolution form", conv_forms, CONV_FORMS)
         dtype, precision = COMPUTE_MODES[compute]
         self.compute, self.storage, self.progress = compute, storage, progress
         self.network = InceptionV3(dtype=dtype, precision=precision, conv_forms=conv_forms)
         self.mesh = make_mesh(jax.local_devices() if devices is None else devices)
+        # "auto": chains on a one-device CPU mesh only; a batch split over several devices
+        # already gives each its own work, and slicing it would move images between them.
+        if chain_size == "auto":
+            chain_size = default_chain_size() if self.mesh.size == 1 else None
+        if chain_size is not None and chain_size < 1:
+            raise UserError(f"chain_size must be positive or None, got {chain_size}")
+        self.chain_size = chain_size
         self.params = replicate(params_from_weights(load_inception_weights(weights, storage)),
                                 self.mesh)
         self._functions = {}  # resize mode -> compiled features function
@@ -89,7 +122,8 @@ class FeatureExtractor:
         def features(params, images):
             x = to_inception_input(images.astype(jnp.float32), resize, INPUT_SIZE)
             x = jnp.broadcast_to(x, x.shape[:3] + (3,))  # grayscale -> RGB, after the resize
-            return self.network.apply(params, x)
+            return apply_in_chains(functools.partial(self.network.apply, params), x,
+                                   self.chain_size)
 
         data = batch_sharded(self.mesh)
         return jax.jit(features, in_shardings=(replicated(self.mesh), data), out_shardings=data)

@@ -66,9 +66,10 @@ def apply_in_chains(apply: Callable[[jax.Array], jax.Array], x: jax.Array,
     XLA:CPU runs independent operations of one program side by side on its threads, but some
     of its convolutions use one thread (the FID Inception's 147x147 stem convolution and its
     5x5 and 1x7 layers ran no faster on two cores than on one). Several chains give the other
-    core work meanwhile: the FID network went from 12.9 to 14.3-14.9 img/s on a 2-core Intel
-    Xeon with a batch of 16 or 32 in chains of 8 (2026-12-07). Each image's features are those
-    of the one-chain network up to float rounding."""
+    core work meanwhile: on a 2-core Intel Xeon, batches of 32 in chains of 8 ran at 13.9 img/s
+    against 11.5 as one chain and the reference TorchScript network's 13.0, timed in turns
+    (experiments/results/cpu_speed.md). Each image's features are those of the one-chain
+    network up to float rounding."""
     count = x.shape[0]
     if chain_size is None or chain_size >= count:
         return apply(x)

@@ -106,7 +106,8 @@ class FeatureExtractor:
         # "auto": chains on a one-device CPU mesh only; a batch split over several devices
         # already gives each its own work, and slicing it would move images between them.
         if chain_size == "auto":
-            chain_size = default_chain_size() if self.mesh.size == 1 else None
+            platform = self.mesh.devices.flat[0].platform
+            chain_size = default_chain_size(platform) if self.mesh.size == 1 else None
         if chain_size is not None and chain_size < 1:
             raise UserError(f"chain_size must be positive or None, got {chain_size}")
         self.chain_size = chain_size

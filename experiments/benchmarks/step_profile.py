@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from experiments.benchmarks.train_step_speed import (CASES, case_config, prepare_train_step,
-                                                     versions)
+                                                     versions, warm_up)
 from experiments.provenance import cpu_model, git_commit, usable_cores
 
 # Instructions that only run other instructions: their time is their bodies'.
@@ -155,9 +155,7 @@ def profile_step(config, steps: int, warmup: int) -> dict[str, Any]:
     import jax
     prepared = prepare_train_step(config)
     state, key = prepared.state, jax.random.key(1)
-    for _ in range(warmup):
-        state, _ = prepared.step(state, prepared.batch, key)
-    jax.block_until_ready(state)
+    state = warm_up(prepared.step, state, prepared.batch, key, warmup)
     hlo = prepared.compiled.as_text()
     instructions = hlo_instructions(hlo)
     with tempfile.TemporaryDirectory() as trace_dir:

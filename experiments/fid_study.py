@@ -15,7 +15,7 @@ KID beside both. Each row has one recipe, not the paper's best of 100 configurat
 `floor` measures the real-data floor (10k train images against the 10k test images) under
 both protocols. `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and
 kid10k (clean) at the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
-time-to-result rows), then the final checkpoint under tf_legacy, and writes a `study.json`
+time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final checkpoint under tf_legacy, and writes a `study.json`
 summary: the final numbers under both protocols, the curve, and the training wall clock until
 the clean FID first reached `--pass-fid` (26.5, the NS GAN's published best), counting
 everything from the start of the process except the evaluations themselves (a resumed run
@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kimg", type=float, default=1200.0, help="real images per run")
     parser.add_argument("--curve-rows", default="ns_gan",
                         help="rows also evaluated every --eval-every-kimg (time to a result)")
+    parser.add_argument("--curve-seeds", default="0",
+                        help="the seeds of --curve-rows evaluated along the way; the others "
+                        "only at the end (each 10k-image FID costs 10-50 minutes on a CPU)")
     parser.add_argument("--eval-every-kimg", type=float, default=120.0)
     parser.add_argument("--count", type=int, default=10000,
                         help="generated and real images per FID/KID (the paper's 10k)")
@@ -105,7 +108,8 @@ def experiment_rows(args: argparse.Namespace) -> tuple[list[str], list[int]]:
 
 def run_config(row: str, seed: int, args: argparse.Namespace) -> config_lib.Config:
     config = config_lib.load_config(f"{args.experiment}:{row}")
-    curve = row in args.curve_rows.split(",")
+    curve = (row in args.curve_rows.split(",")
+             and seed in comma_list(args.curve_seeds, int, "--curve-seeds"))
     protocol = {"train.seed": seed, "train.total_kimg": args.kimg,
                 "eval.metrics": ",".join(metric_names(args.count)), "eval.resize": "clean",
                 "eval.every_kimg": args.eval_every_kimg if curve else None}

@@ -68,11 +68,24 @@ def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
     for argv, message in [(["run", "--rows", "ns_gan,big_gan"], "unknown variant 'big_gan'"),
                           (["run", "--experiment", str(tmp_path / "none.py")], "is not a file"),
                           (["run", "--seeds", "0,a"], "--seeds '0,a' is not"),
+                          (["run", "--curve-seeds", "x"], "--curve-seeds 'x' is not"),
                           (["report", "--out", str(tmp_path), "--results",
                             str(tmp_path / "results")], "no finished runs under")]:
         assert fid_study.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_only_the_curve_seeds_of_the_curve_rows_are_evaluated_along_the_way():
+    def every_kimg(row, seed, *flags):
+        args = fid_study.parse_args(["run", "--rows", row, *flags])
+        return fid_study.run_config(row, seed, args).eval.every_kimg
+
+    assert every_kimg("ns_gan", 0) == 120.0
+    assert every_kimg("ns_gan", 1) is None  # seed 0 alone times the result, by default
+    assert every_kimg("lsgan", 0) is None
+    assert every_kimg("ns_gan", 2, "--curve-seeds", "0,2", "--eval-every-kimg", "60") == 60.0
+    assert every_kimg("ns_gan", 0, "--curve-rows", "") is None
 
 
 def test_a_run_stopped_before_its_end_exits_3_and_trains_nothing_after_it(tmp_path,

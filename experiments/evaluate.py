@@ -11,7 +11,9 @@ them, so it reproduces the numbers logged in training. `--images` takes a
 folder of image files, an .npz of uint8 images or a dataset split (`fashion_mnist:train`); when it
 holds more images than the largest metric needs, a seeded random subset is used. References may
 be any of the same; dataset splits are cached with their protocol. The result is printed as one
-JSON line (and appended to `--output` when given).
+JSON line (and appended to `--output` when given). With `--run`, the features are kept in the
+run directory as they come: the same command after a stop (Ctrl-C, a killed job) resumes the
+evaluation where it was.
 """
 
 from __future__ import annotations
@@ -108,7 +110,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     count = max(spec.count for spec in specs)
     extractor = ev.make_extractor(config, progress=not args.no_progress)
     if args.run is not None:
-        fake = ev.generated_features(gan, state, count, extractor, config)
+        fake = ev.generated_features(gan, state, count, extractor, config,
+                                     progress_dir=args.run / ev.PROGRESS_FOLDER)
         source = f"{args.run} (step {int(state.step)})"
     else:
         if len(images) < count:

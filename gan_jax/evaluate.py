@@ -3,6 +3,8 @@
 Shared by the training loop (`eval.metrics` every `eval.every_kimg`) and the evaluation CLI
 (`python -m experiments.evaluate --run DIR`). The evaluated latents come from `eval.seed` and
 are the same at every evaluation, so successive numbers of one run differ by the model only.
+Both keep an evaluation's features as they come in the run's `PROGRESS_FOLDER`, so one that is
+stopped part-way resumes there.
 """
 
 from __future__ import annotations
@@ -21,9 +23,17 @@ from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compu
                                         parse_metrics, real_set_from_dataset,
                                         real_set_from_features)
 from gan_jax.metrics.features import FeatureExtractor
+from gan_jax.metrics.inception import FEATURE_DIM
+from gan_jax.metrics.resumable import FeatureChunks, evaluation_key
 from gan_jax.metrics.images import is_dataset_spec, load_images
 from gan_jax.train import (Gan, TrainState, balanced_labels, build_gan, generate_uint8,
                            for_sampling, init_state, sample_latents)
+
+
+PROGRESS_FOLDER = "evaluation_progress"  # in a run directory: features of evaluations under way
+# The eval.* settings that decide a generator's features (with the state, the count and batch).
+_FEATURE_SETTINGS = ("resize", "weights", "storage", "compute", "seed", "truncation",
+                     "standing_stats")
 
 
 def check_eval_config(config: EvalConfig) -> list[MetricSpec]:
@@ -76,16 +86,24 @@ def make_extractor(config: EvalConfig, progress: bool = False) -> FeatureExtract
 
 
 def generated_features(gan: Gan, state: TrainState, count: int, extractor: FeatureExtractor,
-                       config: EvalConfig) -> np.ndarray:
+                       config: EvalConfig, progress_dir: Path | None = None) -> np.ndarray:
     """Inception features of `count` images from the generator (inference-mode BatchNorm,
     with standing statistics when eval.standing_stats > 0).
 
     The latents are drawn at once from `eval.seed` (truncated at eval.truncation), so they do
     not depend on the batch size: the CLI reproduces the numbers logged in training whatever
-    `--batch-size` it uses.
+    `--batch-size` it uses. With `progress_dir`, the features are saved there as they come
+    (`gan_jax.metrics.resumable`): an evaluation of the same state and settings that was
+    stopped part-way starts where it stopped.
     """
-    state = for_sampling(gan, state, config)  # standing statistics once, not per batch
     batch = extractor.padded_batch_size(config.batch_size, count)
+    saved = None
+    if progress_dir is not None:
+        settings = {name: getattr(config, name) for name in _FEATURE_SETTINGS}
+        key = evaluation_key(state, {**settings, "count": count, "batch": batch})
+        saved = FeatureChunks(progress_dir, key, batch, count)
+    done = saved.load() if saved else np.empty((0, FEATURE_DIM), np.float32)
+    state = for_sampling(gan, state, config)  # standing statistics once, not per batch
     batches = -(-count // batch)
     latents = sample_latents(jax.random.key(config.seed), batches * batch, gan.latent_dim,
                              config.truncation)
@@ -97,8 +115,13 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
     stream = ((generate(state, latents[i:i + batch],
                               None if labels is None else labels[i:i + batch]),
                min(batch, count - i))
-              for i in range(0, batches * batch, batch))
-    return extractor.features_of_batches(stream, count, config.resize)
+              for i in range(len(done), batches * batch, batch))
+    if saved is None:
+        return extractor.features_of_batches(stream, count, config.resize)
+    features = extractor.iter_features(stream, count - len(done), config.resize)
+    result = np.concatenate([done, *saved.saving(features, start=len(done))])
+    saved.clear()
+    return result
 
 
 class GeneratorEvaluator:
@@ -124,12 +147,14 @@ class GeneratorEvaluator:
             self._real = real_set(self.reference, images, extractor, self.config.eval,
                                   self.specs)
 
-    def __call__(self, state: TrainState) -> dict[str, float]:
+    def __call__(self, state: TrainState, progress_dir: Path | None = None) -> dict[str, float]:
+        """The metrics of `state`'s generator; `progress_dir`: see `generated_features`."""
         if not self.specs:
             return {}
         self.prepare()
         count = max(spec.count for spec in self.specs)
-        fake = generated_features(self.gan, state, count, self._extractor, self.config.eval)
+        fake = generated_features(self.gan, state, count, self._extractor, self.config.eval,
+                                  progress_dir)
         return compute_metrics(self.specs, fake, self._real, seed=self.config.eval.seed)
 
 

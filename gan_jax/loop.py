@@ -13,7 +13,9 @@ Because the batch order and the step's randomness are functions of the step numb
 run ends in the same state as an uninterrupted one, bit for bit, wherever it was killed
 (tests/test_preemption.py kills real runs with SIGKILL); metrics.jsonl forgets the rows of
 steps after that checkpoint, so every step is logged once. SIGTERM and SIGINT stop a run at the
-next step boundary with a checkpoint (gan_jax.preemption).
+next step boundary with a checkpoint (gan_jax.preemption). An evaluation runs to its end (a
+checkpoint precedes it); one killed part-way is evaluated again when the run resumes, from the
+features it had saved in `evaluation_progress/` (gan_jax.metrics.resumable), not from the start.
 
 Non-finite losses, gradients or parameters stop the run with a message naming the step and the
 last good checkpoint (a diverged state is never saved). With `train.rollback_tries=N` the run
@@ -44,7 +46,7 @@ from gan_jax.checkpoint import Checkpointer, has_checkpoint, latest_checkpoint_s
 from gan_jax.compatibility import check_labels
 from gan_jax.config import Config, EvalConfig
 from gan_jax.errors import UserError
-from gan_jax.evaluate import GeneratorEvaluator, describe
+from gan_jax.evaluate import PROGRESS_FOLDER, GeneratorEvaluator, describe
 from gan_jax.files import check_can_write, storage_advice, storage_errno
 from gan_jax.metric_writers import MetricWriter, forget_metrics_after, read_metrics
 from gan_jax.models import run_batching
@@ -175,7 +177,7 @@ def _train(config: Config, gan: Gan, mesh: jax.sharding.Mesh, images: np.ndarray
     def evaluate(state: TrainState, step: int) -> float:
         """Computes, logs and prints `config.eval.metrics`; returns the seconds it took."""
         evaluation_started = time.perf_counter()
-        results = evaluator(state)
+        results = evaluator(state, progress_dir=workdir / PROGRESS_FOLDER)
         now = time.perf_counter()
         if writer:
             writer.write_scalars(step, {**results, "kimg": int(shown(step)) / 1000,

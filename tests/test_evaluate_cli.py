@@ -165,6 +165,43 @@ def test_training_evaluates_and_the_cli_reproduces_it(capsys, image_files, tmp_p
 
 
 @requires_fashion_mnist
+@pytest.mark.slow  # 40 s: one Inception compilation
+def test_a_stopped_evaluation_resumes_from_the_features_it_saved(capsys, image_files, tmp_path,
+                                                                  monkeypatch):
+    from gan_jax.metrics import features, resumable
+    config = with_overrides(load_config(f"{MLP_CONFIG}:test"), {"eval.metrics": ""})
+    train(config, tmp_path, progress=False)
+    argv = ["--run", str(tmp_path), "--metrics", "fid16", "--reference",
+            str(image_files / "gray.npz"), "--batch-size", "8"]
+    fetched, fetch = [], features._fetch
+
+    def killed_after_one_batch(*args):
+        if fetched:
+            raise KeyboardInterrupt
+        fetched.append(1)
+        return fetch(*args)
+
+    monkeypatch.setattr(resumable, "CHUNK_IMAGES", 8)  # a chunk per batch
+    monkeypatch.setattr(features, "_fetch", killed_after_one_batch)
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, "--no-progress"])
+    assert len(list((tmp_path / "evaluation_progress").glob("*/*.npy"))) == 1
+
+    def counted(*args):
+        fetched.append(1)
+        return fetch(*args)
+
+    monkeypatch.setattr(features, "_fetch", counted)
+    fetched.clear()
+    resumed = _run(capsys, argv)
+    # The reference file's two batches (not cached: files change) and the second generated one.
+    assert len(fetched) == 3
+    assert not (tmp_path / "evaluation_progress").exists()
+    fetched.clear()
+    assert _run(capsys, argv) == resumed and len(fetched) == 4  # from scratch: the same
+
+
+@requires_fashion_mnist
 def test_bad_eval_settings_are_refused_before_the_run_directory_is_touched(tmp_path):
     base = load_config(f"{MLP_CONFIG}:test")
     (tmp_path / "keep.txt").write_text("x")

@@ -161,19 +161,24 @@ class FeatureExtractor:
         """Features of a stream of (uint8 batch, how many of its images are real) pairs, e.g.
         generator output still on the device; each batch's size must be a multiple of the
         device count. One progress bar over `total` images."""
+        result = np.concatenate(list(self.iter_features(batches, total, resize)))
+        assert result.shape == (total, FEATURE_DIM), (result.shape, total)
+        return result
+
+    def iter_features(self, batches: Iterable[tuple[jax.Array | np.ndarray, int]],
+                      total: int, resize: str = DEFAULT_RESIZE) -> Iterator[np.ndarray]:
+        """`features_of_batches`, one (real images, FEATURE_DIM) array per batch, in order."""
         check_choice("resize mode", resize, RESIZE_MODES)
-        out, in_flight = [], collections.deque()
+        in_flight = collections.deque()
         with tqdm(total=total, unit="img", disable=not self.progress, leave=False) as bar:
             for batch, count in batches:
                 # Dispatch is asynchronous: queue the next batch before waiting for the oldest,
                 # so the upload and the host copy overlap the device's work.
                 in_flight.append((self.batch_features(batch, resize), count))
                 if len(in_flight) > _IN_FLIGHT:
-                    out.append(_fetch(*in_flight.popleft(), bar))
-            out.extend(_fetch(*pending, bar) for pending in in_flight)
-        result = np.concatenate(out)
-        assert result.shape == (total, FEATURE_DIM), (result.shape, total)
-        return result
+                    yield _fetch(*in_flight.popleft(), bar)
+            while in_flight:
+                yield _fetch(*in_flight.popleft(), bar)
 
 
 def _fetch(features: jax.Array, count: int, bar: tqdm) -> np.ndarray:

@@ -180,3 +180,10 @@ def test_interleaved_inception_benchmark_times_both_networks_in_turns(tmp_path):
         assert row["img_per_sec"] == pytest.approx(2 / np.median(row["repeats_s"]))
     record = json.loads((tmp_path / "results.json").read_text())
     assert record["rows"] == rows and record["cpu"] and record["cpu_cores"] >= 1
+
+
+def test_a_case_can_name_an_experiment_variant():
+    config = train_step_speed.case_config("infogan28_fashion_b64", "float32", "full")
+    assert (config.model.arch, config.model.resolution, config.model.channels) == ("infogan", 28, 1)
+    assert (config.train.loss, config.train.batch_size, config.optim.g_lr) == (
+        "non_saturating", 64, 2e-4)

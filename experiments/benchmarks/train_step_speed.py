@@ -59,6 +59,9 @@ CASES: dict[str, dict[str, Any]] = {
     # progan.py:fashion_mnist's step at its final level (32x32), as the loop trains it
     "progan32_fashion_b64": {"experiment": "progan", "train.batch_size": 64},
     "mlp28_b100": {"experiment": "mlp_gan_fashion_mnist"},
+    # The "Are GANs Created Equal?" networks (InfoGAN-style, 28x28x1) with the NS GAN recipe,
+    # as the Fashion-MNIST FID table trains them; no PyTorch transcription of its step here
+    "infogan28_fashion_b64": {"experiment": "lucic_fashion_mnist:ns_gan"},
 }
 DCGAN = {"model.arch": "dcgan", "model.channels": 3, "model.g_width": 64, "model.d_width": 64,
          "model.latent_dim": 100, "train.loss": "non_saturating", "optim.g_lr": 2e-4,
@@ -102,8 +105,10 @@ def case_config(case: str, dtype: str, scale: str):
     overrides = dict(CASES[case])
     recipe, experiment = overrides.pop("recipe", None), overrides.pop("experiment", None)
     variant = overrides.pop("variant", None)
-    if experiment:  # the experiment's own data shape (the MLP GAN: 28x28x1)
-        base = importlib.import_module(f"experiments.configs.{experiment}").get_config()
+    if experiment:  # the experiment's own data shape (the MLP GAN: 28x28x1), "file:variant"
+        module, _, experiment_variant = experiment.partition(":")
+        base = importlib.import_module(f"experiments.configs.{module}").get_config(
+            experiment_variant or None)
     elif variant:  # a zoo recipe at its Fashion-MNIST size
         base = gan_zoo.get_config(variant)
     elif recipe:

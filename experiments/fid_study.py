@@ -23,8 +23,9 @@ adds each process's time once: its restarts' start-up is counted, the work lost 
 last checkpoint is not). A run that diverges (non-finite losses, after the config's
 rollbacks) is recorded as diverged, and the study goes on. A run stopped by SIGTERM or SIGINT
 exits with code 3 after its checkpoint. Finished runs
-and finished evaluations are skipped and an interrupted run resumes, so the study can be
-spread over several sessions. Overrides apply to every run (e.g. `data.dir=...`).
+and finished evaluations are skipped, an interrupted run resumes, and an interrupted
+evaluation goes on from the features it had saved (gan_jax.metrics.resumable), so the study
+can be spread over several sessions. Overrides apply to every run (e.g. `data.dir=...`).
 
 `report` copies every study.json (and the floors) into `--results/runs/`, where the summaries
 of earlier sessions and other machines are kept (a run directory need not outlive its

@@ -204,6 +204,9 @@ def run(args: argparse.Namespace) -> int:
     rows, seeds = experiment_rows(args)
     configs = {(r, s): run_config(r, s, args) for r in rows for s in seeds}  # all checked first
     from gan_jax.loop import TrainingDiverged, total_steps, train
+    # The evaluation CLI too, now: a study runs for hours, and a module first imported hours
+    # later would be the code on disk then, not the code the run started with.
+    from experiments import evaluate  # noqa: F401
     fid, kid = metric_names(args.count)
     for (row, seed), config in configs.items():
         workdir = args.out / row / f"seed_{seed}"

@@ -23,9 +23,9 @@ from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compu
                                         parse_metrics, real_set_from_dataset,
                                         real_set_from_features)
 from gan_jax.metrics.features import FeatureExtractor
+from gan_jax.metrics.images import is_dataset_spec, load_images
 from gan_jax.metrics.inception import FEATURE_DIM
 from gan_jax.metrics.resumable import FeatureChunks, evaluation_key
-from gan_jax.metrics.images import is_dataset_spec, load_images
 from gan_jax.train import (Gan, TrainState, balanced_labels, build_gan, generate_uint8,
                            for_sampling, init_state, sample_latents)
 

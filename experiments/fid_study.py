@@ -15,9 +15,9 @@ KID beside both. Each row has one recipe, not the paper's best of 100 configurat
 `floor` measures the real-data floor (10k train images against the 10k test images) under
 both protocols. `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and
 kid10k (clean) at the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
-time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final checkpoint under tf_legacy, and writes a `study.json`
-summary: the final numbers under both protocols, the curve, and the training wall clock until
-the clean FID first reached `--pass-fid` (26.5, the NS GAN's published best), counting
+time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final
+checkpoint under tf_legacy, and writes a `study.json` summary: the final numbers under both
+protocols, the curve, and the training wall clock until the clean FID first reached `--pass-fid` (26.5, the NS GAN's published best), counting
 everything from the start of the process except the evaluations themselves (a resumed run
 adds each process's time once: its restarts' start-up is counted, the work lost after its
 last checkpoint is not). A run that diverges (non-finite losses, after the config's

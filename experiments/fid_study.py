@@ -17,8 +17,9 @@ both protocols. `run` trains every row x seed into `--out/ROW/seed_S`, evaluatin
 kid10k (clean) at the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
 time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final
 checkpoint under tf_legacy, and writes a `study.json` summary: the final numbers under both
-protocols, the curve, and the training wall clock until the clean FID first reached `--pass-fid` (26.5, the NS GAN's published best), counting
-everything from the start of the process except the evaluations themselves (a resumed run
+protocols, the curve, and the training wall clock until the clean FID first reached
+`--pass-fid` (26.5, the NS GAN's published best), counting everything from the start of the
+process except the evaluations themselves (a resumed run
 adds each process's time once: its restarts' start-up is counted, the work lost after its
 last checkpoint is not). A run that diverges (non-finite losses, after the config's
 rollbacks) is recorded as diverged, and the study goes on. A run stopped by SIGTERM or SIGINT

@@ -116,11 +116,13 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
                               None if labels is None else labels[i:i + batch]),
                min(batch, count - i))
               for i in range(len(done), batches * batch, batch))
-    if saved is None:
-        return extractor.features_of_batches(stream, count, config.resize)
     features = extractor.iter_features(stream, count - len(done), config.resize)
-    result = np.concatenate([done, *saved.saving(features, start=len(done))])
-    saved.clear()
+    if saved is not None:
+        features = saved.saving(features, start=len(done))
+    result = np.concatenate([done, *features])
+    assert result.shape == (count, FEATURE_DIM), (result.shape, count)
+    if saved is not None:
+        saved.clear()
     return result
 
 

@@ -6,6 +6,7 @@ import jax
 import numpy as np
 
 from gan_jax.config import Config, with_overrides
+from gan_jax.metrics.inception import FEATURE_DIM
 
 
 def tiny_config(**overrides) -> Config:
@@ -24,6 +25,39 @@ def random_batch(config: Config, seed: int = 0) -> dict[str, np.ndarray]:
     shape = (rows, m.resolution, m.resolution, m.channels)
     return {"image": rng.integers(0, 256, shape, dtype=np.uint8),
             "label": rng.integers(0, 10, shape[:1], dtype=np.int32)}
+
+
+class Stopped(Exception):
+    """Raised by `ProjectedPixels` where a killed evaluation would have stopped."""
+
+
+class ProjectedPixels:
+    """Stands in for the Inception network in `generated_features`: each image's features are a
+    fixed linear projection of its pixels (`features_of`), so a test can compute the expected
+    features from the images it expects. Counts the batches it is given, and can stop (like a
+    killed job) after `stop_after` of them."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.batches, self.stop_after = 0, stop_after
+        self._projection: dict[int, np.ndarray] = {}
+
+    def padded_batch_size(self, batch_size: int, images: int) -> int:
+        return min(batch_size, images)
+
+    def features_of(self, images) -> np.ndarray:
+        pixels = np.asarray(images, np.float64).reshape(len(images), -1)
+        size = pixels.shape[1]
+        if size not in self._projection:
+            self._projection[size] = np.random.default_rng(0).normal(size=(size, FEATURE_DIM))
+        # In float64, so that the features of an image do not depend on its batch's size.
+        return (pixels @ self._projection[size]).astype(np.float32)
+
+    def iter_features(self, stream, total: int, resize: str):
+        for images, valid in stream:
+            if self.batches == self.stop_after:
+                raise Stopped
+            self.batches += 1
+            yield self.features_of(images[:valid])
 
 
 def leaves(tree) -> list[np.ndarray]:

@@ -10,36 +10,9 @@ from gan_jax.evaluate import generated_features
 from gan_jax.metrics import resumable
 from gan_jax.metrics.inception import FEATURE_DIM
 from gan_jax.train import build_gan, init_state
-from tests.helpers import tiny_config
+from tests.helpers import ProjectedPixels, Stopped, tiny_config
 
 COUNT, BATCH = 40, 6  # 7 batches, the last one of 4 images
-
-
-class Stopped(Exception):
-    pass
-
-
-class _CountingFeatures:
-    """Stands in for the Inception network: each image's features are a fixed projection of its
-    pixels. Counts the batches it is given, and can stop (like a killed job) after some."""
-
-    def __init__(self, stop_after: int | None = None):
-        self.batches, self.stop_after = 0, stop_after
-
-    def padded_batch_size(self, batch_size: int, images: int) -> int:
-        return min(batch_size, images)
-
-    def iter_features(self, stream, total: int, resize: str):
-        for images, valid in stream:
-            if self.batches == self.stop_after:
-                raise Stopped
-            self.batches += 1
-            pixels = np.asarray(images[:valid], np.float32).reshape(valid, -1)
-            projection = np.random.default_rng(0).normal(size=(pixels.shape[1], FEATURE_DIM))
-            yield (pixels @ projection).astype(np.float32)
-
-    def features_of_batches(self, stream, total: int, resize: str) -> np.ndarray:
-        return np.concatenate(list(self.iter_features(stream, total, resize)))
 
 
 @pytest.fixture
@@ -57,14 +30,14 @@ def test_a_stopped_evaluation_resumes_at_its_last_chunk_with_the_same_features(
         tmp_path, small_chunks, gan_and_state):
     gan, state = gan_and_state
     progress = tmp_path / "evaluation_progress"
-    whole = generated_features(gan, state, COUNT, _CountingFeatures(), gan.config.eval)
-    stopping = _CountingFeatures(stop_after=5)
+    whole = generated_features(gan, state, COUNT, ProjectedPixels(), gan.config.eval)
+    stopping = ProjectedPixels(stop_after=5)
     with pytest.raises(Stopped):
         generated_features(gan, state, COUNT, stopping, gan.config.eval, progress)
     # Chunks of 12 images after batches 2 and 4; batch 5 was lost with the stop.
     [folder] = progress.iterdir()
     assert sorted(p.name for p in folder.glob("*.npy")) == ["00000000.npy", "00000012.npy"]
-    resumed = _CountingFeatures()
+    resumed = ProjectedPixels()
     features = generated_features(gan, state, COUNT, resumed, gan.config.eval, progress)
     assert resumed.batches == 3  # batches 5, 6 and 7 only
     np.testing.assert_array_equal(features, whole)
@@ -75,13 +48,13 @@ def test_saved_features_are_not_reused_for_another_state_or_setting(
         tmp_path, small_chunks, gan_and_state):
     gan, state = gan_and_state
     with pytest.raises(Stopped):
-        generated_features(gan, state, COUNT, _CountingFeatures(stop_after=4), gan.config.eval,
+        generated_features(gan, state, COUNT, ProjectedPixels(stop_after=4), gan.config.eval,
                            tmp_path / "progress")
     other_seed = dataclasses.replace(gan.config.eval, seed=1)
     trained = state.replace(g_params=jax.tree.map(lambda x: x + 1e-3, state.g_params))
     for other_state, config in ((state, other_seed), (trained, gan.config.eval)):
-        extractor = _CountingFeatures()
-        expected = generated_features(gan, other_state, COUNT, _CountingFeatures(), config)
+        extractor = ProjectedPixels()
+        expected = generated_features(gan, other_state, COUNT, ProjectedPixels(), config)
         got = generated_features(gan, other_state, COUNT, extractor, config,
                                  tmp_path / "progress")
         assert extractor.batches == 7  # all of them: nothing of the stopped one was taken

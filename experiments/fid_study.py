@@ -21,7 +21,10 @@ protocols, the curve, and the training wall clock until the clean FID first reac
 `--pass-fid` (26.5, the NS GAN's published best), counting everything from the start of the
 process except the evaluations themselves (a resumed run
 adds each process's time once: its restarts' start-up is counted, the work lost after its
-last checkpoint is not). A run that diverges (non-finite losses, after the config's
+last checkpoint is not). A `--bisect-rows` run is timed more cheaply: it keeps a checkpoint
+every `--eval-every-kimg`, and after the run the first of them at or below `--pass-fid` is
+found by bisection (about log2 of their count evaluations, e.g. 5 for 20 checkpoints,
+instead of 20 along the way). A run that diverges (non-finite losses, after the config's
 rollbacks) is recorded as diverged, and the study goes on. A run stopped by SIGTERM or SIGINT
 exits with code 3 after its checkpoint. Finished runs
 and finished evaluations are skipped, an interrupted run resumes, and an interrupted
@@ -41,10 +44,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from gan_jax import config as config_lib
 from experiments.cli import comma_list, run_command
@@ -62,6 +68,7 @@ EXPERIMENT = Path(__file__).parent / "configs" / "lucic_fashion_mnist.py"
 RESIZES = ("tf_legacy", "clean")  # the paper's protocol first
 REAL_TRAIN, REAL_TEST = "fashion_mnist:train", "fashion_mnist:test"
 GRID_UPSCALE = 3
+BISECT_SPARE_CHECKPOINTS = 8  # kept beyond the bisection's: a stop adds one
 STOPPED = 3  # the exit code of `run` when a SIGTERM/SIGINT stopped a run before its end
 
 
@@ -77,9 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kimg", type=float, default=1200.0, help="real images per run")
     parser.add_argument("--curve-rows", default="ns_gan",
                         help="rows also evaluated every --eval-every-kimg (time to a result)")
+    parser.add_argument("--bisect-rows", default="",
+                        help="rows whose time to --pass-fid is found after the run, by "
+                        "bisection over checkpoints kept every --eval-every-kimg")
     parser.add_argument("--curve-seeds", default="0",
-                        help="the seeds of --curve-rows evaluated along the way; the others "
-                        "only at the end (each 10k-image FID costs 10-50 minutes on a CPU)")
+                        help="the seeds of --curve-rows and --bisect-rows timed; the others "
+                        "only evaluated at the end (a 10k-image FID costs 10-50 minutes on a CPU)")
     parser.add_argument("--eval-every-kimg", type=float, default=120.0)
     parser.add_argument("--count", type=int, default=10000,
                         help="generated and real images per FID/KID (the paper's 10k)")
@@ -108,55 +118,73 @@ def experiment_rows(args: argparse.Namespace) -> tuple[list[str], list[int]]:
     return rows, comma_list(args.seeds, int, "--seeds")
 
 
+def timing(row: str, seed: int, args: argparse.Namespace) -> str | None:
+    """How this run's time to --pass-fid is found: 'curve', 'bisect' or None (not timed)."""
+    curve, bisect = args.curve_rows.split(","), args.bisect_rows.split(",")
+    if row in curve and row in bisect:
+        raise UserError(f"row {row} is in both --curve-rows and --bisect-rows; a run is timed "
+                        "one way: evaluated along the way, or by bisection after it")
+    if seed not in comma_list(args.curve_seeds, int, "--curve-seeds"):
+        return None
+    return "curve" if row in curve else "bisect" if row in bisect else None
+
+
 def run_config(row: str, seed: int, args: argparse.Namespace) -> config_lib.Config:
     config = config_lib.load_config(f"{args.experiment}:{row}")
-    curve = (row in args.curve_rows.split(",")
-             and seed in comma_list(args.curve_seeds, int, "--curve-seeds"))
+    timed = timing(row, seed, args)
     protocol = {"train.seed": seed, "train.total_kimg": args.kimg,
                 "eval.metrics": ",".join(metric_names(args.count)), "eval.resize": "clean",
-                "eval.every_kimg": args.eval_every_kimg if curve else None}
+                "eval.every_kimg": args.eval_every_kimg if timed == "curve" else None}
+    if timed == "bisect":
+        # Every checkpoint kept, with room for those a stop (SIGTERM) adds between them.
+        protocol |= {"train.checkpoint_every_kimg": args.eval_every_kimg,
+                     "train.keep_checkpoints": math.ceil(args.kimg / args.eval_every_kimg)
+                     + BISECT_SPARE_CHECKPOINTS}
     user = dict(config_lib.parse_override(o) for o in args.overrides)
     return config_lib.with_overrides(config, {**protocol, **user})
 
 
-def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
-    """The study's numbers for one finished run, from its metrics.jsonl (clean FID).
+def training_clock(workdir: Path) -> list[dict[str, Any]]:
+    """The rows of a run's metrics.jsonl, each with `train_s`: the training seconds before it.
 
     Training time leaves the evaluations out. A resumed run's log holds one segment per
     process (`wall_s` restarts at 0; the rows after the checkpoint it resumed from were
     dropped), so each segment's time up to its last kept row is added once: the time of an
-    uninterrupted run plus each restart's start-up (data, compilation).
+    uninterrupted run plus each restart's start-up (data, compilation). An evaluation's row
+    holds the time before the evaluation.
     """
-    curve, restarts, last_wall = [], 0, 0.0
-    finished_segments = segment_evals = total_evals = 0.0
-    seconds_to_pass, last = None, {}
+    rows, last_wall, finished_segments, segment_evals, process = [], 0.0, 0.0, 0.0, 0
     for line in (workdir / "metrics.jsonl").read_text().splitlines():
         row = json.loads(line)
-        wall = row.get("wall_s", last_wall)
+        wall, eval_s = row.get("wall_s", last_wall), row.get("eval_s", 0.0)
         if wall < last_wall:  # a new process: close the previous segment
-            restarts += 1
+            process += 1
             finished_segments += last_wall - segment_evals
             segment_evals = 0.0
         last_wall = wall
-        if metric not in row:
-            continue
-        segment_evals += row["eval_s"]
-        total_evals += row["eval_s"]
-        last = row
-        train_seconds = finished_segments + wall - segment_evals
-        curve.append({"kimg": row["kimg"], "fid": row[metric], "train_s": train_seconds})
-        if seconds_to_pass is None and row[metric] <= pass_fid:
-            seconds_to_pass = train_seconds
-    if len(curve) < 2:  # evaluated at the end only: when it got there is not known
-        seconds_to_pass = None
-    if not curve:
+        rows.append({**row, "train_s": finished_segments + wall - segment_evals - eval_s,
+                     "process": process})
+        segment_evals += eval_s
+    return rows
+
+
+def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
+    """The study's numbers for one finished run, from its metrics.jsonl (clean FID), with the
+    training time as `training_clock` counts it."""
+    rows = training_clock(workdir)
+    evaluations = [r for r in rows if metric in r]
+    if not evaluations:
         raise UserError(f"{workdir} has no '{metric}' rows; was eval.metrics set?")
-    kid = metric.replace("fid", "kid")
+    curve = [{"kimg": r["kimg"], "fid": r[metric], "train_s": r["train_s"], "eval_s": r["eval_s"]}
+             for r in evaluations]
+    passing = [p["train_s"] for p in curve if p["fid"] <= pass_fid]
     return {"final_fid": curve[-1]["fid"], "best_fid": min(p["fid"] for p in curve),
-            "final_kid": last.get(kid), "kimg": curve[-1]["kimg"], "pass_fid": pass_fid,
-            "seconds_to_pass": seconds_to_pass, "restarts": restarts, "curve": curve,
-            "train_s": finished_segments + last_wall - segment_evals,
-            "evaluation_s": total_evals}
+            "final_kid": evaluations[-1].get(metric.replace("fid", "kid")),
+            "kimg": curve[-1]["kimg"], "pass_fid": pass_fid,
+            # Evaluated at the end only: when it got there is not known.
+            "seconds_to_pass": passing[0] if passing and len(curve) > 1 else None,
+            "restarts": rows[-1]["process"], "curve": curve, "train_s": rows[-1]["train_s"],
+            "evaluation_s": sum(r["eval_s"] for r in evaluations)}
 
 
 def environment() -> dict[str, Any]:
@@ -235,10 +263,74 @@ def run(args: argparse.Namespace) -> int:
                    "tf_legacy_kid": legacy["metrics"][kid],
                    "tf_legacy_eval_s": legacy["eval_s"], **environment(),
                    "overrides": args.overrides}
+        if timing(row, seed, args) == "bisect":
+            summary |= bisect_time_to_pass(workdir, args, summary, config)
         write_text_atomically(summary_path, json.dumps(summary, indent=1))
         print(f"{row} seed {seed}: {fid} tf_legacy {summary['tf_legacy_fid']:.2f}, clean "
               f"{summary['final_fid']:.2f}", flush=True)
     return 0
+
+
+def first_passing(steps: list[int], fid_at: Callable[[int], float],
+                  pass_fid: float) -> tuple[int | None, dict[int, float]]:
+    """The first of `steps` (ascending) whose FID is at most `pass_fid`, by bisection, and
+    every FID it evaluated; None when the last step does not pass.
+
+    Bisection takes about log2(len(steps)) evaluations instead of one per checkpoint, and it
+    finds the first passing checkpoint where the FID falls from one checkpoint to the next, as
+    a run's does on the whole; where it wavers around `pass_fid`, it finds a checkpoint that
+    passes right after one that does not.
+    """
+    fids = {steps[-1]: fid_at(steps[-1])}
+    if fids[steps[-1]] > pass_fid:
+        return None, fids
+    failing, passing = -1, len(steps) - 1  # indices: the step before the first is taken to fail
+    while passing - failing > 1:
+        middle = (failing + passing) // 2
+        fids[steps[middle]] = fid_at(steps[middle])
+        if fids[steps[middle]] <= pass_fid:
+            passing = middle
+        else:
+            failing = middle
+    return steps[passing], fids
+
+
+def bisect_time_to_pass(workdir: Path, args: argparse.Namespace, summary: dict[str, Any],
+                        config: config_lib.Config) -> dict[str, Any]:
+    """The training time to the first kept checkpoint whose clean FID is at most --pass-fid,
+    found by `first_passing` over the run's checkpoints; each FID is cached in
+    `workdir/bisection/` and resumes like the others. Its numbers, for the study's summary."""
+    from gan_jax.batching import images_before
+    from gan_jax.checkpoint import checkpoint_steps
+    from gan_jax.models import run_batching
+    fid = summary["metric"]
+    steps = checkpoint_steps(workdir / "checkpoints")
+    final_step = steps[-1]
+
+    evaluation_s = {final_step: summary["curve"][-1]["eval_s"]}
+
+    def fid_at(step: int) -> float:
+        if step == final_step:
+            return summary["final_fid"]
+        result = evaluate_once(workdir / "bisection" / f"step_{step}_clean.json", _evaluate_argv(
+            args, "clean", "--run", str(workdir), "--step", str(step)))
+        evaluation_s[step] = result["eval_s"]
+        return result["metrics"][fid]
+
+    first, fids = first_passing(steps, fid_at, args.pass_fid)
+    clock = [r for r in training_clock(workdir) if "step" in r]
+    # Linear between the log's rows (a few seconds apart), and the first row's time before it.
+    train_s = lambda step: float(np.interp(step, [r["step"] for r in clock],  # noqa: E731
+                                           [r["train_s"] for r in clock]))
+    kimg = lambda step: float(images_before(run_batching(config), step)) / 1000  # noqa: E731
+    probes = [{"step": step, "kimg": kimg(step), "fid": value, "train_s": train_s(step)}
+              for step, value in sorted(fids.items())]
+    result = {"time_to_pass_by": "bisection", "bisection": probes,
+              "checkpoint_every_kimg": config.train.checkpoint_every_kimg}
+    if first is None:
+        return result
+    return {**result, "seconds_to_pass": train_s(first), "pass_step": first,
+            "pass_kimg": kimg(first), "pass_evaluation_s": evaluation_s[first]}
 
 
 def _mean_std(values: list[float], digits: int = 2) -> str:
@@ -248,6 +340,8 @@ def _mean_std(values: list[float], digits: int = 2) -> str:
 
 
 def _time_to_pass(summary: dict[str, Any]) -> str:
+    if summary.get("time_to_pass_by") == "bisection":
+        return _bisected_time_to_pass(summary)
     if summary["seconds_to_pass"] is None:
         curve = summary["curve"]
         if len(curve) > 1:
@@ -262,6 +356,18 @@ def _time_to_pass(summary: dict[str, Any]) -> str:
     restarts = summary["restarts"]
     note = f" ({restarts} restart{'s' * (restarts > 1)})" if restarts else ""
     return f"{summary['seconds_to_pass'] / 60:.1f} min{note}"
+
+
+def _bisected_time_to_pass(summary: dict[str, Any]) -> str:
+    probes = ", ".join(f"{p['fid']:.2f} at {p['kimg']:.4g}" for p in summary["bisection"])
+    found = (f"bisection over checkpoints every {summary['checkpoint_every_kimg']:g} kimg: "
+             f"clean FID {probes} kimg")
+    if summary["seconds_to_pass"] is None:
+        return f"not reached ({found})"
+    train = summary["seconds_to_pass"] / 60
+    evaluation = summary["pass_evaluation_s"] / 60
+    return (f"{train:.1f} min, {train + evaluation:.1f} with its evaluation "
+            f"({summary['pass_kimg']:.4g} kimg; {found})")
 
 
 def save_grid(source: Path, target: Path) -> None:

@@ -31,12 +31,18 @@ def has_checkpoint(directory: Path) -> bool:
     return latest_checkpoint_step(directory) is not None
 
 
-def latest_checkpoint_step(directory: Path) -> int | None:
-    """The newest finished checkpoint's step, read without orbax (and without writing)."""
+def checkpoint_steps(directory: Path) -> list[int]:
+    """The steps of the finished checkpoints, ascending, read without orbax (and without
+    writing): orbax names a checkpoint by its step once it is complete."""
     directory = Path(directory)
     if not directory.is_dir():
-        return None
-    return max((int(p.name) for p in directory.iterdir() if p.name.isdigit()), default=None)
+        return []
+    return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+
+
+def latest_checkpoint_step(directory: Path) -> int | None:
+    """The newest finished checkpoint's step."""
+    return max(checkpoint_steps(directory), default=None)
 
 
 def ocp_layout(x):

@@ -1,6 +1,7 @@
 """The FID study's driver: its bookkeeping on made-up logs, and a tiny real study on the CPU."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -88,6 +89,69 @@ def test_only_the_curve_seeds_of_the_curve_rows_are_evaluated_along_the_way():
     assert every_kimg("ns_gan", 0, "--curve-rows", "") is None
 
 
+def test_bisection_finds_the_first_passing_checkpoint_with_few_evaluations():
+    rng = np.random.default_rng(0)
+    for count in (1, 2, 3, 7, 20, 33):
+        steps = sorted(rng.choice(np.arange(1, 10 * count), count, replace=False).tolist())
+        falling = np.sort(rng.uniform(10, 60, count))[::-1].tolist()  # a falling FID
+        fid = dict(zip(steps, falling))
+        for pass_fid in (5.0, *falling, 70.0):
+            evaluated = []
+            first, fids = fid_study.first_passing(
+                steps, lambda step: evaluated.append(step) or fid[step], pass_fid)
+            expected = next((s for s in steps if fid[s] <= pass_fid), None)  # a linear scan
+            assert first == expected, (count, pass_fid)
+            assert fids == {s: fid[s] for s in evaluated}
+            assert len(evaluated) <= 1 + math.ceil(math.log2(count + 1))
+
+
+def test_a_bisection_row_keeps_every_checkpoint_and_is_timed_from_them(tmp_path, monkeypatch):
+    args = fid_study.parse_args(["run", "--bisect-rows", "lsgan", "--curve-rows", "",
+                                 "--eval-every-kimg", "100", "--out", str(tmp_path)])
+    config = fid_study.run_config("lsgan", 0, args)
+    assert config.train.checkpoint_every_kimg == 100.0 and config.eval.every_kimg is None
+    assert config.train.keep_checkpoints == 12 + fid_study.BISECT_SPARE_CHECKPOINTS
+    assert fid_study.run_config("lsgan", 1, args).train.keep_checkpoints == 3  # not timed
+    # A made-up run: a checkpoint every 10 steps (of 64 images), 2 s of training per step, and
+    # one restart (its 3 s of start-up counted) after step 20.
+    write_log(tmp_path, [
+        {"step": 10, "kimg": 0.64, "wall_s": 20.0, "d_loss": 1.0},
+        {"step": 20, "kimg": 1.28, "wall_s": 40.0, "d_loss": 1.0},
+        {"step": 30, "kimg": 1.92, "wall_s": 23.0, "d_loss": 1.0},
+        {"step": 40, "kimg": 2.56, "wall_s": 43.0, "d_loss": 1.0},
+        {"step": 40, "kimg": 2.56, "wall_s": 50.0, "eval_s": 7.0, "fid10k": 20.0}])
+    for step in (10, 20, 30, 40):
+        (tmp_path / "checkpoints" / str(step)).mkdir(parents=True)
+    fids = {10: 40.0, 20: 30.0, 30: 25.0}
+    evaluated = []
+
+    def evaluate_once(path, argv):
+        step = int(argv[argv.index("--step") + 1])
+        evaluated.append(step)
+        assert argv[argv.index("--run") + 1] == str(tmp_path) and "clean" in argv
+        return {"metrics": {"fid10k": fids[step]}, "eval_s": 60.0}
+
+    monkeypatch.setattr(fid_study, "evaluate_once", evaluate_once)
+    summary = {"metric": "fid10k", **fid_study.summarize(tmp_path, "fid10k", 26.5)}
+    timed = fid_study.bisect_time_to_pass(tmp_path, args, summary, config)
+    assert sorted(evaluated) == [20, 30]
+    assert (timed["pass_step"], timed["pass_kimg"]) == (30, 1.92)
+    assert timed["seconds_to_pass"] == 40.0 + 23.0  # the first process's 40 s, then 23
+    assert [p["fid"] for p in timed["bisection"]] == [30.0, 25.0, 20.0]
+    assert fid_study._time_to_pass({**summary, **timed}) == (
+        "1.1 min, 2.0 with its evaluation (1.92 kimg; bisection over checkpoints every 100 "
+        "kimg: clean FID 30.00 at 1.28, 25.00 at 1.92, 20.00 at 2.56 kimg)")
+    args.pass_fid = 10.0
+    failing = {**summary, **fid_study.bisect_time_to_pass(tmp_path, args, summary, config)}
+    assert failing["seconds_to_pass"] is None and len(failing["bisection"]) == 1
+    assert fid_study._time_to_pass(failing).startswith("not reached (bisection over")
+
+
+def test_a_row_is_timed_one_way(capsys):
+    assert fid_study.main(["run", "--rows", "ns_gan", "--bisect-rows", "ns_gan"]) == 2
+    assert "in both --curve-rows and --bisect-rows" in capsys.readouterr().err
+
+
 def test_a_run_stopped_before_its_end_exits_3_and_trains_nothing_after_it(tmp_path,
                                                                         monkeypatch):
     """A SIGTERM returns the state short of its last step: the study stops with exit code 3
@@ -130,7 +194,8 @@ def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     tiny = ["model.g_width=8", "model.d_width=8", "model.latent_dim=16", "train.batch_size=16",
             f"eval.reference={tmp_path / 'reference.npz'}", "eval.batch_size=16",
             "train.grid_size=16", "train.checkpoint_every_kimg=0.016"]
-    argv = ["--out", str(tmp_path / "runs"), "--rows", "ns_gan,wgan", "--seeds", "0",
+    argv = ["--out", str(tmp_path / "runs"), "--rows", "ns_gan,wgan,lsgan", "--seeds", "0",
+            "--bisect-rows", "lsgan",
             "--kimg", "0.048", "--eval-every-kimg", "0.032", "--count", "16",
             "--pass-fid", "1e6", "--results", str(tmp_path / "results"), "--no-progress", *tiny]
     assert fid_study.main(["run", *argv]) == 0
@@ -143,12 +208,22 @@ def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     assert 0 < summary["seconds_to_pass"] == summary["curve"][0]["train_s"]
     wgan = json.loads((tmp_path / "runs" / "wgan" / "seed_0" / "study.json").read_text())
     assert len(wgan["curve"]) == 1  # at its end (5 critic batches: one step of 0.08 kimg)
+    # The bisection row: its checkpoints (every 0.016 kimg, the override) all kept, the first
+    # evaluated by the evaluation CLI, the last by the run itself.
+    lsgan = json.loads((tmp_path / "runs" / "lsgan" / "seed_0" / "study.json").read_text())
+    assert [p["step"] for p in lsgan["bisection"]] == [1, 3]
+    assert lsgan["pass_step"] == 1 and 0 < lsgan["seconds_to_pass"] < lsgan["train_s"]
+    assert lsgan["bisection"][0]["fid"] == json.loads(
+        (tmp_path / "runs" / "lsgan" / "seed_0" / "bisection" / "step_1_clean.json")
+        .read_text())["metrics"]["fid16"]
     capsys.readouterr()
     assert fid_study.main(["run", *argv]) == 0  # finished runs are not trained again
-    assert capsys.readouterr().out.count("done before, skipped") == 2
+    assert capsys.readouterr().out.count("done before, skipped") == 3
     assert fid_study.main(["report", *argv]) == 0
     table = (tmp_path / "results" / "table.md").read_text()
-    assert "| ns_gan | 26.5 | " in table and "| lsgan | 30.7 | not run yet |" in table
+    assert "| ns_gan | 26.5 | " in table and "| mm_gan | 29.6 | not run yet |" in table
+    assert "with its evaluation (0.016 kimg; bisection over checkpoints every 0.016 kimg: " \
+        "clean FID " in table
     assert "| wgan | 21.5 | " in table
     from PIL import Image
     with Image.open(tmp_path / "runs" / "ns_gan" / "seed_0" / "samples" / "latest.png") as raw, \

@@ -27,7 +27,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", required=True, type=Path, help="run directory")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     cluster = parser.add_argument_group(
-        "multi-process training (one process per host; README: Multi-host training)")
+        "multi-process training (one process per host; README: Long runs, several hosts)")
     env = os.environ.get
     cluster.add_argument("--coordinator-address", default=env("GAN_JAX_COORDINATOR"),
                          help="HOST:PORT of process 0 (env GAN_JAX_COORDINATOR)")

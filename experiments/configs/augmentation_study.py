@@ -1,6 +1,6 @@
 """The class-conditional GAN of the augmentation study, trained on a small labelled subset.
 
-    python -m experiments.augmentation_study --out runs/augmentation_study
+    python -m experiments.augmentation_study run --out runs/augmentation_study
 
 (the study trains this config once per seed, with data.subset_seed and train.seed set to the
 seed). On its own:

@@ -29,7 +29,7 @@ from gan_jax.errors import UserError
 
 # Settings that --run takes from the run's own eval.* config unless given on the command line.
 _EVAL_SETTINGS = ("resize", "batch_size", "weights", "storage", "compute", "seed", "truncation",
-                  "standing_stats")
+                  "standing_stats", "generator")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,7 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             ("--compute", str, "float32, tf32 or bfloat16"),
             ("--seed", int, "latents and subsets"),
             ("--truncation", float, "latents from the normal truncated to [-t, t] (BigGAN)"),
-            ("--standing-stats", int, "batches of BigGAN's standing statistics; 0: off")):
+            ("--standing-stats", int, "batches of BigGAN's standing statistics; 0: off"),
+            ("--generator", str, "G's weights with --run: ema (the EMA when the run keeps "
+             "one) or trained")):
         default = getattr(defaults, flag[2:].replace("-", "_"))
         parser.add_argument(flag, type=kind, default=None,
                             help=f"{text} (default: the run's eval.* with --run, else {default})")
@@ -88,6 +90,9 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     if args.step is not None and args.run is None:
         raise UserError("--step chooses a checkpoint of --run; it means nothing with --images")
+    if args.generator is not None and args.run is None:
+        raise UserError("--generator picks the weights of --run's generator; it means nothing "
+                        "with --images")
     if args.output is not None:  # before the minutes of feature extraction, not after
         check_can_write(args.output, "--output", folder=False)
     if args.run is not None:
@@ -125,6 +130,8 @@ def evaluate(args: argparse.Namespace) -> dict:
     results = compute_metrics(specs, fake, real, seed=config.seed)
     protocol = {name: getattr(config, name) for name in ("resize", "storage", "compute", "seed",
                                                          "truncation", "standing_stats")}
+    if args.run is not None:
+        protocol["generator"] = config.generator
     protocol |= {"weights": WEIGHTS_NAME, "reference_images": len(real_images),
                  "prdc_nearest_k": PRDC_NEAREST_K}
     return {"metrics": results, "source": source, "reference": reference, "protocol": protocol}

@@ -12,27 +12,30 @@ shown to D, FID between 10k generated images and the 10k test images, grayscale 
 pipeline: the column to compare with the paper) and `clean` (PIL bicubic, gan_jax's default);
 KID beside both. Each row has one recipe, not the paper's best of 100 configurations.
 
-`floor` measures the real-data floor (10k train images against the 10k test images) under
-both protocols. `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and
-kid10k (clean) at the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
-time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final
-checkpoint under tf_legacy, and writes a `study.json` summary: the final numbers under both
-protocols, the curve, and the training wall clock until the clean FID first reached
-`--pass-fid` (26.5, the NS GAN's published best), counting everything from the start of the
-process except the evaluations themselves (a resumed run
-adds each process's time once: its restarts' start-up is counted, the work lost after its
-last checkpoint is not). A `--bisect-rows` run is timed more cheaply: it keeps a checkpoint
-every `--eval-every-kimg`, and after the run the first of them at or below `--pass-fid` is
-found by bisection (about log2 of their count evaluations, e.g. 5 for 20 checkpoints,
-instead of 20 along the way). A run that diverges (non-finite losses, after the config's
-rollbacks) is recorded as diverged, and the study goes on. A run stopped by SIGTERM or SIGINT
-exits with code 3 after its checkpoint. Finished runs
-and finished evaluations are skipped, an interrupted run resumes, and an interrupted
-evaluation goes on from the features it had saved (gan_jax.metrics.resumable), so the study
-can be spread over several sessions. Overrides apply to every run (e.g. `data.dir=...`).
+`floor` measures the real-data floor (10k train images against the 10k test images) under both
+protocols. `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and kid10k
+(clean) at the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
+time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final checkpoint
+under tf_legacy, and writes a `study.json` summary: the final numbers under both protocols, the
+curve, and the training wall clock until the clean FID first reached `--pass-fid` (26.5, the NS
+GAN's published best), counting everything from the start of the process except the evaluations
+themselves (a resumed run adds each process's time once: its restarts' start-up is counted, the
+work lost after its last checkpoint is not). A `--bisect-rows` run is timed more cheaply: it
+keeps a checkpoint every `--eval-every-kimg`, and after the run the first of them at or below
+`--pass-fid` is found by bisection (about log2 of their count evaluations, e.g. 5 for 20
+checkpoints, instead of 20 along the way). With `--trained-weights`, every finished run that
+keeps an EMA of G is also evaluated with G's trained weights (both protocols, the training's
+BatchNorm statistics): the EMA never feeds back into training, so this is the same run without
+it, and the pair measures what the EMA contributes with no training of its own. A run that
+diverges (non-finite losses, after the config's rollbacks) is recorded as diverged, and the
+study goes on. A run stopped by SIGTERM or SIGINT exits with code 3 after its checkpoint.
+Finished runs and finished evaluations are skipped, an interrupted run resumes, and an
+interrupted evaluation goes on from the features it had saved (gan_jax.metrics.resumable), so
+the study can be spread over several days and machines. Overrides apply to every run (e.g.
+`data.dir=...`).
 
 `report` copies every study.json (and the floors) into `--results/runs/`, where the summaries
-of earlier sessions and other machines are kept (a run directory need not outlive its
+of earlier runs and other machines are kept (a run directory need not outlive its
 numbers), and makes a markdown table of all of them (mean and sample std over seeds, each
 seed, the published figure, the floor); it copies seed 0's final sample grid of each row
 whose run directory is at hand beside it, upscaled x3 (nearest neighbour) so that a 28x28
@@ -97,6 +100,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path,
                         default=Path("experiments/results/fid_fashion_mnist"),
                         help="report: folder for the markdown table and the sample grids")
+    parser.add_argument("--trained-weights", action="store_true",
+                        help="also evaluate each finished run's trained G weights instead of "
+                        "its EMA (no standing statistics, as a run without the EMA), under both "
+                        "protocols: what the EMA contributes, from the same run")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value")
     return parser.parse_intermixed_args(argv)
@@ -241,7 +248,14 @@ def run(args: argparse.Namespace) -> int:
         workdir = args.out / row / f"seed_{seed}"
         summary_path = workdir / "study.json"
         if summary_path.is_file():
-            print(f"{row} seed {seed}: done before, skipped", flush=True)
+            summary = json.loads(summary_path.read_text())
+            if not _wants_trained_weights(args, config, summary):
+                print(f"{row} seed {seed}: done before, skipped", flush=True)
+                continue
+            summary["trained_weights"] = evaluate_trained_weights(workdir, args)
+            write_text_atomically(summary_path, json.dumps(summary, indent=1))
+            print(f"{row} seed {seed}: trained weights {fid} tf_legacy "
+                  f"{summary['trained_weights']['tf_legacy_fid']:.2f}", flush=True)
             continue
         try:
             state = train(config, workdir, progress=not args.no_progress)
@@ -265,10 +279,33 @@ def run(args: argparse.Namespace) -> int:
                    "overrides": args.overrides}
         if timing(row, seed, args) == "bisect":
             summary |= bisect_time_to_pass(workdir, args, summary, config)
+        if _wants_trained_weights(args, config, summary):
+            summary["trained_weights"] = evaluate_trained_weights(workdir, args)
         write_text_atomically(summary_path, json.dumps(summary, indent=1))
         print(f"{row} seed {seed}: {fid} tf_legacy {summary['tf_legacy_fid']:.2f}, clean "
               f"{summary['final_fid']:.2f}", flush=True)
     return 0
+
+
+def _wants_trained_weights(args: argparse.Namespace, config: config_lib.Config,
+                           summary: dict[str, Any]) -> bool:
+    return (args.trained_weights and config.optim.ema_kimg is not None
+            and "diverged" not in summary and "trained_weights" not in summary)
+
+
+def evaluate_trained_weights(workdir: Path, args: argparse.Namespace) -> dict[str, float]:
+    """The final checkpoint's FID and KID under both protocols with G's trained weights
+    instead of its EMA, and the training's running BatchNorm statistics (no standing
+    statistics): how the same run without an EMA would be evaluated, since the EMA never feeds
+    back into training. Keyed like the summary's own numbers; each cached in the run."""
+    fid, kid = metric_names(args.count)
+    values = {}
+    for resize, prefix in (("clean", "final_"), ("tf_legacy", "tf_legacy_")):
+        result = evaluate_once(workdir / f"final_trained_{resize}.json", [
+            *_evaluate_argv(args, resize, "--run", str(workdir)), "--generator", "trained",
+            "--standing-stats", "0"])
+        values |= {f"{prefix}fid": result["metrics"][fid], f"{prefix}kid": result["metrics"][kid]}
+    return values
 
 
 def first_passing(steps: list[int], fid_at: Callable[[int], float],
@@ -393,6 +430,15 @@ def collect_summaries(out: Path, results: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*_seed_*.json"))]
 
 
+def _row_line(name: str, published: Any, runs: list[dict[str, Any]], seeds: str,
+              time_cell: str) -> str:
+    pick = lambda key, scale=1: [s[key] * scale for s in runs]  # noqa: E731
+    return (f"| {name} | {published} | {_mean_std(pick('tf_legacy_fid'))} "
+            f"| {_mean_std(pick('final_fid'))} | {_mean_std(pick('tf_legacy_kid', 1e3))} "
+            f"| {_mean_std(pick('final_kid', 1e3))} | {seeds} | "
+            + ", ".join(f"{v:.2f}" for v in pick("tf_legacy_fid")) + f" | {time_cell} |")
+
+
 def report(args: argparse.Namespace) -> str:
     summaries = collect_summaries(args.out, args.results)
     if not summaries:
@@ -426,13 +472,13 @@ def report(args: argparse.Namespace) -> str:
         if not runs:
             lines.append(f"| {row} | {published} | diverged | | | | {seeds} | | |")
             continue
-        pick = lambda key, scale=1: [s[key] * scale for s in runs]  # noqa: E731
-        lines.append(f"| {row} | {published} | {_mean_std(pick('tf_legacy_fid'))} "
-                     f"| {_mean_std(pick('final_fid'))} "
-                     f"| {_mean_std(pick('tf_legacy_kid', 1e3))} "
-                     f"| {_mean_std(pick('final_kid', 1e3))} | {seeds} | "
-                     + ", ".join(f"{v:.2f}" for v in pick("tf_legacy_fid")) + " | "
-                     + ", ".join(map(_time_to_pass, runs)) + " |")
+        lines.append(_row_line(row, published, runs, seeds,
+                               ", ".join(map(_time_to_pass, runs))))
+        with_trained = [s for s in runs if "trained_weights" in s]
+        if with_trained:  # the same runs evaluated without their EMA
+            lines.append(_row_line(f"{row}, trained weights (no EMA)", published,
+                                   [{**s, **s["trained_weights"]} for s in with_trained],
+                                   str(len(with_trained)), "the same runs"))
         grid = args.out / row / f"seed_{runs[0]['seed']}" / "samples" / "latest.png"
         if grid.is_file():
             save_grid(grid, args.results / f"{row}.png")

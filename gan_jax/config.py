@@ -48,6 +48,7 @@ Penalty = Literal["none", "wgan_gp", "dragan", "r1", "r2", "r1_r2"]
 Resize = Literal["clean", "tf_legacy", "pytorch"]
 WeightStorage = Literal["float32", "float16"]
 InceptionCompute = Literal["float32", "tf32", "bfloat16"]
+SampledWeights = Literal["ema", "trained"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,6 +368,11 @@ class EvalConfig:
     # recomputed as the mean over this many train.batch_size batches, for the weights sampled
     # (the EMA when there is one; BigGAN-PyTorch: 16); 0: the training's running averages
     standing_stats: int = at_least(0, 0)
+    # G's weights for evaluation and sample grids: "ema", the EMA when the run keeps one
+    # (optim.ema_kimg), else the trained weights; "trained", the trained weights always.
+    # The EMA never feeds back into training, so one run evaluated both ways measures what
+    # the EMA contributes (with standing_stats=0, as a run without the EMA is evaluated).
+    generator: SampledWeights = "ema"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -100,6 +100,8 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
     saved = None
     if progress_dir is not None:
         settings = {name: getattr(config, name) for name in _FEATURE_SETTINGS}
+        if config.generator != "ema":  # the default adds nothing: older saved features resume
+            settings["generator"] = config.generator
         key = evaluation_key(state, {**settings, "count": count, "batch": batch})
         saved = FeatureChunks(progress_dir, key, batch, count)
     done = saved.load() if saved else np.empty((0, FEATURE_DIM), np.float32)

@@ -639,6 +639,11 @@ def sampling_params(state: TrainState) -> Any:
     return state.slots.get("ema", state.g_params)
 
 
+def without_ema(state: TrainState) -> TrainState:
+    """`state` without its EMA of G, so that `sampling_params` gives the trained weights."""
+    return state.replace(slots={k: v for k, v in state.slots.items() if k != "ema"})
+
+
 def standing_statistics(gan: Gan, state: TrainState, key: jax.Array, batches: int,
                         truncation: float | None = None) -> TrainState:
     """`state` with G's BatchNorm statistics recomputed for the weights it samples with
@@ -684,22 +689,24 @@ def standing_statistics(gan: Gan, state: TrainState, key: jax.Array, batches: in
 def sampling_state_for(gan: Gan, config: EvalConfig | None = None
                        ) -> Callable[[TrainState], TrainState]:
     """What evaluation and sample grids turn a train state into before generating (pure,
-    jit-able), for `config` (default: the run's eval section): with eval.standing_stats
-    batches, `standing_statistics` from a fixed key of eval.seed (the same statistics for the
-    same weights, at every call); else the state itself."""
+    jit-able), for `config` (default: the run's eval section): without its EMA with
+    eval.generator=trained; then, with eval.standing_stats batches, `standing_statistics`
+    from a fixed key of eval.seed (the same statistics for the same weights, at every call)."""
     config = gan.config.eval if config is None else config
+    weights = without_ema if config.generator == "trained" else lambda state: state
     if not config.standing_stats:
-        return lambda state: state
+        return weights
     key = lambda: jax.random.fold_in(jax.random.key(config.seed), 1)  # noqa: E731
-    return lambda state: standing_statistics(gan, state, key(), config.standing_stats,
+    return lambda state: standing_statistics(gan, weights(state), key(), config.standing_stats,
                                              config.truncation)
 
 
 def for_sampling(gan: Gan, state: TrainState, config: EvalConfig | None = None) -> TrainState:
-    """`sampling_state_for(gan, config)` applied once, compiled; the state itself (no copy)
-    when standing statistics are off."""
+    """`sampling_state_for(gan, config)` applied once, compiled when it computes standing
+    statistics (else it only picks the weights)."""
     config = gan.config.eval if config is None else config
-    return jax.jit(sampling_state_for(gan, config))(state) if config.standing_stats else state
+    prepare = sampling_state_for(gan, config)
+    return jax.jit(prepare)(state) if config.standing_stats else prepare(state)
 
 
 def generate_images(gan: Gan, state: TrainState, z: jax.Array,

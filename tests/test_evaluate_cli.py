@@ -102,6 +102,8 @@ def test_bad_inputs_give_one_line_and_exit_2(capsys, image_files, tmp_path):
         (["--run", str(tmp_path), "--metrics", "fid4"], "is not a run directory"),
         (["--images", gray, "--reference", gray, "--metrics", "fid4", "--step", "3"],
          "--step chooses a checkpoint of --run"),
+        (["--images", gray, "--reference", gray, "--metrics", "fid4", "--generator", "trained"],
+         "--generator picks the weights of --run's generator"),
         (["--images", str(tmp_path / "unnamed.npz"), "--reference", gray, "--metrics", "fid4"],
          "holds ['a', 'b']; name the image array 'images'"),
         (["--images", str(tmp_path / "nothing.npz"), "--reference", gray, "--metrics", "fid4"],
@@ -129,11 +131,12 @@ def test_a_subprocess_user_error_is_one_line_without_traceback(image_files):
 
 
 @requires_fashion_mnist
-@pytest.mark.slow  # 75 s: two Inception compilations
+@pytest.mark.slow  # 2 min: four Inception compilations
 def test_training_evaluates_and_the_cli_reproduces_it(capsys, image_files, tmp_path):
     config = with_overrides(load_config(f"{MLP_CONFIG}:test"), {
         "eval.metrics": "fid16,kid16", "eval.reference": str(image_files / "gray.npz"),
-        "eval.batch_size": 8, "eval.seed": 5, "eval.resize": "tf_legacy"})
+        "eval.batch_size": 8, "eval.seed": 5, "eval.resize": "tf_legacy",
+        "optim.ema_kimg": 0.01})
     train(config, tmp_path, progress=False)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     [logged] = [row for row in rows if "fid16" in row]
@@ -150,6 +153,16 @@ def test_training_evaluates_and_the_cli_reproduces_it(capsys, image_files, tmp_p
                             "--reference", str(image_files / "gray.npz"), "--batch-size", "8"])
     assert earlier["source"].endswith("(step 2)")
     assert earlier["metrics"]["fid16"] != result["metrics"]["fid16"]
+    # Logged and reproduced: the EMA's images. With G's trained weights, the CLI gives what the
+    # same run without an EMA logs (the EMA never changes training).
+    trained = _run(capsys, ["--run", str(tmp_path), "--metrics", "fid16", "--generator",
+                            "trained", "--reference", str(image_files / "gray.npz")])
+    assert trained["protocol"]["generator"] == "trained"
+    train(with_overrides(config, {"optim.ema_kimg": None}), tmp_path / "plain", progress=False)
+    [plain] = [json.loads(line) for line in (tmp_path / "plain" / "metrics.jsonl").read_text()
+               .splitlines() if "fid16" in line]
+    assert trained["metrics"]["fid16"] == pytest.approx(plain["fid16"], rel=1e-6)
+    assert trained["metrics"]["fid16"] != result["metrics"]["fid16"]
     assert "has no checkpoint of step 7; it has steps 2, 3" in _error_line(
         capsys, ["--run", str(tmp_path), "--step", "7", "--metrics", "fid16"])
     # Killed during that final evaluation, the run has its last checkpoint (saved before the
@@ -209,6 +222,8 @@ def test_bad_eval_settings_are_refused_before_the_run_directory_is_touched(tmp_p
     for overrides, message in [({"eval.metrics": "fid10k,bogus"}, "unknown metric 'bogus'"),
                                ({"eval.metrics": "fid10", "eval.compute": "fp8"},
                                 "eval.compute='fp8' is unknown"),
+                               ({"eval.metrics": "fid10", "eval.generator": "raw"},
+                                "eval.generator='raw' is unknown"),
                                ({"eval.metrics": "fid10", "eval.reference": "no_such:split"},
                                 "could not load 'no_such'")]:
         with pytest.raises(UserError, match=message):

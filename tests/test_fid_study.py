@@ -268,3 +268,46 @@ def test_a_second_recipe_of_a_loss_is_compared_with_that_loss_published_figure(t
     table = (results / "table.md").read_text()
     assert "| wgan_narrow | 21.5 | 30.00 | 38.00 |" in table
     assert "| wgan | 21.5 | not run yet |" in table
+
+
+def test_trained_weights_of_finished_ema_runs_are_evaluated_once_and_reported(
+        tmp_path, monkeypatch, capsys):
+    """--trained-weights evaluates a finished run that keeps an EMA again with G's trained
+    weights (both protocols, no standing statistics), adds them to its summary, and the report
+    gives them a row of their own; runs without an EMA are left as they were."""
+    out, results = tmp_path / "runs", tmp_path / "results"
+    for row in ("dcgan_ns_ema", "dcgan_ns"):
+        (out / row / "seed_0").mkdir(parents=True)
+        (out / row / "seed_0" / "study.json").write_text(json.dumps(_summary(row, 0, 20.0)))
+    calls = []
+
+    def evaluate_once(path, argv):
+        calls.append((path.name, argv))
+        tf_legacy = "tf_legacy" in argv
+        return {"metrics": {"fid10k": 23.0 if tf_legacy else 30.0,
+                            "kid10k": 0.013 if tf_legacy else 0.02}}
+
+    monkeypatch.setattr(fid_study, "evaluate_once", evaluate_once)
+    argv = ["--experiment", "experiments/configs/best_fashion_mnist.py", "--out", str(out),
+            "--rows", "dcgan_ns_ema,dcgan_ns", "--trained-weights", "--results", str(results)]
+    assert fid_study.main(["run", *argv]) == 0
+    assert [name for name, _ in calls] == ["final_trained_clean.json",
+                                           "final_trained_tf_legacy.json"]
+    for _, flags in calls:
+        assert flags[flags.index("--run") + 1] == str(out / "dcgan_ns_ema" / "seed_0")
+        assert flags[flags.index("--generator") + 1] == "trained"
+        assert flags[flags.index("--standing-stats") + 1] == "0"
+    summary = json.loads((out / "dcgan_ns_ema" / "seed_0" / "study.json").read_text())
+    assert summary["trained_weights"] == {"final_fid": 30.0, "final_kid": 0.02,
+                                          "tf_legacy_fid": 23.0, "tf_legacy_kid": 0.013}
+    assert "trained_weights" not in json.loads(
+        (out / "dcgan_ns" / "seed_0" / "study.json").read_text())
+    capsys.readouterr()
+    assert fid_study.main(["run", *argv]) == 0  # done: nothing evaluated again
+    assert len(calls) == 2 and capsys.readouterr().out.count("done before, skipped") == 2
+    assert fid_study.main(["report", *argv]) == 0
+    table = (results / "table.md").read_text()
+    assert "| dcgan_ns_ema |  | 20.00 | 28.00 |" in table
+    assert ("| dcgan_ns_ema, trained weights (no EMA) |  | 23.00 | 30.00 | 13.00 | 20.00 | 1 | "
+            "23.00 | the same runs |") in table
+

@@ -52,7 +52,9 @@ def test_saved_features_are_not_reused_for_another_state_or_setting(
                            tmp_path / "progress")
     other_seed = dataclasses.replace(gan.config.eval, seed=1)
     trained = state.replace(g_params=jax.tree.map(lambda x: x + 1e-3, state.g_params))
-    for other_state, config in ((state, other_seed), (trained, gan.config.eval)):
+    trained_weights = dataclasses.replace(gan.config.eval, generator="trained")
+    for other_state, config in ((state, other_seed), (trained, gan.config.eval),
+                                (state, trained_weights)):
         extractor = ProjectedPixels()
         expected = generated_features(gan, other_state, COUNT, ProjectedPixels(), config)
         got = generated_features(gan, other_state, COUNT, extractor, config,

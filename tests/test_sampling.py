@@ -155,3 +155,33 @@ def test_evaluation_samples_truncated_latents_with_standing_statistics():
     plain = generated_features(gan, state, 10, extractor,
                                dataclasses.replace(gan.config.eval, standing_stats=0))
     assert np.mean(plain != features) > 0.1
+
+
+def test_evaluation_with_the_trained_generator_ignores_the_ema():
+    """eval.generator=trained samples G's trained weights (with standing statistics, computed
+    for them); the default, the EMA."""
+    gan = build_gan(tiny_config(optim__ema_kimg=10.0, eval__batch_size=5))
+    state = init_state(gan, jax.random.key(0))
+    state = state.replace(slots={**state.slots,
+                                 "ema": jax.tree.map(lambda x: x * 1.3, state.g_params)})
+    z = sample_latents(jax.random.key(gan.config.eval.seed), 5, gan.latent_dim)
+
+    def images_of(params, model_state):
+        return np.asarray(jax.jit(lambda p, m: generate_uint8(
+            gan, state.replace(g_params=p, g_model_state=m, slots={}), z))(params,
+                                                                         model_state))
+    extractor = ProjectedPixels()
+    trained = dataclasses.replace(gan.config.eval, generator="trained")
+    for config, params in ((trained, state.g_params), (gan.config.eval, state.slots["ema"])):
+        features = generated_features(gan, state, 5, extractor, config)
+        expected = extractor.features_of(images_of(params, state.g_model_state))
+        np.testing.assert_allclose(features, expected, rtol=1e-6, atol=1e-3)
+    # With standing statistics: those of the trained weights, not of the EMA's.
+    standing = dataclasses.replace(trained, standing_stats=2)
+    features = generated_features(gan, state, 5, extractor, standing)
+    key = jax.random.fold_in(jax.random.key(gan.config.eval.seed), 1)
+    trained_stats = jax.jit(lambda s: standing_statistics(gan, s, key, 2))(
+        state.replace(slots={})).g_model_state
+    expected = extractor.features_of(images_of(state.g_params, trained_stats))
+    np.testing.assert_allclose(features, expected, rtol=1e-6, atol=1e-3)
+

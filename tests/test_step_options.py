@@ -125,6 +125,18 @@ def test_ema_after_n_steps_is_the_closed_form_weighted_average():
     assert float(ema) == pytest.approx(closed_form, rel=1e-6)
 
 
+def test_the_ema_never_changes_training():
+    """G, D and both optimizers after three steps are bitwise those of the same run without an
+    EMA: so one run evaluated with eval.generator=ema and =trained measures what it adds."""
+    _, plain, _ = _steps(_small(), steps=3)
+    _, averaged, _ = _steps(_small(optim__ema_kimg=0.1), steps=3)
+    assert "ema" in averaged.slots and "ema" not in plain.slots
+    for old, new in zip(leaves(plain), leaves(averaged.replace(
+            slots={k: v for k, v in averaged.slots.items() if k != "ema"}))):
+        np.testing.assert_array_equal(old, new)
+    assert np.max(np.abs(leaves(averaged.slots["ema"])[0] - leaves(averaged.g_params)[0])) > 0
+
+
 def test_ema_half_life_and_rampup():
     # After one half-life of images the old average keeps weight 1/2.
     beta = float(ema_beta(jnp.asarray(64_000), 64, half_life_kimg=6.4, rampup=None))

@@ -51,13 +51,12 @@ import math
 import statistics
 import sys
 from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 from gan_jax import config as config_lib
 from experiments.cli import comma_list, run_command
 from experiments.provenance import cpu_model, git_commit, usable_cores
+from experiments.time_to_result import bisect_time_to_pass, describe_time_to_pass, summarize
 from gan_jax.errors import UserError
 from gan_jax.files import write_text_atomically
 
@@ -151,49 +150,6 @@ def run_config(row: str, seed: int, args: argparse.Namespace) -> config_lib.Conf
     return config_lib.with_overrides(config, {**protocol, **user})
 
 
-def training_clock(workdir: Path) -> list[dict[str, Any]]:
-    """The rows of a run's metrics.jsonl, each with `train_s`: the training seconds before it.
-
-    Training time leaves the evaluations out. A resumed run's log holds one segment per
-    process (`wall_s` restarts at 0; the rows after the checkpoint it resumed from were
-    dropped), so each segment's time up to its last kept row is added once: the time of an
-    uninterrupted run plus each restart's start-up (data, compilation). An evaluation's row
-    holds the time before the evaluation.
-    """
-    rows, last_wall, finished_segments, segment_evals, process = [], 0.0, 0.0, 0.0, 0
-    for line in (workdir / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        wall, eval_s = row.get("wall_s", last_wall), row.get("eval_s", 0.0)
-        if wall < last_wall:  # a new process: close the previous segment
-            process += 1
-            finished_segments += last_wall - segment_evals
-            segment_evals = 0.0
-        last_wall = wall
-        rows.append({**row, "train_s": finished_segments + wall - segment_evals - eval_s,
-                     "process": process})
-        segment_evals += eval_s
-    return rows
-
-
-def summarize(workdir: Path, metric: str, pass_fid: float) -> dict[str, Any]:
-    """The study's numbers for one finished run, from its metrics.jsonl (clean FID), with the
-    training time as `training_clock` counts it."""
-    rows = training_clock(workdir)
-    evaluations = [r for r in rows if metric in r]
-    if not evaluations:
-        raise UserError(f"{workdir} has no '{metric}' rows; was eval.metrics set?")
-    curve = [{"kimg": r["kimg"], "fid": r[metric], "train_s": r["train_s"], "eval_s": r["eval_s"]}
-             for r in evaluations]
-    passing = [p["train_s"] for p in curve if p["fid"] <= pass_fid]
-    return {"final_fid": curve[-1]["fid"], "best_fid": min(p["fid"] for p in curve),
-            "final_kid": evaluations[-1].get(metric.replace("fid", "kid")),
-            "kimg": curve[-1]["kimg"], "pass_fid": pass_fid,
-            # Evaluated at the end only: when it got there is not known.
-            "seconds_to_pass": passing[0] if passing and len(curve) > 1 else None,
-            "restarts": rows[-1]["process"], "curve": curve, "train_s": rows[-1]["train_s"],
-            "evaluation_s": sum(r["eval_s"] for r in evaluations)}
-
-
 def environment() -> dict[str, Any]:
     """What a result was measured with: device, versions, the machine, the code, the command."""
     import flax
@@ -278,7 +234,9 @@ def run(args: argparse.Namespace) -> int:
                    "tf_legacy_eval_s": legacy["eval_s"], **environment(),
                    "overrides": args.overrides}
         if timing(row, seed, args) == "bisect":
-            summary |= bisect_time_to_pass(workdir, args, summary, config)
+            summary |= bisect_time_to_pass(workdir, summary, config, lambda step: evaluate_once(
+                workdir / "bisection" / f"step_{step}_clean.json",
+                _evaluate_argv(args, "clean", "--run", str(workdir), "--step", str(step))))
         if _wants_trained_weights(args, config, summary):
             summary["trained_weights"] = evaluate_trained_weights(workdir, args)
         write_text_atomically(summary_path, json.dumps(summary, indent=1))
@@ -308,103 +266,10 @@ def evaluate_trained_weights(workdir: Path, args: argparse.Namespace) -> dict[st
     return values
 
 
-def first_passing(steps: list[int], fid_at: Callable[[int], float],
-                  pass_fid: float) -> tuple[int | None, dict[int, float]]:
-    """The first of `steps` (ascending) whose FID is at most `pass_fid`, by bisection, and
-    every FID it evaluated; None when the last step does not pass.
-
-    Bisection takes about log2(len(steps)) evaluations instead of one per checkpoint, and it
-    finds the first passing checkpoint where the FID falls from one checkpoint to the next, as
-    a run's does on the whole; where it wavers around `pass_fid`, it finds a checkpoint that
-    passes right after one that does not.
-    """
-    fids = {steps[-1]: fid_at(steps[-1])}
-    if fids[steps[-1]] > pass_fid:
-        return None, fids
-    failing, passing = -1, len(steps) - 1  # indices: the step before the first is taken to fail
-    while passing - failing > 1:
-        middle = (failing + passing) // 2
-        fids[steps[middle]] = fid_at(steps[middle])
-        if fids[steps[middle]] <= pass_fid:
-            passing = middle
-        else:
-            failing = middle
-    return steps[passing], fids
-
-
-def bisect_time_to_pass(workdir: Path, args: argparse.Namespace, summary: dict[str, Any],
-                        config: config_lib.Config) -> dict[str, Any]:
-    """The training time to the first kept checkpoint whose clean FID is at most --pass-fid,
-    found by `first_passing` over the run's checkpoints; each FID is cached in
-    `workdir/bisection/` and resumes like the others. Its numbers, for the study's summary."""
-    from gan_jax.batching import images_before
-    from gan_jax.checkpoint import checkpoint_steps
-    from gan_jax.models import run_batching
-    fid = summary["metric"]
-    steps = checkpoint_steps(workdir / "checkpoints")
-    final_step = steps[-1]
-
-    evaluation_s = {final_step: summary["curve"][-1]["eval_s"]}
-
-    def fid_at(step: int) -> float:
-        if step == final_step:
-            return summary["final_fid"]
-        result = evaluate_once(workdir / "bisection" / f"step_{step}_clean.json", _evaluate_argv(
-            args, "clean", "--run", str(workdir), "--step", str(step)))
-        evaluation_s[step] = result["eval_s"]
-        return result["metrics"][fid]
-
-    first, fids = first_passing(steps, fid_at, args.pass_fid)
-    clock = [r for r in training_clock(workdir) if "step" in r]
-    # Linear between the log's rows (a few seconds apart), and the first row's time before it.
-    train_s = lambda step: float(np.interp(step, [r["step"] for r in clock],  # noqa: E731
-                                           [r["train_s"] for r in clock]))
-    kimg = lambda step: float(images_before(run_batching(config), step)) / 1000  # noqa: E731
-    probes = [{"step": step, "kimg": kimg(step), "fid": value, "train_s": train_s(step)}
-              for step, value in sorted(fids.items())]
-    result = {"time_to_pass_by": "bisection", "bisection": probes,
-              "checkpoint_every_kimg": config.train.checkpoint_every_kimg}
-    if first is None:
-        return result
-    return {**result, "seconds_to_pass": train_s(first), "pass_step": first,
-            "pass_kimg": kimg(first), "pass_evaluation_s": evaluation_s[first]}
-
-
 def _mean_std(values: list[float], digits: int = 2) -> str:
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
-
-
-def _time_to_pass(summary: dict[str, Any]) -> str:
-    if summary.get("time_to_pass_by") == "bisection":
-        return _bisected_time_to_pass(summary)
-    if summary["seconds_to_pass"] is None:
-        curve = summary["curve"]
-        if len(curve) > 1:
-            return "not reached"
-        if curve[0]["fid"] > summary["pass_fid"]:
-            return "not evaluated during the run"
-        # Evaluated at the end only, and passed there: when it first got there is not known,
-        # but it was no later than the end; its one evaluation is what a user waits for too.
-        train, evaluation = curve[0]["train_s"] / 60, summary["evaluation_s"] / 60
-        return (f"at most {train:.1f} min ({train + evaluation:.1f} with its evaluation; "
-                f"evaluated at {curve[0]['kimg']:g} kimg only)")
-    restarts = summary["restarts"]
-    note = f" ({restarts} restart{'s' * (restarts > 1)})" if restarts else ""
-    return f"{summary['seconds_to_pass'] / 60:.1f} min{note}"
-
-
-def _bisected_time_to_pass(summary: dict[str, Any]) -> str:
-    probes = ", ".join(f"{p['fid']:.2f} at {p['kimg']:.4g}" for p in summary["bisection"])
-    found = (f"bisection over checkpoints every {summary['checkpoint_every_kimg']:g} kimg: "
-             f"clean FID {probes} kimg")
-    if summary["seconds_to_pass"] is None:
-        return f"not reached ({found})"
-    train = summary["seconds_to_pass"] / 60
-    evaluation = summary["pass_evaluation_s"] / 60
-    return (f"{train:.1f} min, {train + evaluation:.1f} with its evaluation "
-            f"({summary['pass_kimg']:.4g} kimg; {found})")
 
 
 def save_grid(source: Path, target: Path) -> None:
@@ -473,7 +338,7 @@ def report(args: argparse.Namespace) -> str:
             lines.append(f"| {row} | {published} | diverged | | | | {seeds} | | |")
             continue
         lines.append(_row_line(row, published, runs, seeds,
-                               ", ".join(map(_time_to_pass, runs))))
+                               ", ".join(map(describe_time_to_pass, runs))))
         with_trained = [s for s in runs if "trained_weights" in s]
         if with_trained:  # the same runs evaluated without their EMA
             lines.append(_row_line(f"{row}, trained weights (no EMA)", published,

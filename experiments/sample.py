@@ -4,9 +4,10 @@
     python -m experiments.sample --run runs/biggan --out classes.png --per-class 10 \
         --truncation 0.5 --standing-stats 16 --upscale 3
 
-Images come from the EMA generator when the run has one, in inference mode, with the run's
-eval.truncation and eval.standing_stats unless the flags say otherwise (BigGAN's truncation
-trick and standing statistics). `--per-class` makes an intra-class grid of a conditional
+Images come from the EMA generator when the run has one (G's trained weights with
+`--generator trained`), in inference mode, with the run's eval.truncation and
+eval.standing_stats unless the flags say otherwise (BigGAN's truncation trick and standing
+statistics). `--per-class` makes an intra-class grid of a conditional
 generator: row c holds class c, and a column keeps its latent across the rows. `--upscale`
 enlarges each pixel (nearest neighbour) so that 28x28 images are readable on a screen.
 """
@@ -34,6 +35,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--truncation", type=float, help="default: the run's eval.truncation")
     parser.add_argument("--standing-stats", type=int,
                         help="batches of standing statistics (default: the run's)")
+    parser.add_argument("--generator", help="G's weights: ema (the EMA when the run keeps one; "
+                        "the default) or trained")
     parser.add_argument("--upscale", type=int, default=1, help="nearest-neighbour factor")
     return parser.parse_args(argv)
 
@@ -43,6 +46,7 @@ def sample_grid(args: argparse.Namespace) -> Path:
     import numpy as np
 
     from gan_jax import evaluate, explore, sample
+    from gan_jax.config import check_section_bounds
     from gan_jax.files import check_can_write
     from gan_jax.train import for_sampling, generate_uint8, sample_latents
 
@@ -58,9 +62,11 @@ def sample_grid(args: argparse.Namespace) -> Path:
     check_can_write(args.out, "--out", folder=False)
     config, gan, state = evaluate.restore_run(args.run, args.step)
     settings = {name: value for name, value in (("truncation", args.truncation),
-                                                ("standing_stats", args.standing_stats))
+                                                ("standing_stats", args.standing_stats),
+                                                ("generator", args.generator))
                 if value is not None}
     eval_config = dataclasses.replace(config.eval, **settings)
+    check_section_bounds("eval", eval_config)  # --generator's choice
     state = for_sampling(gan, state, eval_config)
     key = jax.random.key(args.seed)
     if args.per_class is not None:

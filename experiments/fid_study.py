@@ -208,40 +208,40 @@ def run(args: argparse.Namespace) -> int:
             if not _wants_trained_weights(args, config, summary):
                 print(f"{row} seed {seed}: done before, skipped", flush=True)
                 continue
-            summary["trained_weights"] = evaluate_trained_weights(workdir, args)
-            write_text_atomically(summary_path, json.dumps(summary, indent=1))
-            print(f"{row} seed {seed}: trained weights {fid} tf_legacy "
-                  f"{summary['trained_weights']['tf_legacy_fid']:.2f}", flush=True)
-            continue
-        try:
-            state = train(config, workdir, progress=not args.no_progress)
-        except TrainingDiverged as diverged:  # a result of the recipe: recorded, not retried
-            summary = {"row": row, "seed": seed, "metric": fid, "pass_fid": args.pass_fid,
-                       "diverged": str(diverged), **environment(), "overrides": args.overrides}
-            write_text_atomically(summary_path, json.dumps(summary, indent=1))
-            print(f"{row} seed {seed}: {diverged}", flush=True)
-            continue
-        if int(state.step) < total_steps(config):
-            print(f"{row} seed {seed}: stopped at step {int(state.step)}; run again to resume",
-                  flush=True)
-            return STOPPED  # so that a script running several commands stops here too
-        legacy = evaluate_once(workdir / "final_tf_legacy.json",
-                               _evaluate_argv(args, "tf_legacy", "--run", str(workdir)))
-        summary = {"row": row, "seed": seed, "metric": fid,
-                   **summarize(workdir, fid, args.pass_fid),
-                   "tf_legacy_fid": legacy["metrics"][fid],
-                   "tf_legacy_kid": legacy["metrics"][kid],
-                   "tf_legacy_eval_s": legacy["eval_s"], **environment(),
-                   "overrides": args.overrides}
-        if timing(row, seed, args) == "bisect":
-            summary |= bisect_time_to_pass(workdir, summary, config, lambda step: evaluate_once(
-                workdir / "bisection" / f"step_{step}_clean.json",
-                _evaluate_argv(args, "clean", "--run", str(workdir), "--step", str(step))))
+        else:
+            try:
+                state = train(config, workdir, progress=not args.no_progress)
+            except TrainingDiverged as diverged:  # a result of the recipe: recorded, not retried
+                summary = {"row": row, "seed": seed, "metric": fid, "pass_fid": args.pass_fid,
+                           "diverged": str(diverged), **environment(),
+                           "overrides": args.overrides}
+                write_text_atomically(summary_path, json.dumps(summary, indent=1))
+                print(f"{row} seed {seed}: {diverged}", flush=True)
+                continue
+            if int(state.step) < total_steps(config):
+                print(f"{row} seed {seed}: stopped at step {int(state.step)}; run again to "
+                      "resume", flush=True)
+                return STOPPED  # so that a script running several commands stops here too
+            legacy = evaluate_once(workdir / "final_tf_legacy.json",
+                                   _evaluate_argv(args, "tf_legacy", "--run", str(workdir)))
+            summary = {"row": row, "seed": seed, "metric": fid,
+                       **summarize(workdir, fid, args.pass_fid),
+                       "tf_legacy_fid": legacy["metrics"][fid],
+                       "tf_legacy_kid": legacy["metrics"][kid],
+                       "tf_legacy_eval_s": legacy["eval_s"], **environment(),
+                       "overrides": args.overrides}
+            if timing(row, seed, args) == "bisect":
+                summary |= bisect_time_to_pass(workdir, summary, config, lambda step: (
+                    evaluate_once(workdir / "bisection" / f"step_{step}_clean.json",
+                                  _evaluate_argv(args, "clean", "--run", str(workdir),
+                                                 "--step", str(step)))))
         if _wants_trained_weights(args, config, summary):
             summary["trained_weights"] = evaluate_trained_weights(workdir, args)
         write_text_atomically(summary_path, json.dumps(summary, indent=1))
+        trained = summary.get("trained_weights", {}).get("tf_legacy_fid")
         print(f"{row} seed {seed}: {fid} tf_legacy {summary['tf_legacy_fid']:.2f}, clean "
-              f"{summary['final_fid']:.2f}", flush=True)
+              f"{summary['final_fid']:.2f}" + (f"; trained weights (no EMA) tf_legacy "
+                                               f"{trained:.2f}" if trained else ""), flush=True)
     return 0
 
 

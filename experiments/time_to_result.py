@@ -111,7 +111,8 @@ def bisect_time_to_pass(workdir: Path, summary: dict[str, Any], config: Config,
     # Linear between the log's rows (a few seconds apart), and the first row's time before it.
     train_s = lambda step: float(np.interp(step, [r["step"] for r in clock],  # noqa: E731
                                            [r["train_s"] for r in clock]))
-    kimg = lambda step: float(images_before(run_batching(config), step)) / 1000  # noqa: E731
+    batching = run_batching(config)
+    kimg = lambda step: float(images_before(batching, step)) / 1000  # noqa: E731
     probes = [{"step": step, "kimg": kimg(step), "fid": value, "train_s": train_s(step)}
               for step, value in sorted(fids.items())]
     result = {"time_to_pass_by": "bisection", "bisection": probes,

@@ -32,7 +32,9 @@ study goes on. A run stopped by SIGTERM or SIGINT exits with code 3 after its ch
 Finished runs and finished evaluations are skipped, an interrupted run resumes, and an
 interrupted evaluation goes on from the features it had saved (gan_jax.metrics.resumable), so
 the study can be spread over several days and machines. Overrides apply to every run (e.g.
-`data.dir=...`).
+`data.dir=...`). The rows are the variants of `--experiment` (the paper's table by default);
+`--rows NAME=VARIANT` names a row other than its variant, e.g. ProGAN's Fashion-MNIST recipe
+as `--experiment experiments/configs/progan.py --rows progan=fashion_mnist`.
 
 `report` copies every study.json (and the floors) into `--results/runs/`, where the summaries
 of earlier runs and other machines are kept (a run directory need not outlive its
@@ -81,7 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/fid_study"))
     parser.add_argument("--experiment", type=Path, default=EXPERIMENT,
                         help="config file whose variants are the rows")
-    parser.add_argument("--rows", default=",".join(PUBLISHED), help="variants of --experiment")
+    parser.add_argument("--rows", default=",".join(PUBLISHED),
+                        help="variants of --experiment, each one row; NAME=VARIANT names the "
+                        "row (its directory and its line in the table) other than its variant")
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--kimg", type=float, default=1200.0, help="real images per run")
     parser.add_argument("--curve-rows", default="ns_gan",
@@ -114,13 +118,21 @@ def metric_names(count: int) -> tuple[str, str]:
     return f"fid{size}", f"kid{size}"
 
 
-def experiment_rows(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+def experiment_rows(args: argparse.Namespace) -> tuple[dict[str, str], list[int]]:
+    """The rows, each its name and the variant of --experiment it trains, and the seeds."""
     if not args.experiment.is_file():
         raise UserError(f"--experiment {args.experiment} is not a file; pass a config file "
                         "such as experiments/configs/lucic_fashion_mnist.py")
-    rows = [r for r in args.rows.split(",") if r]
-    for row in rows:
-        config_lib.load_config(f"{args.experiment}:{row}")  # an unknown row: one line
+    rows = {}
+    for item in filter(None, args.rows.split(",")):
+        name, _, variant = item.rpartition("=")
+        name = name or variant
+        if not name.isidentifier() or name in rows:
+            problem = "repeated" if name in rows else "not a name"
+            raise UserError(f"--rows: row name {name!r} is {problem}; give each row its own "
+                            "name of letters, digits and underscores (NAME=VARIANT)")
+        config_lib.load_config(f"{args.experiment}:{variant}")  # an unknown variant: one line
+        rows[name] = variant
     return rows, comma_list(args.seeds, int, "--seeds")
 
 
@@ -135,8 +147,11 @@ def timing(row: str, seed: int, args: argparse.Namespace) -> str | None:
     return "curve" if row in curve else "bisect" if row in bisect else None
 
 
-def run_config(row: str, seed: int, args: argparse.Namespace) -> config_lib.Config:
-    config = config_lib.load_config(f"{args.experiment}:{row}")
+def run_config(row: str, seed: int, args: argparse.Namespace,
+               variant: str | None = None) -> config_lib.Config:
+    """The config of `row` (the variant of --experiment of that name, unless `variant` is
+    given) trained at the study's protocol with `seed`."""
+    config = config_lib.load_config(f"{args.experiment}:{variant or row}")
     timed = timing(row, seed, args)
     protocol = {"train.seed": seed, "train.total_kimg": args.kimg,
                 "eval.metrics": ",".join(metric_names(args.count)), "eval.resize": "clean",
@@ -194,7 +209,8 @@ def floor(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     rows, seeds = experiment_rows(args)
-    configs = {(r, s): run_config(r, s, args) for r in rows for s in seeds}  # all checked first
+    configs = {(row, seed): run_config(row, seed, args, variant)  # all checked first
+               for row, variant in rows.items() for seed in seeds}
     from gan_jax.loop import TrainingDiverged, total_steps, train
     # The evaluation CLI too, now: a study runs for hours, and a module first imported hours
     # later would be the code on disk then, not the code the run started with.

@@ -16,6 +16,9 @@ GOLDEN = Path(__file__).parent / "golden" / "inception_features.npz"
 def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
     for argv, message in [(["run", "--rows", "ns_gan,big_gan"], "unknown variant 'big_gan'"),
                           (["run", "--experiment", str(tmp_path / "none.py")], "is not a file"),
+                          (["run", "--rows", "ns_gan,ns_gan"], "'ns_gan' is repeated"),
+                          (["run", "--rows", "ns gan=ns_gan"], "'ns gan' is not a name"),
+                          (["run", "--rows", "mine=big_gan"], "unknown variant 'big_gan'"),
                           (["run", "--seeds", "0,a"], "--seeds '0,a' is not"),
                           (["run", "--curve-seeds", "x"], "--curve-seeds 'x' is not"),
                           (["report", "--out", str(tmp_path), "--results",
@@ -65,6 +68,26 @@ def test_a_run_stopped_before_its_end_exits_3_and_trains_nothing_after_it(tmp_pa
     assert fid_study.main(argv) == fid_study.STOPPED == 3
     assert trained == [tmp_path / "ns_gan" / "seed_0"]
     assert not list(tmp_path.rglob("study.json")) and not list(tmp_path.rglob("final_*.json"))
+
+
+def test_a_named_row_trains_its_variant_under_its_own_name(tmp_path, monkeypatch):
+    """NAME=VARIANT: the variant's config, in NAME's directory (and NAME's line in the table)."""
+    import types
+
+    from gan_jax import loop
+    trained = []
+    monkeypatch.setattr(loop, "train", lambda config, workdir, progress: (
+        trained.append((config, workdir)), types.SimpleNamespace(step=1))[1])
+    argv = ["run", "--out", str(tmp_path), "--rows", "ns_gan_again=ns_gan", "--no-progress",
+            "--bisect-rows", "ns_gan_again", "--curve-rows", ""]
+    assert fid_study.main(argv) == fid_study.STOPPED
+    [(config, workdir)] = trained
+    assert workdir == tmp_path / "ns_gan_again" / "seed_0"
+    args = fid_study.parse_args(argv)
+    assert config == fid_study.run_config("ns_gan_again", 0, args, "ns_gan")
+    assert config.model == fid_study.run_config("ns_gan", 0, args).model
+    assert config.train.keep_checkpoints > 3  # timed by bisection under its name
+    assert config != fid_study.run_config("lsgan", 0, args)
 
 
 def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch, capsys):

@@ -51,9 +51,9 @@ from gan_jax.files import check_can_write, storage_advice, storage_errno
 from gan_jax.metric_writers import MetricWriter, forget_metrics_after, read_metrics
 from gan_jax.models import run_batching
 from gan_jax.preemption import StopSignals
-from gan_jax.train import (Gan, TrainState, build_gan, generate_images, init_state,
-                           level_of_step, level_train_steps, sample_latents, sampling_state_for,
-                           train_step_for)
+from gan_jax.generate import generate_images, sample_latents, sampling_state_for
+from gan_jax.train import (Gan, TrainState, build_gan, init_state, level_of_step,
+                           level_train_steps, train_step_for)
 
 # Keys that may change when a run is resumed: they change how long the run is, how it reports
 # and where data lives, never what a step computes.

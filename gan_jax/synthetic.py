@@ -17,7 +17,8 @@ import numpy as np
 
 from gan_jax.data import Dataset
 from gan_jax.errors import UserError
-from gan_jax.train import Gan, TrainState, generate_uint8, sample_latents
+from gan_jax.generate import generate_uint8, sample_latents
+from gan_jax.train import Gan, TrainState
 
 
 def labelled_samples(gan: Gan, state: TrainState, per_class: int, key: jax.Array,

@@ -6,7 +6,8 @@ import pytest
 
 from gan_jax import explore
 from gan_jax.errors import UserError
-from gan_jax.train import build_gan, generate_uint8, init_state
+from gan_jax.generate import generate_uint8
+from gan_jax.train import build_gan, init_state
 from tests.helpers import tiny_config
 
 

@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax.generate import generate_images
 from gan_jax.train import (build_gan, critic_batches, discriminator_step, ema_beta, ema_update,
-                           generate_images, images_to_float, init_state, make_optimizer,
-                           optimizer_updates, train_step_for)
+                           images_to_float, init_state, make_optimizer, optimizer_updates,
+                           train_step_for)
 from tests.helpers import leaves, random_batch, tiny_config
 
 KEY = jax.random.key(7)

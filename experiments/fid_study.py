@@ -58,7 +58,7 @@ from typing import Any
 from gan_jax import config as config_lib
 from experiments.cli import comma_list, run_command
 from experiments.provenance import cpu_model, git_commit, usable_cores
-from experiments.time_to_result import bisect_time_to_pass, describe_time_to_pass, summarize
+from experiments.time_to_result import bisect_time_to_pass, describe_row_time_to_pass, summarize
 from gan_jax.errors import UserError
 from gan_jax.files import write_text_atomically
 
@@ -353,8 +353,7 @@ def report(args: argparse.Namespace) -> str:
         if not runs:
             lines.append(f"| {row} | {published} | diverged | | | | {seeds} | | |")
             continue
-        lines.append(_row_line(row, published, runs, seeds,
-                               ", ".join(map(describe_time_to_pass, runs))))
+        lines.append(_row_line(row, published, runs, seeds, describe_row_time_to_pass(runs)))
         with_trained = [s for s in runs if "trained_weights" in s]
         if with_trained:  # the same runs evaluated without their EMA
             lines.append(_row_line(f"{row}, trained weights (no EMA)", published,

@@ -142,6 +142,23 @@ def describe_time_to_pass(summary: dict[str, Any]) -> str:
     return f"{summary['seconds_to_pass'] / 60:.1f} min{note}"
 
 
+def describe_row_time_to_pass(runs: list[dict[str, Any]]) -> str:
+    """One table cell for a row's seeds: those timed along the way or by bisection, each
+    named by its seed; with none timed, the tightest upper bound of the seeds evaluated at
+    their end only (each seed's bound would say little more, at many times the length)."""
+    if len(runs) == 1:
+        return describe_time_to_pass(runs[0])
+    timed = [s for s in runs if s.get("time_to_pass_by") == "bisection" or len(s["curve"]) > 1]
+    if timed:
+        return "; ".join(f"seed {s['seed']}: {describe_time_to_pass(s)}" for s in timed)
+    bounded = [s for s in runs if s["curve"][-1]["fid"] <= s["pass_fid"]]
+    if not bounded:
+        return describe_time_to_pass(runs[0])
+    best = min(bounded, key=lambda s: s["curve"][-1]["train_s"])
+    return (f"seed {best['seed']}: {describe_time_to_pass(best)}; "
+            f"{len(bounded) - 1} more seed{'s' * (len(bounded) != 2)} passed at their end")
+
+
 def _describe_bisection(summary: dict[str, Any]) -> str:
     probes = ", ".join(f"{p['fid']:.2f} at {p['kimg']:.4g}" for p in summary["bisection"])
     found = (f"bisection over checkpoints every {summary['checkpoint_every_kimg']:g} kimg: "

@@ -47,6 +47,24 @@ def test_a_run_evaluated_only_at_its_end_has_only_an_upper_bound(tmp_path):
     assert time_to_result.describe_time_to_pass(failed) == "not evaluated during the run"
 
 
+def test_a_row_of_several_seeds_shows_its_timed_seeds_or_its_tightest_bound():
+    def end_only(seed, fid, train_s, pass_fid=26.5):
+        return {"seed": seed, "pass_fid": pass_fid, "seconds_to_pass": None,
+                "evaluation_s": 60.0, "curve": [{"kimg": 1200.0, "fid": fid, "train_s": train_s}]}
+
+    bounds = [end_only(0, 24.0, 1800.0), end_only(1, 24.0, 1200.0), end_only(2, 30.0, 600.0)]
+    assert time_to_result.describe_row_time_to_pass(bounds) == (
+        "seed 1: at most 20.0 min (21.0 with its evaluation; evaluated at 1200 kimg only); "
+        "1 more seed passed at their end")
+    assert time_to_result.describe_row_time_to_pass(bounds[2:]) == "not evaluated during the run"
+    assert time_to_result.describe_row_time_to_pass([bounds[2], end_only(3, 31.0, 9.0)]) == (
+        "not evaluated during the run")
+    curve = {"seed": 4, "pass_fid": 26.5, "seconds_to_pass": 540.0, "restarts": 0,
+             "curve": [{"kimg": 600.0, "fid": 25.0, "train_s": 540.0}, *bounds[0]["curve"]]}
+    assert time_to_result.describe_row_time_to_pass([*bounds, curve]) == "seed 4: 9.0 min"
+    assert time_to_result.describe_row_time_to_pass([curve]) == "9.0 min"
+
+
 def test_a_resumed_run_adds_each_process_once(tmp_path):
     write_log(tmp_path, [
         {"step": 10, "kimg": 1.0, "wall_s": 8.0, "eval_s": 3.0, "fid10k": 40.0},

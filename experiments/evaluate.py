@@ -59,6 +59,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default = getattr(defaults, flag[2:].replace("-", "_"))
         parser.add_argument(flag, type=kind, default=None,
                             help=f"{text} (default: the run's eval.* with --run, else {default})")
+    parser.add_argument("--resolution", type=int,
+                        help="with --images: bring both sets to RxR as a run's data.fit does, "
+                        "e.g. the real-data floor of a model trained on padded images")
+    parser.add_argument("--fit", choices=("resize", "pad", "center_crop"), default="resize",
+                        help="with --resolution: how (default: resize)")
     parser.add_argument("--output", type=Path, help="append the JSON result to this file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser.parse_args(argv)
@@ -81,6 +86,14 @@ def _data_config(spec: str | None, data_dir: str | None):
     return DataConfig(dataset=spec.partition(":")[0], source="local", dir=data_dir)
 
 
+def fitted(images, args: argparse.Namespace):
+    """`images` at --resolution, fitted by --fit (unchanged without --resolution)."""
+    if args.resolution is None:
+        return images
+    from gan_jax.data import fit_resolution
+    return fit_resolution(images, args.resolution, args.fit)
+
+
 def evaluate(args: argparse.Namespace) -> dict:
     from gan_jax import evaluate as ev  # imported late: JAX start-up is not needed for --help
     from gan_jax.files import check_can_write
@@ -93,6 +106,11 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.generator is not None and args.run is None:
         raise UserError("--generator picks the weights of --run's generator; it means nothing "
                         "with --images")
+    if args.resolution is not None and args.run is not None:
+        raise UserError("--resolution fits --images and --reference; a --run's generator "
+                        "has its own, and its reference is fitted to it as its data was")
+    if args.resolution is not None and args.resolution < 2:
+        raise UserError(f"--resolution {args.resolution} is not an image side; give e.g. 32")
     if args.output is not None:  # before the minutes of feature extraction, not after
         check_can_write(args.output, "--output", folder=False)
     if args.run is not None:
@@ -108,8 +126,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         if args.reference is None:
             raise UserError("--images needs --reference (a folder, .npz or dataset:split)")
         reference = args.reference
-        real_images = load_images(reference, _data_config(reference, args.data_dir))
-        images = load_images(args.images, _data_config(args.images, args.data_dir))
+        real_images, images = (
+            fitted(load_images(spec, _data_config(spec, args.data_dir)), args)
+            for spec in (reference, args.images))
     if not specs:
         raise UserError("--metrics is empty; name at least one, e.g. fid10k")
     count = max(spec.count for spec in specs)
@@ -132,6 +151,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                                                          "truncation", "standing_stats")}
     if args.run is not None:
         protocol["generator"] = config.generator
+    if args.resolution is not None:
+        protocol["fit"] = f"{args.fit} to {args.resolution}x{args.resolution}"
     protocol |= {"weights": WEIGHTS_NAME, "reference_images": len(real_images),
                  "prdc_nearest_k": PRDC_NEAREST_K}
     return {"metrics": results, "source": source, "reference": reference, "protocol": protocol}

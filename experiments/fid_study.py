@@ -13,7 +13,8 @@ pipeline: the column to compare with the paper) and `clean` (PIL bicubic, gan_ja
 KID beside both. Each row has one recipe, not the paper's best of 100 configurations.
 
 `floor` measures the real-data floor (10k train images against the 10k test images) under both
-protocols. `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and kid10k
+protocols; `--floor-resolution 32` measures it for the rows whose models see the images zero-
+padded to 32x32 (ProGAN's and BigGAN's Fashion-MNIST recipes), a floor of its own. `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and kid10k
 (clean) at the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
 time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final checkpoint
 under tf_legacy, and writes a `study.json` summary: the final numbers under both protocols, the
@@ -107,6 +108,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also evaluate each finished run's trained G weights instead of "
                         "its EMA (no standing statistics, as a run without the EMA), under both "
                         "protocols: what the EMA contributes, from the same run")
+    parser.add_argument("--floor-resolution", type=int,
+                        help="floor: both splits brought to this side first (by --floor-fit), "
+                        "as a model trained at another resolution sees them, e.g. 32")
+    parser.add_argument("--floor-fit", choices=("pad", "resize"), default="pad",
+                        help="floor: how --floor-resolution is reached (default: zero-pad)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value")
     return parser.parse_intermixed_args(argv)
@@ -198,13 +204,23 @@ def _evaluate_argv(args: argparse.Namespace, resize: str, *source: str) -> list[
             *(["--no-progress"] if args.no_progress else [])]
 
 
+def floor_fit(args: argparse.Namespace) -> str:
+    """'' for the images as they are, else e.g. '_pad32': the suffix of the floor's files."""
+    return f"_{args.floor_fit}{args.floor_resolution}" if args.floor_resolution else ""
+
+
 def floor(args: argparse.Namespace) -> None:
-    """The real-data floor: `--count` train images against the test images, per protocol."""
+    """The real-data floor: `--count` train images against the test images, per protocol
+    (and at --floor-resolution, for rows whose models see the images padded or resized)."""
     fid, _ = metric_names(args.count)
+    fit = (["--resolution", str(args.floor_resolution), "--fit", args.floor_fit]
+           if args.floor_resolution else [])
     for resize in RESIZES:
-        result = evaluate_once(args.out / f"floor_{resize}.json", _evaluate_argv(
-            args, resize, "--images", REAL_TRAIN, "--reference", REAL_TEST))
-        print(f"floor ({resize}): {fid} {result['metrics'][fid]:.3f}", flush=True)
+        result = evaluate_once(args.out / f"floor_{resize}{floor_fit(args)}.json", [
+            *_evaluate_argv(args, resize, "--images", REAL_TRAIN, "--reference", REAL_TEST),
+            *fit])
+        fitted = f", {result['protocol']['fit']}" if fit else ""
+        print(f"floor ({resize}{fitted}): {fid} {result['metrics'][fid]:.3f}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -305,9 +321,8 @@ def collect_summaries(out: Path, results: Path) -> list[dict[str, Any]]:
     for path in sorted(out.glob("*/seed_*/study.json")):
         row, seed = path.parent.parent.name, path.parent.name.removeprefix("seed_")
         write_text_atomically(results / "runs" / f"{row}_seed_{seed}.json", path.read_text())
-    for resize in RESIZES:
-        if (floor_path := out / f"floor_{resize}.json").is_file():
-            write_text_atomically(results / floor_path.name, floor_path.read_text())
+    for floor_path in sorted(out.glob("floor_*.json")):
+        write_text_atomically(results / floor_path.name, floor_path.read_text())
     return [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*_seed_*.json"))]
 
 
@@ -320,6 +335,24 @@ def _row_line(name: str, published: Any, runs: list[dict[str, Any]], seeds: str,
             + ", ".join(f"{v:.2f}" for v in pick("tf_legacy_fid")) + f" | {time_cell} |")
 
 
+def _floor_lines(results: Path, fid: str, kid: str) -> list[str]:
+    """The real-data floors' rows: the images as they are, then each fitted resolution."""
+    floors: dict[str, dict[str, dict[str, float]]] = {}
+    for path in sorted(results.glob("floor_*.json")):
+        result = json.loads(path.read_text())
+        protocol = result["protocol"]
+        floors.setdefault(protocol.get("fit", ""), {})[protocol["resize"]] = result["metrics"]
+    lines = []
+    for fit, measured in sorted(floors.items()):
+        cell = lambda resize, name, scale=1: (  # noqa: E731
+            f"{measured[resize][name] * scale:.2f}" if resize in measured else "not measured")
+        lines.append(f"| real data (10k train vs test{', ' + fit if fit else ''}) "
+                     f"| {'' if fit else '3.13 clean'} | {cell('tf_legacy', fid)} "
+                     f"| {cell('clean', fid)} | {cell('tf_legacy', kid, 1e3)} "
+                     f"| {cell('clean', kid, 1e3)} | | | |")
+    return lines
+
+
 def report(args: argparse.Namespace) -> str:
     summaries = collect_summaries(args.out, args.results)
     if not summaries:
@@ -330,14 +363,7 @@ def report(args: argparse.Namespace) -> str:
     lines = [f"| row | published | {fid} tf_legacy | {fid} clean | {kid} tf_legacy (x1e3) "
              f"| {kid} clean (x1e3) | seeds | tf_legacy per seed | minutes to clean {fid} ≤ "
              f"{summaries[0]['pass_fid']} |", "|---" * 9 + "|"]
-    floors = {resize: json.loads(p.read_text())["metrics"] for resize in RESIZES
-              if (p := args.results / f"floor_{resize}.json").is_file()}
-    if floors:
-        cell = lambda resize, name, scale=1: (  # noqa: E731
-            f"{floors[resize][name] * scale:.2f}" if resize in floors else "not measured")
-        lines.append(f"| real data (10k train vs test) | 3.13 clean | {cell('tf_legacy', fid)} "
-                     f"| {cell('clean', fid)} | {cell('tf_legacy', kid, 1e3)} "
-                     f"| {cell('clean', kid, 1e3)} | | | |")
+    lines += _floor_lines(args.results, fid, kid)
     rows = list(dict.fromkeys([*PUBLISHED, *(s["row"] for s in summaries)]))
     for row in rows:
         runs = sorted((s for s in summaries if s["row"] == row), key=lambda s: s["seed"])

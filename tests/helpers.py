@@ -32,13 +32,15 @@ class Stopped(Exception):
 
 
 class ProjectedPixels:
-    """Stands in for the Inception network in `generated_features`: each image's features are a
-    fixed linear projection of its pixels (`features_of`), so a test can compute the expected
-    features from the images it expects. Counts the batches it is given, and can stop (like a
-    killed job) after `stop_after` of them."""
+    """Stands in for the Inception network, in `generated_features` and for the image sets given
+    to `features`: each image's features are a fixed linear projection of its pixels
+    (`features_of`), so a test can compute the expected features from the images it expects.
+    Counts the batches it is given, and can stop (like a killed job) after `stop_after` of
+    them."""
 
     def __init__(self, stop_after: int | None = None):
         self.batches, self.stop_after = 0, stop_after
+        self.shapes: list[tuple[int, ...]] = []  # of the image sets given to `features`
         self._projection: dict[int, np.ndarray] = {}
 
     def padded_batch_size(self, batch_size: int, images: int) -> int:
@@ -51,6 +53,10 @@ class ProjectedPixels:
             self._projection[size] = np.random.default_rng(0).normal(size=(size, FEATURE_DIM))
         # In float64, so that the features of an image do not depend on its batch's size.
         return (pixels @ self._projection[size]).astype(np.float32)
+
+    def features(self, images, resize: str, batch_size: int | None = None) -> np.ndarray:
+        self.shapes.append(tuple(images.shape))
+        return self.features_of(images)
 
     def iter_features(self, stream, total: int, resize: str):
         for images, valid in stream:

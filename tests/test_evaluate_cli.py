@@ -104,6 +104,12 @@ def test_bad_inputs_give_one_line_and_exit_2(capsys, image_files, tmp_path):
          "--step chooses a checkpoint of --run"),
         (["--images", gray, "--reference", gray, "--metrics", "fid4", "--generator", "trained"],
          "--generator picks the weights of --run's generator"),
+        (["--run", str(tmp_path), "--metrics", "fid4", "--resolution", "32"],
+         "--resolution fits --images and --reference; a --run's generator has its own"),
+        (["--images", gray, "--reference", gray, "--metrics", "fid4", "--resolution", "0"],
+         "--resolution 0 is not an image side"),
+        (["--images", gray, "--reference", gray, "--metrics", "fid4", "--resolution", "16",
+          "--fit", "pad"], "data.fit=pad cannot shrink 28x28 images to 16x16"),
         (["--images", str(tmp_path / "unnamed.npz"), "--reference", gray, "--metrics", "fid4"],
          "holds ['a', 'b']; name the image array 'images'"),
         (["--images", str(tmp_path / "nothing.npz"), "--reference", gray, "--metrics", "fid4"],
@@ -118,6 +124,34 @@ def test_bad_inputs_give_one_line_and_exit_2(capsys, image_files, tmp_path):
     ]
     for argv, message in cases:
         assert message in _error_line(capsys, argv), argv
+
+
+def test_resolution_fits_both_sets_as_a_run_fits_its_data(capsys, image_files, tmp_path,
+                                                         monkeypatch):
+    """--resolution 32 --fit pad: the numbers of the same images zero-padded beforehand (2
+    pixels each side), both sets, the fit stated in the protocol."""
+    from gan_jax import evaluate as ev
+    from tests.helpers import ProjectedPixels
+    extractor = ProjectedPixels()
+    monkeypatch.setattr(ev, "make_extractor", lambda config, progress: extractor)
+    with np.load(GOLDEN) as golden:
+        gray = golden["gray_images"]
+    np.savez(tmp_path / "a.npz", images=gray[:8])
+    np.savez(tmp_path / "b.npz", images=gray[8:])
+    pad = ((0, 0), (2, 2), (2, 2), (0, 0))
+    np.savez(tmp_path / "a32.npz", images=np.pad(gray[:8], pad))
+    np.savez(tmp_path / "b32.npz", images=np.pad(gray[8:], pad))
+    fitted = _run(capsys, ["--images", str(tmp_path / "a.npz"), "--reference",
+                           str(tmp_path / "b.npz"), "--metrics", "fid8,kid8",
+                           "--resolution", "32", "--fit", "pad"])
+    assert extractor.shapes == [(8, 32, 32, 1), (8, 32, 32, 1)]
+    assert fitted["protocol"]["fit"] == "pad to 32x32"
+    padded = _run(capsys, ["--images", str(tmp_path / "a32.npz"), "--reference",
+                           str(tmp_path / "b32.npz"), "--metrics", "fid8,kid8"])
+    assert fitted["metrics"] == padded["metrics"] and "fit" not in padded["protocol"]
+    as_they_are = _run(capsys, ["--images", str(tmp_path / "a.npz"), "--reference",
+                                str(tmp_path / "b.npz"), "--metrics", "fid8"])
+    assert as_they_are["metrics"]["fid8"] != fitted["metrics"]["fid8"]
 
 
 def test_a_subprocess_user_error_is_one_line_without_traceback(image_files):

@@ -181,6 +181,38 @@ def test_report_keeps_the_rows_of_run_directories_that_are_gone(tmp_path):
     assert "finished 2026-12-01T00:00:00+00:00 to 2026-12-02T00:00:00+00:00" in table
 
 
+def test_floors_as_they_are_and_padded_are_measured_and_reported_apart(tmp_path, monkeypatch):
+    """`floor --floor-resolution 32` evaluates both splits padded to 32 (evaluate's --resolution,
+    tested there) into files of their own; the report gives each fit its row."""
+    out, results = tmp_path / "runs", tmp_path / "results"
+    calls = []
+
+    def evaluate_once(path, argv):
+        fit = "pad to 32x32" if "--resolution" in argv else None
+        resize = argv[argv.index("--resize") + 1]
+        result = {"metrics": {"fid10k": 3.0 + (fit is not None) + (resize == "clean"),
+                              "kid10k": 1e-5},
+                  "protocol": {"resize": resize, **({"fit": fit} if fit else {})}}
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result))
+        calls.append((path.name, argv))
+        return result
+
+    monkeypatch.setattr(fid_study, "evaluate_once", evaluate_once)
+    assert fid_study.main(["floor", "--out", str(out)]) == 0
+    assert fid_study.main(["floor", "--out", str(out), "--floor-resolution", "32"]) == 0
+    assert [name for name, _ in calls] == ["floor_tf_legacy.json", "floor_clean.json",
+                                           "floor_tf_legacy_pad32.json", "floor_clean_pad32.json"]
+    assert all(argv[-4:] == ["--resolution", "32", "--fit", "pad"] for _, argv in calls[2:])
+    assert not any("--resolution" in argv for _, argv in calls[:2])
+    (out / "ns_gan" / "seed_0").mkdir(parents=True)
+    (out / "ns_gan" / "seed_0" / "study.json").write_text(json.dumps(_summary("ns_gan", 0, 19.5)))
+    assert fid_study.main(["report", "--out", str(out), "--results", str(results)]) == 0
+    table = (results / "table.md").read_text()
+    assert "| real data (10k train vs test) | 3.13 clean | 3.00 | 4.00 | 0.01 | 0.01 |" in table
+    assert "| real data (10k train vs test, pad to 32x32) |  | 4.00 | 5.00 |" in table
+
+
 def test_a_second_recipe_of_a_loss_is_compared_with_that_loss_published_figure(tmp_path):
     out, results = tmp_path / "runs", tmp_path / "results"
     (out / "wgan_narrow" / "seed_0").mkdir(parents=True)

@@ -14,8 +14,10 @@ KID beside both. Each row has one recipe, not the paper's best of 100 configurat
 
 `floor` measures the real-data floor (10k train images against the 10k test images) under both
 protocols; `--floor-resolution 32` measures it for the rows whose models see the images zero-
-padded to 32x32 (ProGAN's and BigGAN's Fashion-MNIST recipes), a floor of its own. `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and kid10k
-(clean) at the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
+padded to 32x32 (ProGAN's and BigGAN's Fashion-MNIST recipes), a floor of its own.
+
+`run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and kid10k (clean) at
+the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
 time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final checkpoint
 under tf_legacy, and writes a `study.json` summary: the final numbers under both protocols, the
 curve, and the training wall clock until the clean FID first reached `--pass-fid` (26.5, the NS

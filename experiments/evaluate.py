@@ -10,7 +10,9 @@ resolution as its training data was), with the run's eval.* settings unless flag
 them, so it reproduces the numbers logged in training. `--images` takes a
 folder of image files, an .npz of uint8 images or a dataset split (`fashion_mnist:train`); when it
 holds more images than the largest metric needs, a seeded random subset is used. References may
-be any of the same; dataset splits are cached with their protocol. The result is printed as one
+be any of the same; dataset splits are cached with their protocol. `--resolution R` (with
+`--fit resize|pad|center_crop`) brings both sets to RxR first, as a run's data.fit brings its
+data, e.g. for the real-data floor of a model trained on zero-padded images. The result is printed as one
 JSON line (and appended to `--output` when given). With `--run`, the features are kept in the
 run directory as they come: the same command after a stop (Ctrl-C, a killed job) resumes the
 evaluation where it was.
@@ -62,8 +64,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--resolution", type=int,
                         help="with --images: bring both sets to RxR as a run's data.fit does, "
                         "e.g. the real-data floor of a model trained on padded images")
-    parser.add_argument("--fit", choices=("resize", "pad", "center_crop"), default="resize",
-                        help="with --resolution: how (default: resize)")
+    parser.add_argument("--fit", choices=("resize", "pad", "center_crop"),
+                        help="with --resolution: how, as data.fit (default: resize)")
     parser.add_argument("--output", type=Path, help="append the JSON result to this file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     return parser.parse_args(argv)
@@ -91,7 +93,7 @@ def fitted(images, args: argparse.Namespace):
     if args.resolution is None:
         return images
     from gan_jax.data import fit_resolution
-    return fit_resolution(images, args.resolution, args.fit)
+    return fit_resolution(images, args.resolution, args.fit or "resize", setting="--fit")
 
 
 def evaluate(args: argparse.Namespace) -> dict:
@@ -111,6 +113,9 @@ def evaluate(args: argparse.Namespace) -> dict:
                         "has its own, and its reference is fitted to it as its data was")
     if args.resolution is not None and args.resolution < 2:
         raise UserError(f"--resolution {args.resolution} is not an image side; give e.g. 32")
+    if args.fit is not None and args.resolution is None:
+        raise UserError(f"--fit {args.fit} says how to reach --resolution; give --resolution "
+                        "too (e.g. --resolution 32 --fit pad)")
     if args.output is not None:  # before the minutes of feature extraction, not after
         check_can_write(args.output, "--output", folder=False)
     if args.run is not None:
@@ -152,7 +157,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     if args.run is not None:
         protocol["generator"] = config.generator
     if args.resolution is not None:
-        protocol["fit"] = f"{args.fit} to {args.resolution}x{args.resolution}"
+        protocol["fit"] = f"{args.fit or 'resize'} to {args.resolution}x{args.resolution}"
     protocol |= {"weights": WEIGHTS_NAME, "reference_images": len(real_images),
                  "prdc_nearest_k": PRDC_NEAREST_K}
     return {"metrics": results, "source": source, "reference": reference, "protocol": protocol}

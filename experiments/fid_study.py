@@ -53,6 +53,7 @@ import argparse
 import datetime
 import json
 import math
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -77,6 +78,7 @@ REAL_TRAIN, REAL_TEST = "fashion_mnist:train", "fashion_mnist:test"
 GRID_UPSCALE = 3
 BISECT_SPARE_CHECKPOINTS = 8  # kept beyond the bisection's: a stop adds one
 STOPPED = 3  # the exit code of `run` when a SIGTERM/SIGINT stopped a run before its end
+ROW_NAME = re.compile(r"[\w.-]+")  # a row's directory under --out and its line in the table
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -113,8 +115,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--floor-resolution", type=int,
                         help="floor: both splits brought to this side first (by --floor-fit), "
                         "as a model trained at another resolution sees them, e.g. 32")
-    parser.add_argument("--floor-fit", choices=("pad", "resize"), default="pad",
-                        help="floor: how --floor-resolution is reached (default: zero-pad)")
+    parser.add_argument("--floor-fit", choices=("pad", "resize"),
+                        help="floor: how --floor-resolution is reached (default: pad, zeros)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("overrides", nargs="*", metavar="section.key=value")
     return parser.parse_intermixed_args(argv)
@@ -133,12 +135,13 @@ def experiment_rows(args: argparse.Namespace) -> tuple[dict[str, str], list[int]
                         "such as experiments/configs/lucic_fashion_mnist.py")
     rows = {}
     for item in filter(None, args.rows.split(",")):
-        name, _, variant = item.rpartition("=")
-        name = name or variant
-        if not name.isidentifier() or name in rows:
-            problem = "repeated" if name in rows else "not a name"
-            raise UserError(f"--rows: row name {name!r} is {problem}; give each row its own "
-                            "name of letters, digits and underscores (NAME=VARIANT)")
+        name, named, variant = item.partition("=")
+        variant = variant if named else name
+        if not (name and variant) or (named and not ROW_NAME.fullmatch(name)):
+            raise UserError(f"--rows: {item!r} is not VARIANT or NAME=VARIANT (a name of "
+                            "letters, digits, '.', '_' and '-')")
+        if name in rows:
+            raise UserError(f"--rows: row {name!r} is repeated; give each row its own name")
         config_lib.load_config(f"{args.experiment}:{variant}")  # an unknown variant: one line
         rows[name] = variant
     return rows, comma_list(args.seeds, int, "--seeds")
@@ -206,22 +209,23 @@ def _evaluate_argv(args: argparse.Namespace, resize: str, *source: str) -> list[
             *(["--no-progress"] if args.no_progress else [])]
 
 
-def floor_fit(args: argparse.Namespace) -> str:
-    """'' for the images as they are, else e.g. '_pad32': the suffix of the floor's files."""
-    return f"_{args.floor_fit}{args.floor_resolution}" if args.floor_resolution else ""
-
-
 def floor(args: argparse.Namespace) -> None:
     """The real-data floor: `--count` train images against the test images, per protocol
     (and at --floor-resolution, for rows whose models see the images padded or resized)."""
     fid, _ = metric_names(args.count)
-    fit = (["--resolution", str(args.floor_resolution), "--fit", args.floor_fit]
-           if args.floor_resolution else [])
+    fit_flags, suffix = [], ""  # the images as they are
+    if args.floor_resolution is not None:
+        fit = args.floor_fit or "pad"
+        fit_flags = ["--resolution", str(args.floor_resolution), "--fit", fit]
+        suffix = f"_{fit}{args.floor_resolution}"
+    elif args.floor_fit is not None:
+        raise UserError(f"--floor-fit {args.floor_fit} says how to reach --floor-resolution; "
+                        "give --floor-resolution too (e.g. --floor-resolution 32)")
     for resize in RESIZES:
-        result = evaluate_once(args.out / f"floor_{resize}{floor_fit(args)}.json", [
+        result = evaluate_once(args.out / f"floor_{resize}{suffix}.json", [
             *_evaluate_argv(args, resize, "--images", REAL_TRAIN, "--reference", REAL_TEST),
-            *fit])
-        fitted = f", {result['protocol']['fit']}" if fit else ""
+            *fit_flags])
+        fitted = f", {result['protocol']['fit']}" if fit_flags else ""
         print(f"floor ({resize}{fitted}): {fid} {result['metrics'][fid]:.3f}", flush=True)
 
 
@@ -236,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
     fid, kid = metric_names(args.count)
     for (row, seed), config in configs.items():
         workdir = args.out / row / f"seed_{seed}"
+        # What the row is, beside the command (its summary is kept after the run is gone).
+        identity = {"row": row, "seed": seed, "experiment": str(args.experiment),
+                    "variant": rows[row], "metric": fid, "pass_fid": args.pass_fid}
         summary_path = workdir / "study.json"
         if summary_path.is_file():
             summary = json.loads(summary_path.read_text())
@@ -246,8 +253,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 state = train(config, workdir, progress=not args.no_progress)
             except TrainingDiverged as diverged:  # a result of the recipe: recorded, not retried
-                summary = {"row": row, "seed": seed, "metric": fid, "pass_fid": args.pass_fid,
-                           "diverged": str(diverged), **environment(),
+                summary = {**identity, "diverged": str(diverged), **environment(),
                            "overrides": args.overrides}
                 write_text_atomically(summary_path, json.dumps(summary, indent=1))
                 print(f"{row} seed {seed}: {diverged}", flush=True)
@@ -258,8 +264,7 @@ def run(args: argparse.Namespace) -> int:
                 return STOPPED  # so that a script running several commands stops here too
             legacy = evaluate_once(workdir / "final_tf_legacy.json",
                                    _evaluate_argv(args, "tf_legacy", "--run", str(workdir)))
-            summary = {"row": row, "seed": seed, "metric": fid,
-                       **summarize(workdir, fid, args.pass_fid),
+            summary = {**identity, **summarize(workdir, fid, args.pass_fid),
                        "tf_legacy_fid": legacy["metrics"][fid],
                        "tf_legacy_kid": legacy["metrics"][kid],
                        "tf_legacy_eval_s": legacy["eval_s"], **environment(),

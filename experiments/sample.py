@@ -48,7 +48,7 @@ def sample_grid(args: argparse.Namespace) -> Path:
     from gan_jax import evaluate, explore, sample
     from gan_jax.config import check_section_bounds
     from gan_jax.files import check_can_write
-    from gan_jax.generate import for_sampling, generate_uint8, sample_latents
+    from gan_jax.sampling import for_sampling, generate_uint8, sample_latents
 
     for flag, value, low in (("--count", args.count, 1), ("--per-class", args.per_class, 1),
                              ("--upscale", args.upscale, 1),

@@ -155,8 +155,9 @@ def describe_row_time_to_pass(runs: list[dict[str, Any]]) -> str:
     if not bounded:
         return describe_time_to_pass(runs[0])
     best = min(bounded, key=lambda s: s["curve"][-1]["train_s"])
-    return (f"seed {best['seed']}: {describe_time_to_pass(best)}; "
-            f"{len(bounded) - 1} more seed{'s' * (len(bounded) != 2)} passed at their end")
+    others = len(runs) - 1
+    return (f"seed {best['seed']}: {describe_time_to_pass(best)}; at their end, "
+            f"{len(bounded) - 1} of {others} other seed{'s' * (others > 1)} passed too")
 
 
 def _describe_bisection(summary: dict[str, Any]) -> str:

@@ -159,27 +159,29 @@ def load_tfds_dataset(name: str, split: str, data_dir: str | None = None,
 # --- preprocessing -------------------------------------------------------------------------
 
 
-def fit_resolution(images: np.ndarray, resolution: int, mode: str) -> np.ndarray:
+def fit_resolution(images: np.ndarray, resolution: int, mode: str,
+                   setting: str = "data.fit") -> np.ndarray:
     """Brings uint8 images (N, H, W, C) to (N, R, R, C): zero-pad or bilinear resize square
-    images, or ("center_crop") cut the largest centred square and resize it."""
+    images, or ("center_crop") cut the largest centred square and resize it. `setting` names
+    the option that chose `mode`, for the error messages."""
     if mode == "center_crop":
         images = center_square(images)
     side = images.shape[1]
     if images.shape[1] != images.shape[2]:
-        raise UserError(f"images are {images.shape[1]}x{images.shape[2]}; data.fit='{mode}' "
-                        "needs square images: use data.fit=center_crop")
+        raise UserError(f"images are {images.shape[1]}x{images.shape[2]}; {setting}='{mode}' "
+                        f"needs square images: use {setting}=center_crop")
     if side == resolution:
         return images
     if mode == "pad":
         if resolution < side:
-            raise UserError(f"data.fit=pad cannot shrink {side}x{side} images to "
-                            f"{resolution}x{resolution}; use data.fit=resize")
+            raise UserError(f"{setting}=pad cannot shrink {side}x{side} images to "
+                            f"{resolution}x{resolution}; use {setting}=resize")
         before = (resolution - side) // 2
         after = resolution - side - before
         return np.pad(images, ((0, 0), (before, after), (before, after), (0, 0)))
     if mode in ("resize", "center_crop"):
         return _resize_bilinear(images, resolution)
-    raise UserError(f"data.fit='{mode}' is unknown; use 'resize', 'pad' or 'center_crop'")
+    raise UserError(f"{setting}='{mode}' is unknown; use 'resize', 'pad' or 'center_crop'")
 
 
 def cropped(images: np.ndarray, crop: str | None) -> np.ndarray:

@@ -26,7 +26,7 @@ from gan_jax.metrics.features import FeatureExtractor
 from gan_jax.metrics.images import is_dataset_spec, load_images
 from gan_jax.metrics.inception import FEATURE_DIM
 from gan_jax.metrics.resumable import FeatureChunks, evaluation_key
-from gan_jax.generate import balanced_labels, for_sampling, generate_uint8, sample_latents
+from gan_jax.sampling import balanced_labels, for_sampling, generate_uint8, sample_latents
 from gan_jax.train import Gan, TrainState, build_gan, init_state
 
 

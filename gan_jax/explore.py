@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.errors import UserError
-from gan_jax.generate import generate_uint8
+from gan_jax.sampling import generate_uint8
 from gan_jax.train import Gan, TrainState
 
 KINDS = ("linear", "spherical")

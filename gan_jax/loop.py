@@ -51,7 +51,7 @@ from gan_jax.files import check_can_write, storage_advice, storage_errno
 from gan_jax.metric_writers import MetricWriter, forget_metrics_after, read_metrics
 from gan_jax.models import run_batching
 from gan_jax.preemption import StopSignals
-from gan_jax.generate import generate_images, sample_latents, sampling_state_for
+from gan_jax.sampling import generate_images, sample_latents, sampling_state_for
 from gan_jax.train import (Gan, TrainState, build_gan, init_state, level_of_step,
                            level_train_steps, train_step_for)
 

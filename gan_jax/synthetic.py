@@ -17,7 +17,7 @@ import numpy as np
 
 from gan_jax.data import Dataset
 from gan_jax.errors import UserError
-from gan_jax.generate import generate_uint8, sample_latents
+from gan_jax.sampling import generate_uint8, sample_latents
 from gan_jax.train import Gan, TrainState
 
 

@@ -42,10 +42,10 @@ from gan_jax.batching import Batching, images_before
 from gan_jax.compatibility import check_config
 from gan_jax.config import Config, OptimConfig
 from gan_jax.errors import UserError
-from gan_jax.generate import sample_labels, sample_latents
 from gan_jax.losses import AdversarialLoss, make_loss
 from gan_jax.models import (Networks, build_networks, networks_at_levels, resets_optimizers,
                             run_batching, schedule_values, shown_reals)
+from gan_jax.sampling import sample_labels, sample_latents
 from gan_jax.terms import (StepInputs, StepKeys, Term, View, ViewKeys, augment_probability,
                            generate, initial_slots, terms_for)
 

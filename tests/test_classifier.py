@@ -11,7 +11,7 @@ from experiments import augmentation_study
 from gan_jax import classifier, data, sharding, synthetic
 from gan_jax.data import Dataset
 from gan_jax.errors import UserError
-from gan_jax.generate import generate_uint8, sample_latents
+from gan_jax.sampling import generate_uint8, sample_latents
 from gan_jax.train import build_gan, init_state
 from tests.conftest import requires_fashion_mnist
 from tests.helpers import tiny_config

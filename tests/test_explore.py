@@ -6,7 +6,7 @@ import pytest
 
 from gan_jax import explore
 from gan_jax.errors import UserError
-from gan_jax.generate import generate_uint8
+from gan_jax.sampling import generate_uint8
 from gan_jax.train import build_gan, init_state
 from tests.helpers import tiny_config
 

@@ -17,8 +17,12 @@ def test_bad_rows_and_seeds_are_one_line(tmp_path, capsys):
     for argv, message in [(["run", "--rows", "ns_gan,big_gan"], "unknown variant 'big_gan'"),
                           (["run", "--experiment", str(tmp_path / "none.py")], "is not a file"),
                           (["run", "--rows", "ns_gan,ns_gan"], "'ns_gan' is repeated"),
-                          (["run", "--rows", "ns gan=ns_gan"], "'ns gan' is not a name"),
+                          (["run", "--rows", "a=ns_gan,a=lsgan"], "'a' is repeated"),
+                          (["run", "--rows", "ns gan=ns_gan"], "'ns gan=ns_gan' is not VARIANT"),
+                          (["run", "--rows", "mine="], "'mine=' is not VARIANT or NAME=VARIANT"),
+                          (["run", "--rows", "=ns_gan"], "'=ns_gan' is not VARIANT"),
                           (["run", "--rows", "mine=big_gan"], "unknown variant 'big_gan'"),
+                          (["floor", "--floor-fit", "pad"], "give --floor-resolution too"),
                           (["run", "--seeds", "0,a"], "--seeds '0,a' is not"),
                           (["run", "--curve-seeds", "x"], "--curve-seeds 'x' is not"),
                           (["report", "--out", str(tmp_path), "--results",
@@ -88,6 +92,10 @@ def test_a_named_row_trains_its_variant_under_its_own_name(tmp_path, monkeypatch
     assert config.model == fid_study.run_config("ns_gan", 0, args).model
     assert config.train.keep_checkpoints > 3  # timed by bisection under its name
     assert config != fid_study.run_config("lsgan", 0, args)
+    # A variant with a dot (the configs' tiny .test variants) is a row as it is.
+    assert fid_study.experiment_rows(fid_study.parse_args(
+        ["run", "--rows", "ns_gan.test,tiny=lsgan.test"]))[0] == {"ns_gan.test": "ns_gan.test",
+                                                                  "tiny": "lsgan.test"}
 
 
 def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch, capsys):
@@ -96,11 +104,13 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch,
     def diverges(config, workdir, progress):
         raise loop.TrainingDiverged(f"training diverged at step 7 ({workdir.parent.name})")
     monkeypatch.setattr(loop, "train", diverges)
-    argv = ["--out", str(tmp_path), "--rows", "ns_gan,lsgan", "--seeds", "0,1", "--no-progress",
-            "--results", str(tmp_path / "results")]
+    argv = ["--out", str(tmp_path), "--rows", "ns_gan,mine=lsgan", "--seeds", "0,1",
+            "--no-progress", "--results", str(tmp_path / "results")]
     assert fid_study.main(["run", *argv]) == 0
-    summary = json.loads((tmp_path / "lsgan" / "seed_1" / "study.json").read_text())
-    assert summary["diverged"] == "training diverged at step 7 (lsgan)"
+    summary = json.loads((tmp_path / "mine" / "seed_1" / "study.json").read_text())
+    assert summary["diverged"] == "training diverged at step 7 (mine)"
+    assert (summary["row"], summary["variant"], summary["seed"]) == ("mine", "lsgan", 1)
+    assert summary["experiment"] == str(fid_study.EXPERIMENT)
     assert fid_study.main(["run", *argv]) == 0  # recorded: not trained again
     assert capsys.readouterr().out.count("done before, skipped") == 4
     assert fid_study.main(["report", *argv]) == 0

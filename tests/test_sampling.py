@@ -13,7 +13,7 @@ from scipy import stats
 
 from gan_jax.errors import UserError
 from gan_jax.evaluate import generated_features
-from gan_jax.generate import (generate_uint8, sample_labels, sample_latents, sampling_params,
+from gan_jax.sampling import (generate_uint8, sample_labels, sample_latents, sampling_params,
                               sampling_state_for, standing_statistics)
 from gan_jax.train import build_gan, init_state
 from tests.helpers import ProjectedPixels, leaves, tiny_config

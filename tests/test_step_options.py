@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gan_jax.generate import generate_images
+from gan_jax.sampling import generate_images
 from gan_jax.train import (build_gan, critic_batches, discriminator_step, ema_beta, ema_update,
                            images_to_float, init_state, make_optimizer, optimizer_updates,
                            train_step_for)

@@ -55,7 +55,9 @@ def test_a_row_of_several_seeds_shows_its_timed_seeds_or_its_tightest_bound():
     bounds = [end_only(0, 24.0, 1800.0), end_only(1, 24.0, 1200.0), end_only(2, 30.0, 600.0)]
     assert time_to_result.describe_row_time_to_pass(bounds) == (
         "seed 1: at most 20.0 min (21.0 with its evaluation; evaluated at 1200 kimg only); "
-        "1 more seed passed at their end")
+        "at their end, 1 of 2 other seeds passed too")
+    assert time_to_result.describe_row_time_to_pass(bounds[1:]).endswith(
+        "; at their end, 0 of 1 other seed passed too")  # seed 2 did not pass
     assert time_to_result.describe_row_time_to_pass(bounds[2:]) == "not evaluated during the run"
     assert time_to_result.describe_row_time_to_pass([bounds[2], end_only(3, 31.0, 9.0)]) == (
         "not evaluated during the run")

@@ -1,7 +1,8 @@
 """The Fashion-MNIST FID study: the "Are GANs Created Equal?" table, measured at its protocol.
 
-    python -m experiments.fid_study floor --out runs/fid_study
-    python -m experiments.fid_study run --out runs/fid_study [section.key=value ...]
+    python -m experiments.fid_study floor --out runs/fid_study [--floor-resolution 32]
+    python -m experiments.fid_study run --out runs/fid_study [--rows ns_gan,lsgan] \
+        [section.key=value ...]
     python -m experiments.fid_study report --out runs/fid_study \
         --results experiments/results/fid_fashion_mnist
 

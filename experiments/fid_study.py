@@ -18,14 +18,14 @@ protocols; `--floor-resolution 32` measures it for the rows whose models see the
 padded to 32x32 (ProGAN's and BigGAN's Fashion-MNIST recipes), a floor of its own.
 
 `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and kid10k (clean) at
-the end, and also every `--eval-every-kimg` for the `--curve-rows` (the
-time-to-result rows; their `--curve-seeds` only, seed 0 by default), then the final checkpoint
-under tf_legacy, and writes a `study.json` summary: the final numbers under both protocols, the
-curve, and the training wall clock until the clean FID first reached `--pass-fid` (26.5, the NS
-GAN's published best), counting everything from the start of the process except the evaluations
-themselves (a resumed run adds each process's time once: its restarts' start-up is counted, the
-work lost after its last checkpoint is not). A `--bisect-rows` run is timed more cheaply: it
-keeps a checkpoint every `--eval-every-kimg`, and after the run the first of them at or below
+the end, and also every `--eval-every-kimg` for the `--curve-rows` (the time-to-result rows;
+their `--curve-seeds` only, seed 0 by default), then the final checkpoint under tf_legacy, and
+writes a `study.json` summary: the final numbers under both protocols, the curve, and the
+training wall clock until the clean FID first reached `--pass-fid` (26.5, the NS GAN's published
+best), counting everything from the start of the process except the evaluations themselves (a
+resumed run adds each process's time once: its restarts' start-up is counted, the work lost
+after its last checkpoint is not). A `--bisect-rows` run is timed more cheaply: it keeps a
+checkpoint every `--eval-every-kimg`, and after the run the first of them at or below
 `--pass-fid` is found by bisection (about log2 of their count evaluations, e.g. 5 for 20
 checkpoints, instead of 20 along the way). With `--trained-weights`, every finished run that
 keeps an EMA of G is also evaluated with G's trained weights (both protocols, the training's
@@ -35,17 +35,20 @@ diverges (non-finite losses, after the config's rollbacks) is recorded as diverg
 study goes on. A run stopped by SIGTERM or SIGINT exits with code 3 after its checkpoint.
 Finished runs and finished evaluations are skipped, an interrupted run resumes, and an
 interrupted evaluation goes on from the features it had saved (gan_jax.metrics.resumable), so
-the study can be spread over several days and machines. Overrides apply to every run (e.g.
-`data.dir=...`). The rows are the variants of `--experiment` (the paper's table by default);
-`--rows NAME=VARIANT` names a row other than its variant, e.g. ProGAN's Fashion-MNIST recipe
-as `--experiment experiments/configs/progan.py --rows progan=fashion_mnist`.
+the study can be spread over several days and machines: each process that trains a run appends
+its machine, commit and command to the run's `processes.jsonl`, and the summary keeps them as
+`processes`. Overrides apply to every run (e.g. `data.dir=...`). The rows are the variants of
+`--experiment` (the paper's table by default); `--rows NAME=VARIANT` names a row other than its
+variant, e.g. ProGAN's Fashion-MNIST recipe as `--experiment experiments/configs/progan.py
+--rows progan=fashion_mnist`.
 
-`report` copies every study.json (and the floors) into `--results/runs/`, where the summaries
-of earlier runs and other machines are kept (a run directory need not outlive its
-numbers), and makes a markdown table of all of them (mean and sample std over seeds, each
-seed, the published figure, the floor); it copies seed 0's final sample grid of each row
-whose run directory is at hand beside it, upscaled x3 (nearest neighbour) so that a 28x28
-image is readable on a screen.
+`report` copies every study.json (and the floors) into `--results/runs/`, where the summaries of
+earlier runs and other machines are kept (a run directory need not outlive its numbers), and
+makes markdown tables of all of them (mean and sample std over seeds, each seed): the paper's
+rows with their published figures and the real-data floor, then the other recipes measured on
+the same data with the floors of fitted images (`--floor-resolution`); it copies seed 0's final
+sample grid of each row whose run directory is at hand beside it, upscaled x3 (nearest
+neighbour) so that a 28x28 image is readable on a screen.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ GRID_UPSCALE = 3
 BISECT_SPARE_CHECKPOINTS = 8  # kept beyond the bisection's: a stop adds one
 STOPPED = 3  # the exit code of `run` when a SIGTERM/SIGINT stopped a run before its end
 ROW_NAME = re.compile(r"[\w.-]+")  # a row's directory under --out and its line in the table
+PROCESSES = "processes.jsonl"  # in a run directory: each process that trained it
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -190,6 +194,23 @@ def environment() -> dict[str, Any]:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
+def record_process(workdir: Path) -> None:
+    """Appends this process's machine, code and command to the run's `processes.jsonl` before
+    it trains: a run resumed over several sessions (or machines) keeps each one, where the
+    summary's own `commit` and `cpu` are those of the process that finished it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir / PROCESSES, "a") as log:
+        log.write(json.dumps(environment()) + "\n")
+
+
+def processes(workdir: Path) -> list[dict[str, Any]]:
+    """The training processes `record_process` recorded for this run, first to last."""
+    path = workdir / PROCESSES
+    if not path.is_file():  # trained before processes were recorded
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def evaluate_once(path: Path, argv: list[str]) -> dict[str, Any]:
     """experiments.evaluate with `argv`, its result cached in `path` (skipped when there)."""
     if path.is_file():
@@ -251,11 +272,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{row} seed {seed}: done before, skipped", flush=True)
                 continue
         else:
+            record_process(workdir)
             try:
                 state = train(config, workdir, progress=not args.no_progress)
             except TrainingDiverged as diverged:  # a result of the recipe: recorded, not retried
                 summary = {**identity, "diverged": str(diverged), **environment(),
-                           "overrides": args.overrides}
+                           "overrides": args.overrides, "processes": processes(workdir)}
                 write_text_atomically(summary_path, json.dumps(summary, indent=1))
                 print(f"{row} seed {seed}: {diverged}", flush=True)
                 continue
@@ -269,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
                        "tf_legacy_fid": legacy["metrics"][fid],
                        "tf_legacy_kid": legacy["metrics"][kid],
                        "tf_legacy_eval_s": legacy["eval_s"], **environment(),
-                       "overrides": args.overrides}
+                       "overrides": args.overrides, "processes": processes(workdir)}
             if timing(row, seed, args) == "bisect":
                 summary |= bisect_time_to_pass(workdir, summary, config, lambda step: (
                     evaluate_once(workdir / "bisection" / f"step_{step}_clean.json",
@@ -336,65 +358,94 @@ def collect_summaries(out: Path, results: Path) -> list[dict[str, Any]]:
 
 def _row_line(name: str, published: Any, runs: list[dict[str, Any]], seeds: str,
               time_cell: str) -> str:
+    """One row of a table; `published` None for a table without that column."""
     pick = lambda key, scale=1: [s[key] * scale for s in runs]  # noqa: E731
-    return (f"| {name} | {published} | {_mean_std(pick('tf_legacy_fid'))} "
+    return (f"| {name} |{'' if published is None else f' {published} |'} "
+            f"{_mean_std(pick('tf_legacy_fid'))} "
             f"| {_mean_std(pick('final_fid'))} | {_mean_std(pick('tf_legacy_kid', 1e3))} "
             f"| {_mean_std(pick('final_kid', 1e3))} | {seeds} | "
             + ", ".join(f"{v:.2f}" for v in pick("tf_legacy_fid")) + f" | {time_cell} |")
 
 
-def _floor_lines(results: Path, fid: str, kid: str) -> list[str]:
-    """The real-data floors' rows: the images as they are, then each fitted resolution."""
+def _empty_cells(published: Any, text: str, seeds: str = "") -> str:
+    """A row's cells after its name when it has no numbers: `text` in the first number's cell,
+    the seeds in theirs, the others empty."""
+    cells = [*([] if published is None else [published]), text, "", "", "", seeds, "", ""]
+    return "".join(f" {cell} |" if cell != "" else " |" for cell in cells)
+
+
+def _floor_lines(results: Path, fid: str, kid: str) -> dict[str, list[str]]:
+    """The real-data floors' rows, by fit: "" for the images as they are, then each fitted
+    resolution (e.g. "pad to 32x32")."""
     floors: dict[str, dict[str, dict[str, float]]] = {}
     for path in sorted(results.glob("floor_*.json")):
         result = json.loads(path.read_text())
         protocol = result["protocol"]
         floors.setdefault(protocol.get("fit", ""), {})[protocol["resize"]] = result["metrics"]
-    lines = []
+    lines = {}
     for fit, measured in sorted(floors.items()):
         cell = lambda resize, name, scale=1: (  # noqa: E731
             f"{measured[resize][name] * scale:.2f}" if resize in measured else "not measured")
-        lines.append(f"| real data (10k train vs test{', ' + fit if fit else ''}) "
-                     f"| {'' if fit else '3.13 clean'} | {cell('tf_legacy', fid)} "
-                     f"| {cell('clean', fid)} | {cell('tf_legacy', kid, 1e3)} "
-                     f"| {cell('clean', kid, 1e3)} | | | |")
+        numbers = (f"{cell('tf_legacy', fid)} | {cell('clean', fid)} "
+                   f"| {cell('tf_legacy', kid, 1e3)} | {cell('clean', kid, 1e3)} | | | |")
+        lines[fit] = [f"| real data (10k train vs test, {fit}) | {numbers}" if fit else
+                      f"| real data (10k train vs test) | 3.13 clean | {numbers}"]
     return lines
 
 
+def _row_lines(row: str, published: Any, summaries: list[dict[str, Any]]) -> list[str]:
+    """A row's line (mean ± std over its seeds, or why it has no numbers), and a second line
+    for the same runs evaluated with G's trained weights where they were."""
+    runs = sorted((s for s in summaries if s["row"] == row), key=lambda s: s["seed"])
+    if not runs:
+        return [f"| {row} |{_empty_cells(published, 'not run yet')}"]
+    diverged = [s["seed"] for s in runs if "diverged" in s]
+    seeds = f"{len(runs) - len(diverged)}" + (
+        f" (seed{'s' * (len(diverged) > 1)} {', '.join(map(str, diverged))} diverged)"
+        if diverged else "")
+    runs = [s for s in runs if "diverged" not in s]
+    if not runs:
+        return [f"| {row} |{_empty_cells(published, 'diverged', seeds)}"]
+    lines = [_row_line(row, published, runs, seeds, describe_row_time_to_pass(runs))]
+    with_trained = [s for s in runs if "trained_weights" in s]
+    if with_trained:  # the same runs evaluated without their EMA
+        lines.append(_row_line(f"{row}, trained weights (no EMA)", published,
+                               [{**s, **s["trained_weights"]} for s in with_trained],
+                               str(len(with_trained)), "the same runs"))
+    return lines
+
+
+def _table_head(fid: str, kid: str, pass_fid: float, published: bool) -> list[str]:
+    cells = ["row", *(["published"] if published else []), f"{fid} tf_legacy", f"{fid} clean",
+             f"{kid} tf_legacy (x1e3)", f"{kid} clean (x1e3)", "seeds", "tf_legacy per seed",
+             f"minutes to clean {fid} ≤ {pass_fid}"]
+    return ["| " + " | ".join(cells) + " |", "|---" * len(cells) + "|"]
+
+
 def report(args: argparse.Namespace) -> str:
+    """The table of the paper's rows (with the published figures and the floor of the images as
+    they are), then the table of the other recipes measured on the same data (with the floors
+    of the images fitted to another resolution, which some of them see)."""
     summaries = collect_summaries(args.out, args.results)
     if not summaries:
         raise UserError(f"no finished runs under {args.out} or {args.results / 'runs'}; run "
                         "`fid_study run` first")
-    fid = summaries[0]["metric"]
+    fid, pass_fid = summaries[0]["metric"], summaries[0]["pass_fid"]
     kid = fid.replace("fid", "kid")
-    lines = [f"| row | published | {fid} tf_legacy | {fid} clean | {kid} tf_legacy (x1e3) "
-             f"| {kid} clean (x1e3) | seeds | tf_legacy per seed | minutes to clean {fid} ≤ "
-             f"{summaries[0]['pass_fid']} |", "|---" * 9 + "|"]
-    lines += _floor_lines(args.results, fid, kid)
-    rows = list(dict.fromkeys([*PUBLISHED, *(s["row"] for s in summaries)]))
-    for row in rows:
-        runs = sorted((s for s in summaries if s["row"] == row), key=lambda s: s["seed"])
-        published = PUBLISHED.get(LOSS_OF.get(row, row), "")
-        if not runs:
-            lines.append(f"| {row} | {published} | not run yet | | | | | | |")
-            continue
-        diverged = [s["seed"] for s in runs if "diverged" in s]
-        seeds = f"{len(runs) - len(diverged)}" + (
-            f" (seed{'s' * (len(diverged) > 1)} {', '.join(map(str, diverged))} diverged)"
-            if diverged else "")
-        runs = [s for s in runs if "diverged" not in s]
-        if not runs:
-            lines.append(f"| {row} | {published} | diverged | | | | {seeds} | | |")
-            continue
-        lines.append(_row_line(row, published, runs, seeds, describe_row_time_to_pass(runs)))
-        with_trained = [s for s in runs if "trained_weights" in s]
-        if with_trained:  # the same runs evaluated without their EMA
-            lines.append(_row_line(f"{row}, trained weights (no EMA)", published,
-                                   [{**s, **s["trained_weights"]} for s in with_trained],
-                                   str(len(with_trained)), "the same runs"))
-        grid = args.out / row / f"seed_{runs[0]['seed']}" / "samples" / "latest.png"
-        if grid.is_file():
+    floors = _floor_lines(args.results, fid, kid)
+    paper_rows = [*PUBLISHED, *sorted({s["row"] for s in summaries} & set(LOSS_OF))]
+    other_rows = sorted({s["row"] for s in summaries} - set(paper_rows))
+    paper = [*_table_head(fid, kid, pass_fid, published=True), *floors.get("", [])]
+    for row in paper_rows:
+        paper += _row_lines(row, PUBLISHED[LOSS_OF.get(row, row)], summaries)
+    other = [*_table_head(fid, kid, pass_fid, published=False),
+             *(line for fit, lines in sorted(floors.items()) if fit for line in lines)]
+    for row in other_rows:
+        other += _row_lines(row, None, summaries)
+    for row in [*paper_rows, *other_rows]:  # the first finished seed's grid, where at hand
+        seeds = sorted(s["seed"] for s in summaries if s["row"] == row and "diverged" not in s)
+        grid = seeds and args.out / row / f"seed_{seeds[0]}" / "samples" / "latest.png"
+        if grid and grid.is_file():
             save_grid(grid, args.results / f"{row}.png")
     first = summaries[0]
     versions = sorted({f"jax {s['jax']}, flax {s['flax']}" for s in summaries})
@@ -402,8 +453,14 @@ def report(args: argparse.Namespace) -> str:
               f"finished {min(s['date'] for s in summaries)} to "
               f"{max(s['date'] for s in summaries)}; overrides: "
               f"{' '.join(first['overrides']) or 'none'}; each run's machine, code and "
-              "command: its runs/*.json (where recorded) and the results page")
-    table = "\n".join([header, "", *lines])
+              "command: its runs/*.json (where recorded; `processes` lists each process that "
+              "trained it) and the results page")
+    sections = [header, "", "Lucic et al. 2018's rows (compare the published figure with "
+                "tf_legacy):", "", *paper]
+    if len(other) > 2:
+        sections += ["", "Other recipes on the same data (no published figure; their "
+                     "networks and schedules are their own):", "", *other]
+    table = "\n".join(sections)
     (args.results / "table.md").write_text(table + "\n")
     print(table)
     return table

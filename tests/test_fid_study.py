@@ -74,6 +74,33 @@ def test_a_run_stopped_before_its_end_exits_3_and_trains_nothing_after_it(tmp_pa
     assert not list(tmp_path.rglob("study.json")) and not list(tmp_path.rglob("final_*.json"))
 
 
+def test_each_process_that_trains_a_run_is_in_its_summary(tmp_path, monkeypatch):
+    """A run resumed over several processes (sessions, machines) keeps each one's machine,
+    code and command in its summary, not only those of the process that finished it."""
+    import types
+
+    from gan_jax import loop
+    outcomes = iter(["stop", "stop", "diverge"])
+
+    def train(config, workdir, progress):
+        if next(outcomes) == "diverge":
+            raise loop.TrainingDiverged("training diverged at step 9")
+        return types.SimpleNamespace(step=1)
+    monkeypatch.setattr(loop, "train", train)
+    # Each process's record, then the summary's own (written by the last process).
+    monkeypatch.setattr(fid_study, "cpu_model",
+                        iter(["cpu A", "cpu B", "cpu C", "cpu C"]).__next__)
+    argv = ["run", "--out", str(tmp_path), "--rows", "ns_gan", "--no-progress"]
+    assert fid_study.main(argv) == fid_study.main(argv) == fid_study.STOPPED
+    assert fid_study.main(argv) == 0
+    summary = json.loads((tmp_path / "ns_gan" / "seed_0" / "study.json").read_text())
+    assert [p["cpu"] for p in summary["processes"]] == ["cpu A", "cpu B", "cpu C"]
+    assert summary["cpu"] == "cpu C"
+    assert all({"commit", "command", "cpu_cores", "jax"} <= set(p) and p["date"]
+               for p in summary["processes"])
+    assert fid_study.processes(tmp_path / "elsewhere") == []  # runs trained before the log
+
+
 def test_a_named_row_trains_its_variant_under_its_own_name(tmp_path, monkeypatch):
     """NAME=VARIANT: the variant's config, in NAME's directory (and NAME's line in the table)."""
     import types
@@ -220,7 +247,9 @@ def test_floors_as_they_are_and_padded_are_measured_and_reported_apart(tmp_path,
     assert fid_study.main(["report", "--out", str(out), "--results", str(results)]) == 0
     table = (results / "table.md").read_text()
     assert "| real data (10k train vs test) | 3.13 clean | 3.00 | 4.00 | 0.01 | 0.01 |" in table
-    assert "| real data (10k train vs test, pad to 32x32) |  | 4.00 | 5.00 |" in table
+    paper, other = table.split("Other recipes")
+    assert "| real data (10k train vs test, pad to 32x32) | 4.00 | 5.00 |" in other
+    assert "pad to 32x32" not in paper and "| ns_gan | 26.5 | 19.50 |" in paper
 
 
 def test_a_second_recipe_of_a_loss_is_compared_with_that_loss_published_figure(tmp_path):
@@ -271,7 +300,9 @@ def test_trained_weights_of_finished_ema_runs_are_evaluated_once_and_reported(
     assert len(calls) == 2 and capsys.readouterr().out.count("done before, skipped") == 2
     assert fid_study.main(["report", *argv]) == 0
     table = (results / "table.md").read_text()
-    assert "| dcgan_ns_ema |  | 20.00 | 28.00 |" in table
-    assert ("| dcgan_ns_ema, trained weights (no EMA) |  | 23.00 | 30.00 | 13.00 | 20.00 | 1 | "
-            "23.00 | the same runs |") in table
+    paper, other = table.split("Other recipes")  # rows with no published figure apart
+    assert "| dcgan_ns_ema | 20.00 | 28.00 |" in other and "dcgan" not in paper
+    assert ("| dcgan_ns_ema, trained weights (no EMA) | 23.00 | 30.00 | 13.00 | 20.00 | 1 | "
+            "23.00 | the same runs |") in other
+    assert "| row | fid10k tf_legacy |" in other and "| row | published |" in paper
 

@@ -15,7 +15,9 @@ KID beside both. Each row has one recipe, not the paper's best of 100 configurat
 
 `floor` measures the real-data floor (10k train images against the 10k test images) under both
 protocols; `--floor-resolution 32` measures it for the rows whose models see the images zero-
-padded to 32x32 (ProGAN's and BigGAN's Fashion-MNIST recipes), a floor of its own.
+padded to 32x32 (ProGAN's and BigGAN's Fashion-MNIST recipes), a floor of its own. Its
+overrides say where the data is and how the FID network is stored (`data.dir=...`,
+`eval.storage=float16`, ...; FLOOR_OVERRIDES); an override about training is refused.
 
 `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and kid10k (clean) at
 the end, and also every `--eval-every-kimg` for the `--curve-rows` (the time-to-result rows;
@@ -82,6 +84,11 @@ REAL_TRAIN, REAL_TEST = "fashion_mnist:train", "fashion_mnist:test"
 GRID_UPSCALE = 3
 BISECT_SPARE_CHECKPOINTS = 8  # kept beyond the bisection's: a stop adds one
 STOPPED = 3  # the exit code of `run` when a SIGTERM/SIGINT stopped a run before its end
+# The overrides the real-data floor takes (where the data is, how the FID network is stored
+# and run), as the evaluation CLI's flags; the others concern training.
+FLOOR_OVERRIDES = {"data.dir": "--data-dir", "eval.storage": "--storage",
+                   "eval.weights": "--weights", "eval.compute": "--compute",
+                   "eval.batch_size": "--batch-size"}
 ROW_NAME = re.compile(r"[\w.-]+")  # a row's directory under --out and its line in the table
 PROCESSES = "processes.jsonl"  # in a run directory: each process that trained it
 
@@ -243,12 +250,26 @@ def floor(args: argparse.Namespace) -> None:
     elif args.floor_fit is not None:
         raise UserError(f"--floor-fit {args.floor_fit} says how to reach --floor-resolution; "
                         "give --floor-resolution too (e.g. --floor-resolution 32)")
+    fit_flags += _floor_flags(args.overrides)
     for resize in RESIZES:
         result = evaluate_once(args.out / f"floor_{resize}{suffix}.json", [
             *_evaluate_argv(args, resize, "--images", REAL_TRAIN, "--reference", REAL_TEST),
             *fit_flags])
         fitted = f", {result['protocol']['fit']}" if fit_flags else ""
         print(f"floor ({resize}{fitted}): {fid} {result['metrics'][fid]:.3f}", flush=True)
+
+
+def _floor_flags(overrides: list[str]) -> list[str]:
+    """The evaluation CLI's flags for the floor's overrides (FLOOR_OVERRIDES); any other
+    override is refused, since the floor trains nothing it could apply to."""
+    flags = []
+    for text in overrides:
+        key, value = config_lib.parse_override(text)
+        if key not in FLOOR_OVERRIDES:
+            raise UserError(f"floor: {key} does not apply to the real-data floor (no model is "
+                            f"trained); it takes {', '.join(FLOOR_OVERRIDES)}")
+        flags += [FLOOR_OVERRIDES[key], value]
+    return flags
 
 
 def run(args: argparse.Namespace) -> int:

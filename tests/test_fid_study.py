@@ -252,6 +252,29 @@ def test_floors_as_they_are_and_padded_are_measured_and_reported_apart(tmp_path,
     assert "pad to 32x32" not in paper and "| ns_gan | 26.5 | 19.50 |" in paper
 
 
+def test_the_floor_takes_the_data_and_fid_network_overrides_and_refuses_the_others(
+        tmp_path, monkeypatch, capsys):
+    """A machine without the Debian files or the float32 weights (a GPU host given staged
+    files) points the floor at them; a training override would be silently meaningless."""
+    calls = []
+    monkeypatch.setattr(fid_study, "evaluate_once", lambda path, argv: (
+        calls.append(argv), {"metrics": {"fid10k": 3.0},
+                             "protocol": {"resize": "clean", "fit": "pad to 32x32"}})[1])
+    argv = ["floor", "--out", str(tmp_path), "--floor-resolution", "32"]
+    assert fid_study.main([*argv, "data.dir=/staged/fashion-mnist",
+                           "eval.storage=float16"]) == 0
+    assert len(calls) == 2
+    for flags in calls:
+        assert flags[flags.index("--data-dir") + 1] == "/staged/fashion-mnist"
+        assert flags[flags.index("--storage") + 1] == "float16"
+        assert flags[flags.index("--fit") + 1] == "pad"
+    assert fid_study.main([*argv, "train.seed=3"]) == 2
+    assert len(calls) == 2  # refused before any evaluation
+    error = capsys.readouterr().err
+    assert "train.seed does not apply to the real-data floor" in error and "data.dir" in error
+    assert "Traceback" not in error
+
+
 def test_a_second_recipe_of_a_loss_is_compared_with_that_loss_published_figure(tmp_path):
     out, results = tmp_path / "runs", tmp_path / "results"
     (out / "wgan_narrow" / "seed_0").mkdir(parents=True)

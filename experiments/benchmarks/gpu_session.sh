@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# The GPU measurements (step speed, end to end, FID study) on a GPU machine that receives the working tree and nothing else.
+# The GPU measurements (step speed, end to end, FID study) on a GPU machine that receives the
+# working tree and nothing else.
 #
 #   python -m experiments.stage_device_files          # here, once: .cache/device/ (ignored)
 #   bash experiments/benchmarks/gpu_session.sh speed  # on the GPU: step benchmark (~6 min)
 #   bash experiments/benchmarks/gpu_session.sh e2e    # on the GPU: loop vs step (~2 min)
 #   bash experiments/benchmarks/gpu_session.sh fid ROWS [SEEDS]   # e.g. "ns_gan,wgan" "0,1,2"
-#   bash experiments/benchmarks/gpu_session.sh report # the FID table of the finished runs
-#   bash experiments/benchmarks/gpu_session.sh biggan # gan_zoo:biggan on Fashion-MNIST: fid10k
-#                                                     # and an intra-class grid (resumes)
-#   bash experiments/benchmarks/gpu_session.sh progan # progan.py:fashion_mnist: fid10k (resumes)
+#   bash experiments/benchmarks/gpu_session.sh floor32  # the real-data floor padded to 32x32
+#   bash experiments/benchmarks/gpu_session.sh biggan [FLAGS]  # gan_zoo:biggan on Fashion-MNIST
+#   bash experiments/benchmarks/gpu_session.sh progan [FLAGS]  # progan.py:fashion_mnist
+#   bash experiments/benchmarks/gpu_session.sh report # the FID tables of the finished runs
+#
+# `biggan` and `progan` are rows of the FID study, at its protocol (fid10k and kid10k under
+# tf_legacy and clean, the test images padded to 32x32 as the models see them), so that their
+# summaries join the CPU's in `fid_study report`; they compare with `floor32`. `biggan` also
+# draws its intra-class grid. FLAGS go to `fid_study run` (e.g. `--seeds 0,1`).
 #
 # The data (30 MB) and the float16 FID weights (44 MB) do not fit one 64 MiB upload together:
 # carry .cache/device/fashion-mnist with the first call and .cache/device/gan_jax with the next
@@ -23,7 +29,23 @@ export GAN_JAX_CACHE="$PWD/.cache/device/gan_jax"
 DATA=(data.dir="$PWD/.cache/device/fashion-mnist")
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.csv" || true
 
-case "${1:?speed, e2e, fid, report, biggan or progan}" in
+STUDY=(python -m experiments.fid_study)
+STUDY_FLAGS=(--out runs/fid_study --no-progress)
+EVAL_FLAGS=("${DATA[@]}" eval.storage=float16)
+
+# The study's command, logged to $OUT/LOG; then the summaries, evaluations, logs and final
+# grids come back (checkpoints stay on the machine), also when the command stopped early.
+study() {
+  local log="$1" status=0
+  shift
+  "${STUDY[@]}" "$@" 2>&1 | tee -a "$OUT/$log" || status=$?
+  (cd runs && find fid_study \( -name 'study.json' -o -name 'metrics.jsonl' \
+    -o -name 'processes.jsonl' -o -name 'latest.png' -o -name 'floor_*.json' \
+    -o -name 'final_*.json' \) -exec cp --parents {} "$OUT/" \;) || true
+  return "$status"
+}
+
+case "${1:?speed, e2e, fid, floor32, biggan, progan or report}" in
   speed)
     python -m experiments.benchmarks.train_step_speed --out "$OUT/speed" 2>&1 \
       | tee "$OUT/speed.log" ;;
@@ -31,26 +53,20 @@ case "${1:?speed, e2e, fid, report, biggan or progan}" in
     python -m experiments.benchmarks.end_to_end --config experiments/configs/gan_zoo.py:ns_gan \
       --kimg 1200 --out "$OUT/e2e" "${DATA[@]}" eval.metrics= 2>&1 | tee "$OUT/e2e.log" ;;
   fid)
-    python -m experiments.fid_study run --out runs/fid_study --rows "${2:?rows}" \
-      --seeds "${3:-0,1,2}" --no-progress "${DATA[@]}" eval.storage=float16 2>&1 \
-      | tee -a "$OUT/fid.log"
-    # The summaries, logs and final grids come back; checkpoints stay on the machine.
-    (cd runs && find fid_study \( -name study.json -o -name metrics.jsonl -o -name latest.png \) \
-      -exec cp --parents {} "$OUT/" \;) ;;
-  report)
-    python -m experiments.fid_study report --out runs/fid_study --results "$OUT/fid_results" ;;
+    study fid.log run "${STUDY_FLAGS[@]}" --rows "${2:?rows}" --seeds "${3:-0,1,2}" \
+      "${EVAL_FLAGS[@]}" ;;
+  floor32)
+    study floor.log floor "${STUDY_FLAGS[@]}" --floor-resolution 32 "${EVAL_FLAGS[@]}" ;;
   biggan)
-    python -m experiments.train --config experiments/configs/gan_zoo.py:biggan \
-      --workdir runs/biggan_fashion_mnist --no-progress "${DATA[@]}" \
-      eval.metrics=fid10k,kid10k eval.storage=float16 2>&1 | tee -a "$OUT/biggan.log"
-    python -m experiments.sample --run runs/biggan_fashion_mnist --per-class 10 --upscale 3 \
-      --out "$OUT/biggan_classes.png"
-    cp runs/biggan_fashion_mnist/metrics.jsonl runs/biggan_fashion_mnist/config.json "$OUT/" ;;
+    study biggan.log run "${STUDY_FLAGS[@]}" --experiment experiments/configs/gan_zoo.py \
+      --rows biggan --curve-rows "" "${@:2}" "${EVAL_FLAGS[@]}"
+    python -m experiments.sample --run runs/fid_study/biggan/seed_0 --per-class 10 \
+      --upscale 3 --out "$OUT/biggan_classes.png" ;;
   progan)
-    python -m experiments.train --config experiments/configs/progan.py:fashion_mnist \
-      --workdir runs/progan_fashion_mnist --no-progress "${DATA[@]}" eval.metrics=fid10k,kid10k \
-      eval.storage=float16 2>&1 | tee -a "$OUT/progan.log"
-    cp runs/progan_fashion_mnist/metrics.jsonl "$OUT/progan_metrics.jsonl"
-    cp runs/progan_fashion_mnist/samples/latest.png "$OUT/progan_samples.png" ;;
-  *) echo "unknown stage '$1'; use speed, e2e, fid, report, biggan or progan" >&2; exit 2 ;;
+    study progan.log run "${STUDY_FLAGS[@]}" --experiment experiments/configs/progan.py \
+      --rows progan=fashion_mnist --curve-rows "" "${@:2}" "${EVAL_FLAGS[@]}" ;;
+  report)
+    "${STUDY[@]}" report --out runs/fid_study --results "$OUT/fid_results" ;;
+  *) echo "unknown stage '$1'; use speed, e2e, fid, floor32, biggan, progan or report" >&2
+     exit 2 ;;
 esac

@@ -250,11 +250,11 @@ def floor(args: argparse.Namespace) -> None:
     elif args.floor_fit is not None:
         raise UserError(f"--floor-fit {args.floor_fit} says how to reach --floor-resolution; "
                         "give --floor-resolution too (e.g. --floor-resolution 32)")
-    fit_flags += _floor_flags(args.overrides)
+    evaluation_flags = _floor_flags(args.overrides)
     for resize in RESIZES:
         result = evaluate_once(args.out / f"floor_{resize}{suffix}.json", [
             *_evaluate_argv(args, resize, "--images", REAL_TRAIN, "--reference", REAL_TEST),
-            *fit_flags])
+            *fit_flags, *evaluation_flags])
         fitted = f", {result['protocol']['fit']}" if fit_flags else ""
         print(f"floor ({resize}{fitted}): {fid} {result['metrics'][fid]:.3f}", flush=True)
 

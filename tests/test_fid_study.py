@@ -258,8 +258,8 @@ def test_the_floor_takes_the_data_and_fid_network_overrides_and_refuses_the_othe
     files) points the floor at them; a training override would be silently meaningless."""
     calls = []
     monkeypatch.setattr(fid_study, "evaluate_once", lambda path, argv: (
-        calls.append(argv), {"metrics": {"fid10k": 3.0},
-                             "protocol": {"resize": "clean", "fit": "pad to 32x32"}})[1])
+        calls.append(argv), {"metrics": {"fid10k": 3.0}, "protocol": {
+            "resize": "clean", **({"fit": "pad to 32x32"} if "--fit" in argv else {})}})[1])
     argv = ["floor", "--out", str(tmp_path), "--floor-resolution", "32"]
     assert fid_study.main([*argv, "data.dir=/staged/fashion-mnist",
                            "eval.storage=float16"]) == 0
@@ -268,8 +268,12 @@ def test_the_floor_takes_the_data_and_fid_network_overrides_and_refuses_the_othe
         assert flags[flags.index("--data-dir") + 1] == "/staged/fashion-mnist"
         assert flags[flags.index("--storage") + 1] == "float16"
         assert flags[flags.index("--fit") + 1] == "pad"
+    # The floor of the images as they are takes them too.
+    assert fid_study.main(["floor", "--out", str(tmp_path), "data.dir=/staged"]) == 0
+    assert all(flags[flags.index("--data-dir") + 1] == "/staged" and "--fit" not in flags
+               for flags in calls[2:])
     assert fid_study.main([*argv, "train.seed=3"]) == 2
-    assert len(calls) == 2  # refused before any evaluation
+    assert len(calls) == 4  # refused before any evaluation
     error = capsys.readouterr().err
     assert "train.seed does not apply to the real-data floor" in error and "data.dir" in error
     assert "Traceback" not in error

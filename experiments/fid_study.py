@@ -37,9 +37,9 @@ diverges (non-finite losses, after the config's rollbacks) is recorded as diverg
 study goes on. A run stopped by SIGTERM or SIGINT exits with code 3 after its checkpoint.
 Finished runs and finished evaluations are skipped, an interrupted run resumes, and an
 interrupted evaluation goes on from the features it had saved (gan_jax.metrics.resumable), so
-the study can be spread over several days and machines: each process that trains a run appends
-its machine, commit and command to the run's `processes.jsonl`, and the summary keeps them as
-`processes`. Overrides apply to every run (e.g. `data.dir=...`). The rows are the variants of
+the study can be spread over several days and machines: each process that works on a run
+appends its machine, commit and command to the run's `processes.jsonl`, and the summary keeps
+them as `processes`. Overrides apply to every run (e.g. `data.dir=...`). The rows are the variants of
 `--experiment` (the paper's table by default); `--rows NAME=VARIANT` names a row other than its
 variant, e.g. ProGAN's Fashion-MNIST recipe as `--experiment experiments/configs/progan.py
 --rows progan=fashion_mnist`.
@@ -203,8 +203,9 @@ def environment() -> dict[str, Any]:
 
 def record_process(workdir: Path) -> None:
     """Appends this process's machine, code and command to the run's `processes.jsonl` before
-    it trains: a run resumed over several sessions (or machines) keeps each one, where the
-    summary's own `commit` and `cpu` are those of the process that finished it."""
+    it works on the run (trains it, or resumes its final evaluations): a run resumed over
+    several sessions (or machines) keeps each one, where the summary's own `commit` and `cpu`
+    are those of the process that finished it."""
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir / PROCESSES, "a") as log:
         log.write(json.dumps(environment()) + "\n")
@@ -266,8 +267,9 @@ def _floor_flags(overrides: list[str]) -> list[str]:
     for text in overrides:
         key, value = config_lib.parse_override(text)
         if key not in FLOOR_OVERRIDES:
-            raise UserError(f"floor: {key} does not apply to the real-data floor (no model is "
-                            f"trained); it takes {', '.join(FLOOR_OVERRIDES)}")
+            raise UserError(f"floor: {key} does not apply to the real-data floor (it sets its "
+                            f"own protocol and trains no model); it takes "
+                            f"{', '.join(FLOOR_OVERRIDES)}")
         flags += [FLOOR_OVERRIDES[key], value]
     return flags
 
@@ -468,14 +470,15 @@ def report(args: argparse.Namespace) -> str:
         grid = seeds and args.out / row / f"seed_{seeds[0]}" / "samples" / "latest.png"
         if grid and grid.is_file():
             save_grid(grid, args.results / f"{row}.png")
-    first = summaries[0]
-    versions = sorted({f"jax {s['jax']}, flax {s['flax']}" for s in summaries})
-    header = (f"{len(summaries)} runs; device {first['device']}, {'; '.join(versions)}, "
-              f"finished {min(s['date'] for s in summaries)} to "
+    def distinct(describe) -> str:  # each value once: the runs may come from several hosts
+        return "; ".join(sorted({describe(s) for s in summaries}))
+    header = (f"{len(summaries)} runs; device {distinct(lambda s: s['device'])}; "
+              + distinct(lambda s: f"jax {s['jax']}, flax {s['flax']}")
+              + f"; finished {min(s['date'] for s in summaries)} to "
               f"{max(s['date'] for s in summaries)}; overrides: "
-              f"{' '.join(first['overrides']) or 'none'}; each run's machine, code and "
-              "command: its runs/*.json (where recorded; `processes` lists each process that "
-              "trained it) and the results page")
+              + distinct(lambda s: " ".join(s["overrides"]) or "none")
+              + "; each run's machine, code and command: its runs/*.json (where recorded; "
+              "`processes` lists each process that worked on it) and the results page")
     sections = [header, "", "Lucic et al. 2018's rows (compare the published figure with "
                 "tf_legacy):", "", *paper]
     if len(other) > 2:

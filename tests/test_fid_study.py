@@ -143,6 +143,8 @@ def test_a_diverged_run_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch,
     assert fid_study.main(["report", *argv]) == 0
     table = (tmp_path / "results" / "table.md").read_text()
     assert "| ns_gan | 26.5 | diverged | | | | 0 (seeds 0, 1 diverged) |" in table
+    assert "| mm_gan | 26.5" not in table and "| mm_gan | 29.6 | not run yet |" in table
+    _assert_every_row_fills_its_table(table)
 
 
 @pytest.mark.slow
@@ -162,6 +164,8 @@ def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     assert summary["metric"] == "fid16" and summary["final_fid"] > 0
     assert summary["tf_legacy_fid"] > 0 and summary["tf_legacy_fid"] != summary["final_fid"]
     assert np.isfinite(summary["final_kid"]) and np.isfinite(summary["tf_legacy_kid"])
+    assert len(summary["processes"]) == 1 and summary["processes"][0]["commit"] == \
+        summary["commit"]  # one process trained and finished it
     # The curve row is evaluated during the run, the others only at the end.
     assert [p["kimg"] for p in summary["curve"]] == [0.032, 0.048]
     assert 0 < summary["seconds_to_pass"] == summary["curve"][0]["train_s"]
@@ -178,6 +182,8 @@ def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     capsys.readouterr()
     assert fid_study.main(["run", *argv]) == 0  # finished runs are not trained again
     assert capsys.readouterr().out.count("done before, skipped") == 3
+    processes = tmp_path / "runs" / "ns_gan" / "seed_0" / fid_study.PROCESSES
+    assert len(processes.read_text().splitlines()) == 1  # a skipped run records no process
     assert fid_study.main(["report", *argv]) == 0
     table = (tmp_path / "results" / "table.md").read_text()
     assert "| ns_gan | 26.5 | " in table and "| mm_gan | 29.6 | not run yet |" in table
@@ -188,6 +194,15 @@ def test_tiny_study_runs_skips_and_reports(tmp_path, capsys):
     with Image.open(tmp_path / "runs" / "ns_gan" / "seed_0" / "samples" / "latest.png") as raw, \
             Image.open(tmp_path / "results" / "ns_gan.png") as shown:
         assert shown.size == (raw.width * 3, raw.height * 3)
+
+
+def _assert_every_row_fills_its_table(table: str) -> None:
+    """Each markdown table's rows have as many cells as its header."""
+    for block in table.split("\n\n"):
+        lines = [line for line in block.splitlines() if line.startswith("|")]
+        if lines:
+            assert {line.count(" |") + line.count("---|") for line in lines} == {
+                lines[0].count(" |")}, block
 
 
 def _summary(row: str, seed: int, tf_legacy: float) -> dict:
@@ -210,9 +225,11 @@ def test_report_keeps_the_rows_of_run_directories_that_are_gone(tmp_path):
     assert json.loads((results / "runs" / "ns_gan_seed_0.json").read_text())["seed"] == 0
     shutil.rmtree(out / "ns_gan")  # a new session: that run directory is gone
     (out / "ns_gan" / "seed_1").mkdir(parents=True)
-    (out / "ns_gan" / "seed_1" / "study.json").write_text(json.dumps(_summary("ns_gan", 1, 20.5)))
+    (out / "ns_gan" / "seed_1" / "study.json").write_text(
+        json.dumps(_summary("ns_gan", 1, 20.5) | {"device": "gpu", "overrides": ["a.b=1"]}))
     assert fid_study.main(argv) == 0
     table = (results / "table.md").read_text()
+    assert "device cpu; gpu;" in table and "overrides: a.b=1; none;" in table
     assert "| ns_gan | 26.5 | 20.00 ± 0.71 | 28.00 ± 0.71 |" in table
     assert "| 2 | 19.50, 20.50 |" in table
     assert "finished 2026-12-01T00:00:00+00:00 to 2026-12-02T00:00:00+00:00" in table
@@ -332,4 +349,5 @@ def test_trained_weights_of_finished_ema_runs_are_evaluated_once_and_reported(
     assert ("| dcgan_ns_ema, trained weights (no EMA) | 23.00 | 30.00 | 13.00 | 20.00 | 1 | "
             "23.00 | the same runs |") in other
     assert "| row | fid10k tf_legacy |" in other and "| row | published |" in paper
+    _assert_every_row_fills_its_table(table)
 

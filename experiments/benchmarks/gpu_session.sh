@@ -20,6 +20,9 @@
 # carry .cache/device/fashion-mnist with the first call and .cache/device/gan_jax with the next
 # while the machine is warm (ignored paths stay there between calls). Results go to $OUT (or
 # runs/gpu when it is unset); FID runs live in runs/fid_study and resume if a call is cut off.
+# A study stage stops itself after STAGE_SECONDS (default 540; set it a minute under the call's
+# limit): SIGTERM makes fid_study checkpoint and exit, and what finished still comes back,
+# where a call killed at its limit would bring back nothing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-runs/gpu}"
@@ -29,7 +32,7 @@ export GAN_JAX_CACHE="$PWD/.cache/device/gan_jax"
 DATA=(data.dir="$PWD/.cache/device/fashion-mnist")
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.csv" || true
 
-STUDY=(python -m experiments.fid_study)
+STUDY=(timeout -s TERM --kill-after=30 "${STAGE_SECONDS:-540}" python -m experiments.fid_study)
 STUDY_FLAGS=(--out runs/fid_study --no-progress)
 EVAL_FLAGS=("${DATA[@]}" eval.storage=float16)
 
@@ -60,8 +63,10 @@ case "${1:?speed, e2e, fid, floor32, biggan, progan or report}" in
   biggan)
     study biggan.log run "${STUDY_FLAGS[@]}" --experiment experiments/configs/gan_zoo.py \
       --rows biggan --curve-rows "" "${@:2}" "${EVAL_FLAGS[@]}"
-    python -m experiments.sample --run runs/fid_study/biggan/seed_0 --per-class 10 \
-      --upscale 3 --out "$OUT/biggan_classes.png" ;;
+    if [[ -f runs/fid_study/biggan/seed_0/study.json ]]; then  # seed 0 finished
+      python -m experiments.sample --run runs/fid_study/biggan/seed_0 --per-class 10 \
+        --upscale 3 --out "$OUT/biggan_classes.png"
+    fi ;;
   progan)
     study progan.log run "${STUDY_FLAGS[@]}" --experiment experiments/configs/progan.py \
       --rows progan=fashion_mnist --curve-rows "" "${@:2}" "${EVAL_FLAGS[@]}" ;;

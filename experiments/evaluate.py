@@ -13,9 +13,9 @@ holds more images than the largest metric needs, a seeded random subset is used.
 be any of the same; dataset splits are cached with their protocol. `--resolution R` (with
 `--fit resize|pad|center_crop`) brings both sets to RxR first, as a run's data.fit brings its
 data, e.g. for the real-data floor of a model trained on zero-padded images. The result is
-printed as one JSON line (and appended to `--output` when given). With `--run`, the features are kept in the
-run directory as they come: the same command after a stop (Ctrl-C, a killed job) resumes the
-evaluation where it was.
+printed as one JSON line (and appended to `--output` when given). With `--run`, the features are
+kept in the run directory as they come: the same command after a stop (Ctrl-C, a killed job)
+resumes the evaluation where it was.
 """
 
 from __future__ import annotations

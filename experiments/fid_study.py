@@ -39,10 +39,10 @@ Finished runs and finished evaluations are skipped, an interrupted run resumes, 
 interrupted evaluation goes on from the features it had saved (gan_jax.metrics.resumable), so
 the study can be spread over several days and machines: each process that works on a run
 appends its machine, commit and command to the run's `processes.jsonl`, and the summary keeps
-them as `processes`. Overrides apply to every run (e.g. `data.dir=...`). The rows are the variants of
-`--experiment` (the paper's table by default); `--rows NAME=VARIANT` names a row other than its
-variant, e.g. ProGAN's Fashion-MNIST recipe as `--experiment experiments/configs/progan.py
---rows progan=fashion_mnist`.
+them as `processes`. Overrides apply to every run (e.g. `data.dir=...`). The rows are the
+variants of `--experiment` (the paper's table by default); `--rows NAME=VARIANT` names a row
+other than its variant, e.g. ProGAN's Fashion-MNIST recipe as `--experiment
+experiments/configs/progan.py --rows progan=fashion_mnist`.
 
 `report` copies every study.json (and the floors) into `--results/runs/`, where the summaries of
 earlier runs and other machines are kept (a run directory need not outlive its numbers), and
@@ -90,7 +90,7 @@ FLOOR_OVERRIDES = {"data.dir": "--data-dir", "eval.storage": "--storage",
                    "eval.weights": "--weights", "eval.compute": "--compute",
                    "eval.batch_size": "--batch-size"}
 ROW_NAME = re.compile(r"[\w.-]+")  # a row's directory under --out and its line in the table
-PROCESSES = "processes.jsonl"  # in a run directory: each process that trained it
+PROCESSES = "processes.jsonl"  # in a run directory: each process that worked on it
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -219,6 +219,12 @@ def processes(workdir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def provenance(workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """A summary's record of how its run was made: this process's environment, the study's
+    overrides and every process that worked on the run."""
+    return {**environment(), "overrides": args.overrides, "processes": processes(workdir)}
+
+
 def evaluate_once(path: Path, argv: list[str]) -> dict[str, Any]:
     """experiments.evaluate with `argv`, its result cached in `path` (skipped when there)."""
     if path.is_file():
@@ -299,8 +305,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 state = train(config, workdir, progress=not args.no_progress)
             except TrainingDiverged as diverged:  # a result of the recipe: recorded, not retried
-                summary = {**identity, "diverged": str(diverged), **environment(),
-                           "overrides": args.overrides, "processes": processes(workdir)}
+                summary = {**identity, "diverged": str(diverged), **provenance(workdir, args)}
                 write_text_atomically(summary_path, json.dumps(summary, indent=1))
                 print(f"{row} seed {seed}: {diverged}", flush=True)
                 continue
@@ -313,8 +318,7 @@ def run(args: argparse.Namespace) -> int:
             summary = {**identity, **summarize(workdir, fid, args.pass_fid),
                        "tf_legacy_fid": legacy["metrics"][fid],
                        "tf_legacy_kid": legacy["metrics"][kid],
-                       "tf_legacy_eval_s": legacy["eval_s"], **environment(),
-                       "overrides": args.overrides, "processes": processes(workdir)}
+                       "tf_legacy_eval_s": legacy["eval_s"], **provenance(workdir, args)}
             if timing(row, seed, args) == "bisect":
                 summary |= bisect_time_to_pass(workdir, summary, config, lambda step: (
                     evaluate_once(workdir / "bisection" / f"step_{step}_clean.json",
@@ -397,7 +401,7 @@ def _empty_cells(published: Any, text: str, seeds: str = "") -> str:
     return "".join(f" {cell} |" if cell != "" else " |" for cell in cells)
 
 
-def _floor_lines(results: Path, fid: str, kid: str) -> dict[str, list[str]]:
+def _floor_lines(results: Path, fid: str, kid: str) -> dict[str, str]:
     """The real-data floors' rows, by fit: "" for the images as they are, then each fitted
     resolution (e.g. "pad to 32x32")."""
     floors: dict[str, dict[str, dict[str, float]]] = {}
@@ -411,8 +415,8 @@ def _floor_lines(results: Path, fid: str, kid: str) -> dict[str, list[str]]:
             f"{measured[resize][name] * scale:.2f}" if resize in measured else "not measured")
         numbers = (f"{cell('tf_legacy', fid)} | {cell('clean', fid)} "
                    f"| {cell('tf_legacy', kid, 1e3)} | {cell('clean', kid, 1e3)} | | | |")
-        lines[fit] = [f"| real data (10k train vs test, {fit}) | {numbers}" if fit else
-                      f"| real data (10k train vs test) | 3.13 clean | {numbers}"]
+        lines[fit] = (f"| real data (10k train vs test, {fit}) | {numbers}" if fit else
+                      f"| real data (10k train vs test) | 3.13 clean | {numbers}")
     return lines
 
 
@@ -458,11 +462,12 @@ def report(args: argparse.Namespace) -> str:
     floors = _floor_lines(args.results, fid, kid)
     paper_rows = [*PUBLISHED, *sorted({s["row"] for s in summaries} & set(LOSS_OF))]
     other_rows = sorted({s["row"] for s in summaries} - set(paper_rows))
-    paper = [*_table_head(fid, kid, pass_fid, published=True), *floors.get("", [])]
+    paper = [*_table_head(fid, kid, pass_fid, published=True),
+             *([floors[""]] if "" in floors else [])]
     for row in paper_rows:
         paper += _row_lines(row, PUBLISHED[LOSS_OF.get(row, row)], summaries)
     other = [*_table_head(fid, kid, pass_fid, published=False),
-             *(line for fit, lines in sorted(floors.items()) if fit for line in lines)]
+             *(line for fit, line in sorted(floors.items()) if fit)]
     for row in other_rows:
         other += _row_lines(row, None, summaries)
     for row in [*paper_rows, *other_rows]:  # the first finished seed's grid, where at hand

@@ -1,5 +1,7 @@
 """Checkpoints: round trip, keep-last-N, exact resume, and never saving a diverged state."""
 
+import logging
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -10,7 +12,7 @@ from gan_jax import config as config_lib
 from gan_jax.checkpoint import Checkpointer
 from gan_jax.config import with_overrides
 from gan_jax.errors import UserError
-from gan_jax import loop
+from gan_jax import loop, sharding
 from gan_jax.batching import steps_for_kimg
 from gan_jax.loop import TrainingDiverged, train
 from gan_jax.metric_writers import read_metrics
@@ -38,6 +40,22 @@ def test_round_trip_and_keep_last_n(tmp_path):
     restored = Checkpointer(tmp_path).restore_latest(like=state)
     assert int(restored.step) == 3
     assert jax.tree.structure(restored) == jax.tree.structure(state)
+    chex.assert_trees_all_equal(jax.device_get(restored.replace(step=state.step)),
+                                jax.device_get(state), strict=True)
+
+
+def test_a_state_replicated_over_8_cpu_devices_saves_without_compiling(tmp_path, caplog):
+    """Orbax's replica-parallel writes would slice every array once per device, each slice an
+    XLA program compiled per shape and device (88 for a small GAN, ~0.5 s each on the CPU)."""
+    state = init_state(build_gan(tiny_config()), jax.random.key(0))
+    replicated = sharding.replicate(state, sharding.make_mesh())
+    assert len(replicated.g_params["Dense_0"]["kernel"].sharding.device_set) == 8
+    checkpointer = Checkpointer(tmp_path)
+    with jax.log_compiles(), caplog.at_level(logging.WARNING):
+        checkpointer.save(replicated.replace(step=np.int32(1)))
+        checkpointer.wait()
+    assert [r.getMessage() for r in caplog.records if "Compiling" in r.getMessage()] == []
+    restored = Checkpointer(tmp_path).restore_latest(like=replicated)
     chex.assert_trees_all_equal(jax.device_get(restored.replace(step=state.step)),
                                 jax.device_get(state), strict=True)
 

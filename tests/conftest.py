@@ -19,8 +19,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=8").strip()
+# The suite's programs are tiny networks run for a step or two, so compiling them is most of its
+# time, and LLVM's optimisation passes most of compiling: without them (level 0) the default
+# suite takes about 30% less time on 2 cores, while every comparison in it is between programs
+# compiled alike or against a float64 reference with a tolerance. A level in XLA_FLAGS is kept.
+_flags = os.environ.get("XLA_FLAGS", "")
+if "--xla_backend_optimization_level" not in _flags:
+    _flags += " --xla_backend_optimization_level=0"
+os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402

@@ -13,9 +13,9 @@ holds more images than the largest metric needs, a seeded random subset is used.
 be any of the same; dataset splits are cached with their protocol. `--resolution R` (with
 `--fit resize|pad|center_crop`) brings both sets to RxR first, as a run's data.fit brings its
 data, e.g. for the real-data floor of a model trained on zero-padded images. The result is
-printed as one JSON line (and appended to `--output` when given). With `--run`, the features are
-kept in the run directory as they come: the same command after a stop (Ctrl-C, a killed job)
-resumes the evaluation where it was.
+printed as one JSON line (and appended to `--output` when given). Features are kept as they come
+(a run's in the run directory, an image set's in the cache's evaluation_progress/ folder): the
+same command after a stop (Ctrl-C, a killed job) resumes the evaluation where it was.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     from gan_jax.metrics.evaluators import PRDC_NEAREST_K, compute_metrics
     from gan_jax.metrics.images import load_images
     from gan_jax.metrics.reference import WEIGHTS_NAME, select_subset
+    from gan_jax.metrics.resumable import image_features
 
     if args.step is not None and args.run is None:
         raise UserError("--step chooses a checkpoint of --run; it means nothing with --images")
@@ -146,9 +147,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         if len(images) < count:
             raise UserError(f"{args.images} holds {len(images)} images but {args.metrics} needs "
                             f"{count}; ask for fewer (e.g. fid{len(images)}) or add images")
-        fake = extractor.features(select_subset(images, count, config.seed)
-                                  if len(images) > count else images,
-                                  config.resize, config.batch_size)
+        fake = image_features(extractor, select_subset(images, count, config.seed)
+                              if len(images) > count else images,
+                              config.resize, config.batch_size)
         source = args.images
     real = ev.real_set(reference, real_images, extractor, config, specs)
     results = compute_metrics(specs, fake, real, seed=config.seed)

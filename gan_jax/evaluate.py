@@ -24,8 +24,8 @@ from gan_jax.metrics.evaluators import (MetricSpec, RealSet, check_counts, compu
                                         real_set_from_features)
 from gan_jax.metrics.features import FeatureExtractor
 from gan_jax.metrics.images import is_dataset_spec, load_images
-from gan_jax.metrics.inception import FEATURE_DIM
-from gan_jax.metrics.resumable import FeatureChunks, evaluation_key
+from gan_jax.metrics.resumable import (FeatureChunks, evaluation_key, image_features,
+                                      resumed_features)
 from gan_jax.sampling import balanced_labels, for_sampling, generate_uint8, sample_latents
 from gan_jax.train import Gan, TrainState, build_gan, init_state
 
@@ -77,7 +77,8 @@ def real_set(reference: str, images: np.ndarray, extractor: FeatureExtractor,
     if is_dataset_spec(reference):
         return real_set_from_dataset(reference, images, extractor, config.resize, specs,
                                      config.batch_size)
-    return real_set_from_features(extractor.features(images, config.resize, config.batch_size),
+    return real_set_from_features(image_features(extractor, images, config.resize,
+                                                 config.batch_size),
                                   reference)
 
 
@@ -104,7 +105,6 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
             settings["generator"] = config.generator
         key = evaluation_key(state, {**settings, "count": count, "batch": batch})
         saved = FeatureChunks(progress_dir, key, batch, count)
-    done = saved.load() if saved else np.empty((0, FEATURE_DIM), np.float32)
     state = for_sampling(gan, state, config)  # standing statistics once, not per batch
     batches = -(-count // batch)
     latents = sample_latents(jax.random.key(config.seed), batches * batch, gan.latent_dim,
@@ -114,18 +114,13 @@ def generated_features(gan: Gan, state: TrainState, count: int, extractor: Featu
 
     generate = jax.jit(functools.partial(generate_uint8, gan))
     # Images stay on the device between the generator and the Inception network.
-    stream = ((generate(state, latents[i:i + batch],
-                              None if labels is None else labels[i:i + batch]),
-               min(batch, count - i))
-              for i in range(len(done), batches * batch, batch))
-    features = extractor.iter_features(stream, count - len(done), config.resize)
-    if saved is not None:
-        features = saved.saving(features, start=len(done))
-    result = np.concatenate([done, *features])
-    assert result.shape == (count, FEATURE_DIM), (result.shape, count)
-    if saved is not None:
-        saved.clear()
-    return result
+    def batches_from(start: int):
+        return ((generate(state, latents[i:i + batch],
+                          None if labels is None else labels[i:i + batch]),
+                 min(batch, count - i))
+                for i in range(start, batches * batch, batch))
+
+    return resumed_features(extractor, batches_from, count, config.resize, saved)
 
 
 class GeneratorEvaluator:

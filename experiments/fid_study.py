@@ -497,6 +497,7 @@ def report(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    git_commit()  # now, so that results written hours later name the code that ran
     return run_command(args.command, {"floor": lambda: floor(args), "run": lambda: run(args),
                                       "report": lambda: report(args)})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -39,8 +40,12 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+@functools.cache
 def git_commit() -> str | None:
-    """The code's git commit (with "+changes" when the tree differs), or None outside git."""
+    """The code's git commit (with "+changes" when the tree differs), or None outside git.
+
+    Read once per process, at the first call: a result written hours later, after the tree has
+    moved on, still names the code that made it (long commands call this when they start)."""
     here = Path(__file__).parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,

@@ -73,13 +73,14 @@ def remove_unfinished_checkpoints(directory: Path) -> list[Path]:
 def _whole_arrays_on_cpu() -> None:
     """On the CPU backend, each replicated array is written whole by its first device.
 
-    Orbax's default (replica-parallel writes, off on GPU already) hands each replica a slice of
-    every replicated array, an eager XLA slice compiled per array shape and per device: at a CPU
-    run's first save over 8 devices, 88 compilations of about half a second for a small GAN's
-    state. CPU devices share one host memory, so the slices save no copying. The handler is
-    orbax's global one for jax.Array (StandardCheckpointHandler takes no registry), built as
-    orbax builds its default but for the replica-parallel option: the files are the same, and
-    checkpoints written either way read either way."""
+    Orbax's default (replica-parallel writes; off only where JAX_PLATFORMS names gpu or cuda)
+    hands each replica a slice of every replicated array, an eager XLA slice compiled per array
+    shape and per device: at a CPU run's first save over 8 devices, 88 compilations of about
+    half a second for a small GAN's state. CPU devices share one host memory, so the slices save
+    no copying (several CPU processes now leave the writing to the first). This replaces
+    orbax's process-wide handler for jax.Array (StandardCheckpointHandler takes no registry)
+    with one built as orbax builds its default but for that option: the same arrays, stored in
+    one chunk instead of one per replica; checkpoints written either way read either way."""
     if jax.default_backend() == "cpu":
         ocp.type_handlers.register_type_handler(
             jax.Array, ocp.type_handlers.ArrayHandler(

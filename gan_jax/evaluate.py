@@ -3,8 +3,8 @@
 Shared by the training loop (`eval.metrics` every `eval.every_kimg`) and the evaluation CLI
 (`python -m experiments.evaluate --run DIR`). The evaluated latents come from `eval.seed` and
 are the same at every evaluation, so successive numbers of one run differ by the model only.
-Both keep an evaluation's features as they come in the run's `PROGRESS_FOLDER`, so one that is
-stopped part-way resumes there.
+Both keep an evaluation's generated features as they come in the run's `PROGRESS_FOLDER`, so
+one that is stopped part-way resumes there (an image set's: `resumable.image_features`).
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def reference_images(reference: str, data: DataConfig | None = None,
 def real_set(reference: str, images: np.ndarray, extractor: FeatureExtractor,
              config: EvalConfig, specs: list[MetricSpec]) -> RealSet:
     """The real side: a dataset split (statistics cached per protocol), or a folder / .npz of
-    images (features computed here, not cached: files can change under the same name)."""
+    images (features computed here, not cached, since files can change under the same name;
+    resumable while they are computed, keyed by the images' bytes)."""
     if is_dataset_spec(reference):
         return real_set_from_dataset(reference, images, extractor, config.resize, specs,
                                      config.batch_size)

@@ -22,7 +22,10 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 # The suite's programs are tiny networks run for a step or two, so compiling them is most of its
 # time, and LLVM's optimisation passes most of compiling: without them (level 0) the default
 # suite takes about 30% less time on 2 cores, while every comparison in it is between programs
-# compiled alike or against a float64 reference with a tolerance. A level in XLA_FLAGS is kept.
+# compiled alike or against a reference with a tolerance. So the FID network's parity with the
+# reference network is checked here as compiled at level 0; `python -m
+# experiments.benchmarks.inception_parity` checks it as users compile it, and
+# XLA_FLAGS=--xla_backend_optimization_level=3 runs the suite at XLA's default level.
 _flags = os.environ.get("XLA_FLAGS", "")
 if "--xla_backend_optimization_level" not in _flags:
     _flags += " --xla_backend_optimization_level=0"

@@ -146,7 +146,7 @@ def test_resolution_fits_both_sets_as_a_run_fits_its_data(capsys, image_files, t
     fitted = _run(capsys, ["--images", str(tmp_path / "a.npz"), "--reference",
                            str(tmp_path / "b.npz"), "--metrics", "fid8,kid8",
                            "--resolution", "32", "--fit", "pad"])
-    assert {shape[1:] for shape in extractor.shapes} == {(32, 32, 1)}  # both sets
+    assert extractor.shapes == [(8, 32, 32, 1), (8, 32, 32, 1)]  # both sets, one batch each
     assert fitted["protocol"]["fit"] == "pad to 32x32"
     padded = _run(capsys, ["--images", str(tmp_path / "a32.npz"), "--reference",
                            str(tmp_path / "b32.npz"), "--metrics", "fid8,kid8"])

@@ -103,7 +103,8 @@ def reference_features(source: str, images: np.ndarray, extractor: FeatureExtrac
     """Inception features of a reference's images, cached per protocol.
 
     A cached file is used whenever it exists; `cache=False` only skips writing one (FID alone
-    needs just the stats, and 60k features are 0.5 GB).
+    needs just the stats, and 60k features are 0.5 GB). Either way the features are kept in
+    chunks while they are computed, so a stopped one resumes (`resumable.image_features`).
     """
     protocol = reference_protocol(source, images, extractor, resize)
     path = _cache_path(protocol, "features")

@@ -11,7 +11,8 @@ image) until the run directory goes.
 
 `image_features` does the same for a set of images (a reference, `--images`, the real-data
 floor), keyed by the images' bytes and the network's settings, in the cache's
-`evaluation_progress/` folder.
+`evaluation_progress/` folder; the folders of image sets never resumed stay there until the
+cache is cleared.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def evaluation_key(state: Any, settings: dict[str, Any]) -> str:
             leaf = jax.random.key_data(leaf)
         leaf = np.asarray(leaf)
         digest.update(f"{leaf.dtype}{leaf.shape}".encode())
-        digest.update(np.ascontiguousarray(leaf).tobytes())
+        # The bytes as a view, not a copy (a large image set); bfloat16 has no buffer format.
+        digest.update(memoryview(np.ascontiguousarray(leaf).reshape(-1).view(np.uint8)))
     return digest.hexdigest()[:20]
 
 

@@ -17,7 +17,8 @@ KID beside both. Each row has one recipe, not the paper's best of 100 configurat
 protocols; `--floor-resolution 32` measures it for the rows whose models see the images zero-
 padded to 32x32 (ProGAN's and BigGAN's Fashion-MNIST recipes), a floor of its own. Its
 overrides say where the data is and how the FID network is stored (`data.dir=...`,
-`eval.storage=float16`, ...; FLOOR_OVERRIDES); an override about training is refused.
+`eval.storage=float16`, ...; FLOOR_OVERRIDES); an override about training is refused. A floor
+of another network setting than float32 has its own file and row (`..._storage-float16`).
 
 `run` trains every row x seed into `--out/ROW/seed_S`, evaluating fid10k and kid10k (clean) at
 the end, and also every `--eval-every-kimg` for the `--curve-rows` (the time-to-result rows;
@@ -258,6 +259,7 @@ def floor(args: argparse.Namespace) -> None:
         raise UserError(f"--floor-fit {args.floor_fit} says how to reach --floor-resolution; "
                         "give --floor-resolution too (e.g. --floor-resolution 32)")
     evaluation_flags = _floor_flags(args.overrides)
+    suffix += _floor_network_suffix(args.overrides)
     for resize in RESIZES:
         result = evaluate_once(args.out / f"floor_{resize}{suffix}.json", [
             *_evaluate_argv(args, resize, "--images", REAL_TRAIN, "--reference", REAL_TEST),
@@ -278,6 +280,26 @@ def _floor_flags(overrides: list[str]) -> list[str]:
                             f"{', '.join(FLOOR_OVERRIDES)}")
         flags += [FLOOR_OVERRIDES[key], value]
     return flags
+
+
+# The FID network's settings (eval.<name>, and the name in an evaluation's protocol) whose other
+# values change a floor's numbers (float16 weights, as GPU hosts store them, move it by ~0.06%):
+# its file and its row name them, so that floors of two machines can share a results folder.
+FLOOR_NETWORK_DEFAULTS = {"storage": "float32", "compute": "float32"}
+
+
+def _floor_network_suffix(overrides: list[str]) -> str:
+    """"" for the default network, else e.g. "_storage-float16"."""
+    given = dict(config_lib.parse_override(text) for text in overrides)
+    return "".join(f"_{name}-{given[f'eval.{name}']}" for name, default
+                   in FLOOR_NETWORK_DEFAULTS.items()
+                   if given.get(f"eval.{name}", default) != default)
+
+
+def _network_label(protocol: dict[str, Any]) -> str:
+    """"" for the default network, else e.g. "storage float16", from an evaluation's protocol."""
+    return ", ".join(f"{name} {protocol[name]}" for name, default
+                     in FLOOR_NETWORK_DEFAULTS.items() if protocol.get(name, default) != default)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -402,21 +424,24 @@ def _empty_cells(published: Any, text: str, seeds: str = "") -> str:
 
 
 def _floor_lines(results: Path, fid: str, kid: str) -> dict[str, str]:
-    """The real-data floors' rows, by fit: "" for the images as they are, then each fitted
-    resolution (e.g. "pad to 32x32")."""
+    """The real-data floors' rows, by what sets them apart: "" for the images as they are with
+    the default network, else the fit (e.g. "pad to 32x32") and the network's other settings
+    (e.g. "storage float16")."""
     floors: dict[str, dict[str, dict[str, float]]] = {}
     for path in sorted(results.glob("floor_*.json")):
         result = json.loads(path.read_text())
         protocol = result["protocol"]
-        floors.setdefault(protocol.get("fit", ""), {})[protocol["resize"]] = result["metrics"]
+        label = ", ".join(part for part in (protocol.get("fit", ""), _network_label(protocol))
+                          if part)
+        floors.setdefault(label, {})[protocol["resize"]] = result["metrics"]
     lines = {}
-    for fit, measured in sorted(floors.items()):
+    for label, measured in sorted(floors.items()):
         cell = lambda resize, name, scale=1: (  # noqa: E731
             f"{measured[resize][name] * scale:.2f}" if resize in measured else "not measured")
         numbers = (f"{cell('tf_legacy', fid)} | {cell('clean', fid)} "
                    f"| {cell('tf_legacy', kid, 1e3)} | {cell('clean', kid, 1e3)} | | | |")
-        lines[fit] = (f"| real data (10k train vs test, {fit}) | {numbers}" if fit else
-                      f"| real data (10k train vs test) | 3.13 clean | {numbers}")
+        lines[label] = (f"| real data (10k train vs test, {label}) | {numbers}" if label else
+                        f"| real data (10k train vs test) | 3.13 clean | {numbers}")
     return lines
 
 
@@ -467,7 +492,7 @@ def report(args: argparse.Namespace) -> str:
     for row in paper_rows:
         paper += _row_lines(row, PUBLISHED[LOSS_OF.get(row, row)], summaries)
     other = [*_table_head(fid, kid, pass_fid, published=False),
-             *(line for fit, line in sorted(floors.items()) if fit)]
+             *(line for label, line in sorted(floors.items()) if label)]
     for row in other_rows:
         other += _row_lines(row, None, summaries)
     for row in [*paper_rows, *other_rows]:  # the first finished seed's grid, where at hand

@@ -237,16 +237,19 @@ def test_report_keeps_the_rows_of_run_directories_that_are_gone(tmp_path):
 
 def test_floors_as_they_are_and_padded_are_measured_and_reported_apart(tmp_path, monkeypatch):
     """`floor --floor-resolution 32` evaluates both splits padded to 32 (evaluate's --resolution,
-    tested there) into files of their own; the report gives each fit its row."""
+    tested there) into files of their own; the report gives each fit its row, and a floor of
+    float16 weights (a GPU host's) a file and row apart from the float32 one."""
     out, results = tmp_path / "runs", tmp_path / "results"
     calls = []
 
     def evaluate_once(path, argv):
         fit = "pad to 32x32" if "--resolution" in argv else None
         resize = argv[argv.index("--resize") + 1]
-        result = {"metrics": {"fid10k": 3.0 + (fit is not None) + (resize == "clean"),
-                              "kid10k": 1e-5},
-                  "protocol": {"resize": resize, **({"fit": fit} if fit else {})}}
+        storage = argv[argv.index("--storage") + 1] if "--storage" in argv else "float32"
+        result = {"metrics": {"fid10k": 3.0 + (fit is not None) + (resize == "clean")
+                              + (storage == "float16") / 100, "kid10k": 1e-5},
+                  "protocol": {"resize": resize, "storage": storage, "compute": "float32",
+                               **({"fit": fit} if fit else {})}}
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result))
         calls.append((path.name, argv))
@@ -255,8 +258,13 @@ def test_floors_as_they_are_and_padded_are_measured_and_reported_apart(tmp_path,
     monkeypatch.setattr(fid_study, "evaluate_once", evaluate_once)
     assert fid_study.main(["floor", "--out", str(out)]) == 0
     assert fid_study.main(["floor", "--out", str(out), "--floor-resolution", "32"]) == 0
-    assert [name for name, _ in calls] == ["floor_tf_legacy.json", "floor_clean.json",
-                                           "floor_tf_legacy_pad32.json", "floor_clean_pad32.json"]
+    assert fid_study.main(["floor", "--out", str(out), "--floor-resolution", "32",
+                           "eval.storage=float16"]) == 0
+    assert [name for name, _ in calls] == [
+        "floor_tf_legacy.json", "floor_clean.json", "floor_tf_legacy_pad32.json",
+        "floor_clean_pad32.json", "floor_tf_legacy_pad32_storage-float16.json",
+        "floor_clean_pad32_storage-float16.json"]
+    calls = calls[:4]
     assert all(argv[-4:] == ["--resolution", "32", "--fit", "pad"] for _, argv in calls[2:])
     assert not any("--resolution" in argv for _, argv in calls[:2])
     (out / "ns_gan" / "seed_0").mkdir(parents=True)
@@ -266,6 +274,8 @@ def test_floors_as_they_are_and_padded_are_measured_and_reported_apart(tmp_path,
     assert "| real data (10k train vs test) | 3.13 clean | 3.00 | 4.00 | 0.01 | 0.01 |" in table
     paper, other = table.split("Other recipes")
     assert "| real data (10k train vs test, pad to 32x32) | 4.00 | 5.00 |" in other
+    assert ("| real data (10k train vs test, pad to 32x32, storage float16) | 4.01 | 5.01 |"
+            in other)
     assert "pad to 32x32" not in paper and "| ns_gan | 26.5 | 19.50 |" in paper
 
 

@@ -51,6 +51,8 @@ def test_a_state_replicated_over_8_cpu_devices_saves_without_compiling(tmp_path,
     replicated = sharding.replicate(state, sharding.make_mesh())
     assert len(replicated.g_params["Dense_0"]["kernel"].sharding.device_set) == 8
     checkpointer = Checkpointer(tmp_path)
+    # Slices an earlier test in this process compiled would be reused silently, not logged.
+    jax.clear_caches()
     with jax.log_compiles(), caplog.at_level(logging.WARNING):
         checkpointer.save(replicated.replace(step=np.int32(1)))
         checkpointer.wait()

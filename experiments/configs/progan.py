@@ -13,14 +13,15 @@ Variants:
   fashion_mnist (default)  Fashion-MNIST zero-padded to 32x32, 4 -> 8 -> 16 -> 32, within the
                  "Are GANs Created Equal?" budget of 1200 kimg: nf = min(256 / 2^r, 64)
                  channels (64, 64, 32, 16 at 4, 8, 16, 32), z of 64 (the official latent
-                 size is nf(0)), 100 kimg per stage, 500 stable at 32x32, batch 64, an EMA of G
-                 with a 10 kimg half-life; fid10k at the end. Sized for 2 CPU cores: 84-87 real
-                 images/s at 32x32 with nothing else running (cpu_speed.md), so about 3
-                 hours on 2 cores; not measured yet.
-  fashion_mnist_360kimg  the same networks on a schedule that trains in about 1.5 hours on
-                 one CPU core: 40 kimg per stage (stable and fading), so 32x32 fades in from
-                 200 to 240 kimg and trains stable to 360; the measured Fashion-MNIST row
-                 (experiments/results/fid_fashion_mnist.md).
+                 size is nf(0)), 100 kimg per stage, 600 stable at 32x32, batch 64, an EMA of G
+                 with a 10 kimg half-life; fid10k at the end. About 3 hours of training on
+                 a 2-core CPU, whether on one core or two: 74-77 real images/s at 32x32 on
+                 one (the 360-kimg run's log), 84-87 on two (cpu_speed.md); not measured.
+  fashion_mnist_360kimg  the same networks on a schedule one CPU core trains in 48 minutes:
+                 40 kimg per stage (stable and fading), so 32x32 fades in from 200 to 240
+                 kimg and trains stable to 360. Measured: clean fid10k 105.5 (the floor at
+                 32x32: 2.90), far behind the DCGAN recipes (experiments/results/
+                 fid_fashion_mnist.md).
   celeba         CelebA (tensorflow-datasets `celeb_a`) as the official dataset tool cuts it:
                  the 128x128 square centred on (121, 89), no resize; 4 -> ... -> 128 with the
                  paper's networks (fmap_base 8192, fmap_max 512, z 512) and its runs' settings

@@ -288,18 +288,22 @@ def _floor_flags(overrides: list[str]) -> list[str]:
 FLOOR_NETWORK_DEFAULTS = {"storage": "float32", "compute": "float32"}
 
 
+def _non_default_network(settings: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The (name, value) of each FLOOR_NETWORK_DEFAULTS setting `settings` gives otherwise."""
+    return [(name, settings[name]) for name, default in FLOOR_NETWORK_DEFAULTS.items()
+            if settings.get(name, default) != default]
+
+
 def _floor_network_suffix(overrides: list[str]) -> str:
     """"" for the default network, else e.g. "_storage-float16"."""
-    given = dict(config_lib.parse_override(text) for text in overrides)
-    return "".join(f"_{name}-{given[f'eval.{name}']}" for name, default
-                   in FLOOR_NETWORK_DEFAULTS.items()
-                   if given.get(f"eval.{name}", default) != default)
+    given = {key.removeprefix("eval."): value
+             for key, value in map(config_lib.parse_override, overrides)}
+    return "".join(f"_{name}-{value}" for name, value in _non_default_network(given))
 
 
 def _network_label(protocol: dict[str, Any]) -> str:
     """"" for the default network, else e.g. "storage float16", from an evaluation's protocol."""
-    return ", ".join(f"{name} {protocol[name]}" for name, default
-                     in FLOOR_NETWORK_DEFAULTS.items() if protocol.get(name, default) != default)
+    return ", ".join(f"{name} {value}" for name, value in _non_default_network(protocol))
 
 
 def run(args: argparse.Namespace) -> int:

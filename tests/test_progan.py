@@ -14,7 +14,6 @@ from PIL import Image
 from experiments import sample as sample_cli
 from experiments.configs import progan as progan_recipes
 from gan_jax import batching, data, sharding
-from gan_jax.batching import images_before
 from gan_jax.checkpoint import Checkpointer, ocp_layout
 from gan_jax.config import Config, ProGANSettings, with_overrides
 from gan_jax.errors import UserError
@@ -238,7 +237,8 @@ def test_every_recipe_builds_and_the_v2_preset_sizes_its_batches_per_resolution(
     clock = run_batching(config)
     # A recipe ends at its final resolution, faded in: a schedule too long for its images
     # would end (and be evaluated) on a smaller network.
-    last = schedule_values(config.model, images_before(clock, total_steps(config) - 1), np)
+    last = schedule_values(config.model, batching.images_before(clock, total_steps(config) - 1),
+                           np)
     assert (int(last["resolution"]), float(last["alpha"])) == (config.model.resolution, 1.0)
     if variant == "celeba_v2":  # 128 to the end of 16x16's stable stage, then 64, 32, 16
         assert [stage.per_step for stage in clock] == [128, 64, 32, 16]

@@ -23,7 +23,6 @@ def test_usable_cores_counts_the_cores_the_process_is_pinned_to():
     assert pinned.stdout.strip() == "1"
 
 
-
 def test_the_commit_is_the_one_the_process_started_with(monkeypatch):
     """A study's result written after the tree moved on names the code that made it."""
     heads = iter(["a" * 40, "b" * 40])

@@ -24,6 +24,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gan_jax.errors import UserError
 from gan_jax.models import initializers
 from gan_jax.models.convolution import Conv
 
@@ -214,8 +215,12 @@ class SelfAttention(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         n, height, width, channels = x.shape
         if channels % 8 or height % 2 or width % 2:
-            raise ValueError(f"self-attention needs channels divisible by 8 and an even side, "
-                             f"got a {height}x{width}x{channels} feature map")
+            # Reached from a config (model.attention_resolution on a map the architecture's
+            # widths or sides cannot pool and split), so a user error, not a traceback.
+            raise UserError(f"self-attention needs channels divisible by 8 and an even side, "
+                            f"but the map at model.attention_resolution is {height}x{width}x"
+                            f"{channels}; pick another model.attention_resolution (0: none) "
+                            "or widths (model.g_width, model.d_width) that are multiples of 8")
 
         def project(inputs, features, name):  # a 1x1 convolution: Dense on the channel axis
             return maybe_spectral(nn.Dense(features, use_bias=False, kernel_init=self.kernel_init,

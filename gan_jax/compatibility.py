@@ -3,8 +3,9 @@
 Each rule names both choices and says what to change, and they all run in `build_gan`, before
 anything is compiled or written, so a contradictory config never starts a run. A setting on its
 own (a bound, a choice) is checked from its field's declaration (gan_jax.config); a section's
-own rules are its component's (gan_jax.augment, gan_jax.terms for reg, the optimizer's here,
-gan_jax.models.check_model_config for the model), called first.
+own rules are its component's (gan_jax.augment, gan_jax.terms for reg, the optimizer's here),
+called first; the model section's (gan_jax.models.check_model_config, each architecture's
+checks) run when `build_gan` builds the networks, right after these.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ from gan_jax.config import Config, OptimConfig, check_all_bounds, refuse_without
 from gan_jax.errors import UserError
 from gan_jax.losses import BCE_LOSSES
 from gan_jax.penalties import PENALTIES
-
-# Penalties whose sum-of-logits input gradient is each sample's own gradient only when D treats
-# samples independently, which BatchNorm in training mode does not.
-_PER_SAMPLE_PENALTIES = PENALTIES
 
 
 def check_config(config: Config) -> None:
@@ -41,7 +38,9 @@ def check_config(config: Config) -> None:
     refuse_without("reg.class_weight", r.class_weight != 1.0 and m.conditioning != "acgan",
                    "model.conditioning=acgan (the classifier it weights)")
     norm = models.effective_d_norm(config.model)
-    if r.penalty in _PER_SAMPLE_PENALTIES and norm == "batch":
+    # Every penalty takes the input gradient of the sum of D's logits, which is each sample's
+    # own gradient only when D treats samples independently: BatchNorm in training mode does not.
+    if r.penalty in PENALTIES and norm == "batch":
         raise UserError(f"reg.penalty='{r.penalty}' needs per-sample critic gradients, but "
                         f"model.d_norm='{m.d_norm}' gives model.arch='{m.arch}' BatchNorm in D; "
                         "set model.d_norm=layer (WGAN-GP) or model.d_norm=none")

@@ -25,7 +25,7 @@ import optax
 
 from gan_jax import augment, penalties
 from gan_jax.batching import images_before
-from gan_jax.config import Config, RegConfig
+from gan_jax.config import Config, RegConfig, refuse_without
 from gan_jax.errors import UserError
 from gan_jax.models import DiscriminatorOutput, run_batching
 
@@ -230,10 +230,11 @@ def g_adversarial(view: View) -> tuple[jax.Array, Aux]:
 
 def top_k_count(config: Config, images_seen: jax.Array, batch: int) -> jax.Array:
     """Sinha et al.'s k after `images_seen` real images (an integer array), for `batch` fakes:
-    the batch times top_k_decay per epoch, at least top_k_min of it (rounded down, at least
-    1)."""
+    the batch times top_k_decay per completed epoch, at least top_k_min of it (rounded down,
+    at least 1). k changes at each epoch's end, as in the authors' code and StudioGAN's
+    (`adjust_k` once per epoch), not within one: otherwise k would be batch - 1 from step 1."""
     r = config.reg
-    epochs = images_seen.astype(jnp.float32) / (1000.0 * r.top_k_epoch_kimg)
+    epochs = jnp.floor(images_seen.astype(jnp.float32) / (1000.0 * r.top_k_epoch_kimg))
     fraction = jnp.maximum(r.top_k_decay ** epochs, r.top_k_min)
     return jnp.maximum(jnp.floor(fraction * batch), 1.0)
 
@@ -356,11 +357,18 @@ def g_orthogonal(view: View) -> tuple[jax.Array, Aux]:
 
 
 def check_reg_config(r: RegConfig) -> None:
-    """The reg section's own rules: one critic constraint, a lazy interval only for a penalty."""
+    """The reg section's own rules: one critic constraint, a lazy interval only for a penalty,
+    a term's settings only with the term."""
     if r.clip is not None and r.penalty != "none":
         raise UserError(f"reg.clip={r.clip} and reg.penalty='{r.penalty}' both constrain the "
                         "critic (WGAN vs WGAN-GP); keep one: set reg.clip=None or "
                         "reg.penalty=none")
+    defaults = RegConfig()
+    refuse_without("reg.lecam_decay", r.lecam_decay != defaults.lecam_decay
+                   and not r.lecam_weight, "reg.lecam_weight (the LeCam term it averages for)")
+    for key in ("top_k_decay", "top_k_epoch_kimg"):
+        refuse_without(f"reg.{key}", getattr(r, key) != getattr(defaults, key)
+                       and r.top_k_min is None, "reg.top_k_min (top-k training)")
     if r.penalty_every > 1 and r.penalty == "none":
         raise UserError(f"reg.penalty_every={r.penalty_every} (lazy regularisation) needs a "
                         "penalty, but reg.penalty='none'; set reg.penalty or "

@@ -94,11 +94,11 @@ def _g_view(fake_logits, step, loss="non_saturating", **reg):
     ("hinge", lambda x: -x)])
 def test_top_k_takes_the_generator_loss_of_the_fakes_d_scores_highest(loss, per_sample):
     logits = np.random.default_rng(1).normal(size=16)
-    # 16 images per step, 0.16 kimg epochs: after 25 steps, 2.5 epochs, k = 16 * 0.5 ** 2.5.
+    # 16 images per step, 0.16 kimg epochs: after 25 steps, 2 complete epochs, k = 16 * 0.5 ** 2.
     view = _g_view(logits, 25, loss, top_k_min=0.1, top_k_decay=0.5, top_k_epoch_kimg=0.16)
     value, aux = terms.g_adversarial_top_k(view)
-    k = int(np.floor(16 * 0.5 ** 2.5))
-    assert int(aux["top_k"]) == k == 2
+    k = int(np.floor(16 * 0.5 ** 2))
+    assert int(aux["top_k"]) == k == 4
     best = np.sort(logits)[::-1][:k]
     np.testing.assert_allclose(float(value), np.mean(per_sample(best)), rtol=1e-5)
     # The gradient reaches the chosen fakes only.
@@ -108,9 +108,12 @@ def test_top_k_takes_the_generator_loss_of_the_fakes_d_scores_highest(loss, per_
     assert set(np.flatnonzero(np.asarray(grad))) <= set(np.argsort(logits)[::-1][:k])
 
 
-def test_top_k_starts_at_the_batch_and_stops_at_its_minimum():
+def test_top_k_starts_at_the_batch_decays_once_per_epoch_and_stops_at_its_minimum():
     config = tiny_config(reg__top_k_min=0.5, train__batch_size=16)
     assert int(terms.top_k_count(config, jnp.int32(0), 16)) == 16
+    # The whole first epoch (60 kimg by default) at the batch, then 0.99 of it.
+    assert int(terms.top_k_count(config, jnp.int32(59_999), 16)) == 16
+    assert int(terms.top_k_count(config, jnp.int32(60_000), 16)) == int(16 * 0.99) == 15
     assert int(terms.top_k_count(config, jnp.int32(64 * 10 ** 6), 16)) == 8
 
 

@@ -85,6 +85,9 @@ INCOMPATIBLE = [  # (overrides, words the message must contain)
     ({"reg.top_k_min": 0.5, "train.loss": "relativistic_pairing"},
      ["reg.top_k_min", "train.loss='relativistic_pairing'"]),
     ({"optim.decay_kimg": 100.0}, ["optim.decay_kimg", "optim.lr_decay=linear"]),
+    ({"reg.lecam_decay": 0.9}, ["reg.lecam_decay", "reg.lecam_weight"]),
+    ({"reg.top_k_decay": 0.9}, ["reg.top_k_decay", "reg.top_k_min"]),
+    ({"reg.top_k_epoch_kimg": 50.0}, ["reg.top_k_epoch_kimg", "reg.top_k_min"]),
     ({"reg.class_weight": 0.5}, ["reg.class_weight", "model.conditioning=acgan"]),
     ({"reg.penalty": "r1"}, ["reg.penalty='r1'", "model.d_norm"]),
     # InfoGAN's D has BatchNorm by default too (Lucic et al. drop it for penalised critics).

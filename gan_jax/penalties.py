@@ -12,8 +12,8 @@ cross-sample term, accepted as StyleGAN2 and ProGAN accept it for R1 and WGAN-GP
   dragan_penalty    DRAGAN (Kodali et al. 2017): the same, around perturbed real samples.
   r1_penalty        R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real samples; R2 on fakes
                     is the same function applied to fake samples. Callers scale it by gamma / 2.
-  "r1_r2"           both, gamma / 2 each (R3GAN, Huang et al. 2024): the caller passes the
-                    fakes' critic (their labels) to `r1_r2_penalty`.
+  "r1_r2"           both, gamma / 2 each (R3GAN, Huang et al. 2024): a conditional D's caller
+                    passes the fakes' critic (their labels) as `fake_critic`.
 
 `penalty(name, ...)` picks one by its config name (reg.penalty); the train step multiplies it by
 reg.penalty_weight and, with lazy regularisation, applies it every reg.penalty_every D updates.
@@ -90,16 +90,18 @@ def r1_r2_penalty(real_critic: Critic, fake_critic: Critic, real: jax.Array,
                               "fake_grad_norm": r2_aux["grad_norm"]}
 
 
-def penalty(name: str, critic: Critic, real: jax.Array, fake: jax.Array,
-            key: jax.Array) -> tuple[jax.Array, Aux]:
+def penalty(name: str, critic: Critic, real: jax.Array, fake: jax.Array, key: jax.Array,
+            fake_critic: Critic | None = None) -> tuple[jax.Array, Aux]:
     """The penalty `name`, to be multiplied by its weight; R1/R2 include their 1/2 factor, so
-    weight gamma gives gamma/2 E||grad D||^2 as in Mescheder et al. and StyleGAN2."""
+    weight gamma gives gamma/2 E||grad D||^2 as in Mescheder et al. and StyleGAN2.
+    `fake_critic` is D on the fakes' labels, for R1 + R2's fake side on a conditional D
+    (default: `critic`, right for an unconditional one)."""
     if name == "wgan_gp":
         return gradient_penalty(critic, real, fake, key)
     if name == "dragan":
         return dragan_penalty(critic, real, key)
     if name == "r1_r2":
-        return r1_r2_penalty(critic, critic, real, fake)
+        return r1_r2_penalty(critic, critic if fake_critic is None else fake_critic, real, fake)
     if name in ("r1", "r2"):
         value, aux = r1_penalty(critic, real if name == "r1" else jax.lax.stop_gradient(fake))
         return 0.5 * value, aux

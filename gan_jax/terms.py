@@ -190,20 +190,17 @@ def d_acgan_class(view: View) -> tuple[jax.Array, Aux]:
 
 def d_penalty(view: View) -> tuple[jax.Array, Aux]:
     """reg.penalty on the (augmented) critic at fixed parameters (gan_jax.penalties)."""
-    name = view.config.reg.penalty
+    name, inputs = view.config.reg.penalty, view.inputs
     # WGAN-GP/DRAGAN/R1 act on real samples (and, for interpolates, on the real labels); R2
-    # acts on fakes and their labels.
-    labels = view.inputs.fake_labels if name == "r2" else view.inputs.labels
-    penalty_key = jax.random.split(view.keys.penalty)[1]
-    if name == "r1_r2":  # each side on its own samples' labels
-        value, aux = penalties.r1_r2_penalty(
-            view.critic(view.inputs.labels), view.critic(view.inputs.fake_labels, 1),
-            view.inputs.real, view.inputs.fake)
-        return value, {"penalty": value, "penalty_grad_norm": aux["grad_norm"],
-                       "penalty_fake_grad_norm": aux["fake_grad_norm"]}
-    value, aux = penalties.penalty(name, view.critic(labels), view.inputs.real,
-                                   view.inputs.fake, penalty_key)
-    return value, {"penalty": value, "penalty_grad_norm": aux["grad_norm"]}
+    # acts on fakes and their labels; R1 + R2 each side on its own samples' labels.
+    critic = view.critic(inputs.fake_labels if name == "r2" else inputs.labels)
+    fake_critic = view.critic(inputs.fake_labels, 1) if name == "r1_r2" else None
+    value, aux = penalties.penalty(name, critic, inputs.real, inputs.fake,
+                                   jax.random.split(view.keys.penalty)[1], fake_critic)
+    metrics = {"penalty": value, "penalty_grad_norm": aux["grad_norm"]}
+    if "fake_grad_norm" in aux:
+        metrics["penalty_fake_grad_norm"] = aux["fake_grad_norm"]
+    return value, metrics
 
 
 def squared_distance(params: Any, averages: Any) -> jax.Array:

@@ -64,6 +64,10 @@ def test_r1_r2_is_half_the_sum_of_r1_on_reals_and_r2_on_fakes():
     expected_same = 0.5 * (r1 + np.mean(np.sum(np.asarray(FAKE, np.float64).reshape(6, -1) ** 2,
                                                 axis=1)))
     assert float(same) == pytest.approx(expected_same, rel=1e-5)
+    # A conditional D's fake side is its own critic (the fakes' labels), through `penalty` too.
+    paired, _ = penalty("r1_r2", quadratic_critic, REAL, FAKE, jax.random.key(0),
+                        fake_critic=linear_critic)
+    assert float(paired) == pytest.approx(0.5 * (r1 + r2), rel=1e-5)
 
 
 def test_dragan_perturbs_within_half_a_standard_deviation_and_penalises_there():

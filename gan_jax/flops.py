@@ -18,11 +18,15 @@ image, B the batch of one D update and n D updates per step (`train.n_critic`):
   the G update     D x B (forward on the fakes) + D x B (input gradients only)
                    + 2 x G x B (G's backward; its forward is shared with the last D update)
   step             n x (6B x D + B x G) + 2B x D + 2B x G
+Terms that run D on more batches add their passes: bCR's transformed reals and fakes 3B x D
+each per D update (forward + backward), and a relativistic loss's D forward on the real batch
+in the G update, B x D.
 A growing model (ProGAN) is counted at its final level, the full networks, with that level's
 batch (model.progan.batch_sizes may give it its own): the step the end of its training runs.
 The input gradient of D's first layer is counted in the D update although nothing needs it, as
 is conventional. Gradient penalties and DiffAugment add work this does not count; the benchmark
-cases have neither.
+cases have neither. Embedding lookups (gathers) count 0, and so does a projection head's
+inner product with the class embedding (C multiply-adds per image).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from gan_jax.models.layers import SelfAttention
 
 
 def layer_macs(module: nn.Module, inputs: Any, outputs: Any) -> int:
-    """Multiply-adds of one call of a Dense, Conv or ConvTranspose layer; 0 for anything else."""
+    """Multiply-adds of one call of a Dense, Conv, ConvTranspose or SelfAttention layer (its
+    two products; its projections are Dense layers of their own); 0 for anything else."""
     if isinstance(module, nn.Dense):
         return math.prod(inputs.shape[:-1]) * inputs.shape[-1] * module.features
     if isinstance(module, nn.ConvTranspose):
@@ -57,7 +62,7 @@ def layer_macs(module: nn.Module, inputs: Any, outputs: Any) -> int:
 
 
 def count_macs(fn: Callable[..., Any], *args: Any) -> int:
-    """Multiply-adds of every Dense/Conv/ConvTranspose call that `fn(*args)` makes, found by
+    """Multiply-adds of every layer call `layer_macs` counts that `fn(*args)` makes, found by
     tracing it abstractly (`jax.eval_shape`: no arithmetic runs and no memory is allocated;
     `args` may be `jax.ShapeDtypeStruct`s)."""
     total = 0
@@ -117,5 +122,8 @@ def train_step_flops(gan: Any) -> StepFlops:
     n = gan.config.train.n_critic
     b = run_batching(gan.config)[-1].per_step // n  # D's batch in the last stage of the clock
     g, d = network_flops(gan)
-    per_step = n * (6 * b * d + b * g) + 2 * b * d + 2 * b * g
+    r = gan.config.reg
+    extra_d_passes = sum(3 for weight in (r.consistency_real, r.consistency_fake) if weight)
+    per_step = (n * ((6 + extra_d_passes) * b * d + b * g) + 2 * b * d + 2 * b * g
+                + (b * d if gan.loss.g_sees_real else 0))
     return StepFlops(g, d, per_step, b * n)

@@ -65,7 +65,10 @@ def test_spectral_norm_adds_no_layer_calls():
     {"model__arch": "mlp", "model__g_width": 64, "model__d_width": 32},
     pytest.param({"model__arch": "resnet", "model__resolution": 32, "model__g_width": 16,
                   "model__d_width": 16}, marks=pytest.mark.slow),
-], ids=["dcgan", "mlp", "resnet"])
+    # D's extra passes: bCR's transformed batches, RpGAN's real batch in the G update.
+    {"reg__consistency_real": 10.0, "reg__consistency_fake": 10.0},
+    {"train__loss": "relativistic_pairing"},
+], ids=["dcgan", "mlp", "resnet", "bcr", "rpgan"])
 def test_step_count_is_close_to_xla(overrides):
     config = tiny_config(train__batch_size=8, **overrides)
     gan = build_gan(config)

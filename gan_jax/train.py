@@ -16,10 +16,13 @@ n_critic - 1 D updates run inside `lax.scan`. The generator runs forward once fo
 update, and the G update pulls the gradient back through that same forward pass with `jax.vjp`
 (PyTorch's `fake.detach()` idiom), so no work is repeated.
 
-Everything in the zoo is a choice on this one step (gan_jax.config): the loss, a gradient penalty
-(lazily every k D updates), WGAN weight clipping,
-class conditioning (projection or ACGAN), feature matching, one-sided label smoothing,
-historical averaging, DiffAugment with an ADA-adapted probability, and a generator EMA.
+Everything in the zoo is a choice on this one step (gan_jax.config): the loss (relativistic
+ones see D's real logits in G's update too), a gradient penalty (lazily every k D updates),
+WGAN weight clipping, ProGAN's drift term, class conditioning (projection or ACGAN), feature
+matching, one-sided label smoothing, historical averaging, LeCam and bCR regularisation of D,
+top-k generator training, BigGAN's orthogonal regularisation of G, DiffAugment with an
+ADA-adapted probability, and a generator EMA. A G term of G's parameters alone may be lazy
+too (`build_gan(config, terms=...)` with its interval): StyleGAN2's Greg.
 
 All randomness comes from `key`: the step folds in `state.step`, so passing the same base key
 every step gives fresh, reproducible randomness, and a resumed run draws exactly what an
@@ -104,8 +107,8 @@ def build_gan(config: Config, terms: tuple[Term, ...] | None = None) -> Gan:
     m = config.model
     phases = phases_for(terms_for(config) if terms is None else terms)
     return Gan(networks.generator, networks.discriminator,
-               make_optimizer(config.optim, config.optim.g_lr, _interval(phases, "g")),
-               make_optimizer(config.optim, config.optim.d_lr, _interval(phases, "d")),
+               make_optimizer(config.optim, config.optim.g_lr, lazy_every(phases, "g")),
+               make_optimizer(config.optim, config.optim.d_lr, lazy_every(phases, "d")),
                make_loss(config.train.loss, config.reg.label_smoothing), m.latent_dim,
                (m.resolution, m.resolution, m.channels),
                m.num_classes if m.conditioning != "none" else 0, config, phases)
@@ -130,13 +133,9 @@ def phases_for(terms: tuple[Term, ...]) -> tuple[Phase, ...]:
     return tuple(phases)
 
 
-def _interval(phases: tuple[Phase, ...], network: str) -> int:
-    return max(phase.every for phase in phases if phase.network == network)
-
-
-def lazy_every(gan: Gan, network: str) -> int:
+def lazy_every(phases: tuple[Phase, ...], network: str) -> int:
     """Updates of `network` ("d" or "g") per lazy update; 1 when it has no lazy phase."""
-    return _interval(gan.phases, network)
+    return max(phase.every for phase in phases if phase.network == network)
 
 
 def lazy_compensation(lazy_every: int) -> float:
@@ -377,8 +376,9 @@ def _apply_gradients(tx: optax.GradientTransformation, grads: Any, opt_state: An
 
 def discriminator_step(gan: Gan, state: TrainState, real: jax.Array, labels: jax.Array | None,
                        key: jax.Array, d_index: jax.Array) -> tuple[TrainState, Metrics]:
-    """One complete D update: fresh fakes from `key`, then `_d_update`. `d_index` counts D
-    updates over the run (it decides when a lazy penalty is due)."""
+    """One complete D update: fresh fakes from `key`, then D's main phase and, when due, its
+    lazy one. `d_index` counts D updates over the run (it decides when a lazy penalty is
+    due)."""
     keys = StepKeys.of(key)
     z = sample_latents(keys.z, real.shape[0], gan.latent_dim)
     fake_labels = fake_labels_for(gan, keys.fake_labels, labels, real.shape[0])
@@ -494,7 +494,7 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
                                           tuple[TrainState, Metrics]]:
     c = gan.config
     n_critic = c.train.n_critic
-    g_lazy, d_lazy = lazy_every(gan, "g"), lazy_every(gan, "d")
+    g_lazy, d_lazy = lazy_every(gan.phases, "g"), lazy_every(gan.phases, "d")
     clock = run_batching(c)
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array):

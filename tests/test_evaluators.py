@@ -5,6 +5,8 @@ test what is cached and when, which does not depend on the network.
 """
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -125,6 +127,40 @@ def test_reference_stats_are_computed_once_then_read_from_the_cache(tmp_path, mo
         select_subset(test_split, 500, seed=2))}
     assert all(p["source"] == "fashion_mnist:test" and p["images_shape"] == [500, 28, 28, 1]
                for p in stored)
+
+
+class SlowExtractor(PixelStatsExtractor):
+    """Signals when it starts computing, then takes its time: a second caller arrives while
+    the first is still at work."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = threading.Event()
+
+    def iter_features(self, batches, total, resize):
+        self.started.set()
+        time.sleep(1.0)
+        yield from super().iter_features(batches, total, resize)
+
+
+@requires_fashion_mnist
+def test_two_callers_of_one_reference_at_once_compute_it_once(tmp_path, monkeypatch, test_split,
+                                                               capfd):
+    monkeypatch.setenv("GAN_JAX_CACHE", str(tmp_path))
+    extractor, images = SlowExtractor(), test_split[:200]
+    results = {}
+
+    def call(name):
+        results[name] = reference_stats("fashion_mnist:test", images, extractor, "clean")
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    assert extractor.started.wait(timeout=60)
+    call("second")  # waits for the first's file, then reads it
+    first.join()
+    assert extractor.calls == 1
+    np.testing.assert_array_equal(results["first"].sigma, results["second"].sigma)
+    assert "waiting for another process computing the reference fashion_mnist:test" in (
+        capfd.readouterr().err)
 
 
 @requires_fashion_mnist

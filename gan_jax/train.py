@@ -49,8 +49,9 @@ from gan_jax.losses import AdversarialLoss, make_loss
 from gan_jax.models import (Networks, build_networks, networks_at_levels, resets_optimizers,
                             run_batching, schedule_values, shown_reals)
 from gan_jax.sampling import sample_labels, sample_latents
+from gan_jax.slots import AfterUpdate, initial_slots, updated_slots
 from gan_jax.terms import (StepInputs, StepKeys, Term, View, ViewKeys, augment_probability,
-                           generate, initial_slots, terms_for)
+                           generate, terms_for)
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -70,10 +71,10 @@ class TrainState:
     d_opt_state: optax.OptState
     lr_multiplier: jax.Array  # float32 factor on both learning rates: 1, lowered by each
     #                           divergence rollback (train.rollback_tries) and saved with it
-    # What the configured stateful parts keep, by name, and nothing for those not configured:
-    # "ema" (G's EMA parameters, optim.ema_kimg), "averages" ({"g", "d"}: the means of all
-    # past parameters, reg.historical_averaging), "augment_p" (ADA's probability), "lecam"
-    # (LeCam's anchors); loss terms keep theirs through gan_jax.terms.View.keep.
+    # What the configured stateful parts keep, by name, and nothing for those not configured
+    # (gan_jax.slots): "ema" (G's EMA parameters, optim.ema_kimg), "averages" ({"g", "d"}: the
+    # means of all past parameters, reg.historical_averaging), "augment_p" (ADA's
+    # probability), "lecam" (LeCam's anchors, kept by its term through View.keep).
     slots: dict[str, Any]
 
 
@@ -339,11 +340,8 @@ def _d_update(gan: Gan, state: TrainState, inputs: StepInputs, keys: StepKeys,
         state, lazy_metrics = _lazy_update(lazy, regularize, state, d_index)
         metrics |= lazy_metrics
 
-    if c.augment.ada_target is not None:
-        state = _with_slots(state, augment_p=augment.adjust_probability(
-            state.slots["augment_p"], real_logits, c.augment.ada_target, inputs.real.shape[0],
-            c.augment.ada_kimg))
-    return state, metrics
+    return state.replace(slots=updated_slots(state.slots, "d", AfterUpdate(
+        c, state.step, state.g_params, state.d_params, real_logits))), metrics
 
 
 def _lazy_step(tx: optax.GradientTransformation, objective: Callable, state: TrainState,
@@ -412,30 +410,6 @@ def reals_for_d(c: Config, reals: jax.Array, schedule: dict[str, jax.Array],
     if schedule:
         flat = shown_reals(c.model, flat, schedule)
     return flat.reshape(reals.shape)
-
-
-def ema_beta(images_seen: jax.Array, batch_size: int, half_life_kimg: float,
-             rampup: float | None, start_kimg: float = 0.0) -> jax.Array:
-    """Per-step EMA decay for a half-life in images (StyleGAN2-ADA): 0.5 ** (B / half_life),
-    for a step of B real images after `images_seen` (an integer array).
-
-    With ramp-up the half-life is at most `rampup` times the images seen so far, so early,
-    fast-changing weights are not averaged over a long past. Before `start_kimg` the decay is
-    0: the EMA is G itself (BigGAN-PyTorch's ema_start).
-    """
-    seen = images_seen.astype(jnp.float32)
-    half_life = jnp.asarray(half_life_kimg * 1000.0, jnp.float32)
-    if rampup is not None:
-        half_life = jnp.minimum(half_life, seen * rampup)
-    beta = 0.5 ** (batch_size / jnp.maximum(half_life, 1e-8))
-    if start_kimg:
-        beta = jnp.where(seen < start_kimg * 1000.0, 0.0, beta)
-    return beta
-
-
-def ema_update(ema: Any, params: Any, beta: jax.Array) -> Any:
-    """ema <- beta * ema + (1 - beta) * params, leaf by leaf."""
-    return jax.tree.map(lambda e, p: p + beta * (e - p), ema, params)
 
 
 def train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
@@ -557,8 +531,8 @@ def _g_update(gan: Gan, state: TrainState, inputs: StepInputs, pull_back_to_g: C
               images_per_step: int) -> tuple[TrainState, Metrics]:
     """The generator update against the updated D (G's main phase): terms of the fakes pulled
     back through their forward pass, plus terms of G's parameters; then its lazy phase when
-    one is due, the EMA and historical averages. The EMA's half-life counts real images shown
-    to D, like every schedule (n_critic batches per step)."""
+    one is due, and the slots that follow G's update (gan_jax.slots: the EMA, the historical
+    averages)."""
     c = gan.config
     fake_key, real_key = jax.random.split(key)
     view_keys = ViewKeys(real_key, fake_key)
@@ -600,15 +574,6 @@ def _g_update(gan: Gan, state: TrainState, inputs: StepInputs, pull_back_to_g: C
             return _lazy_step(gan.g_tx, lazy_objective, state, "g", None)
         state, lazy_metrics = _lazy_update(lazy, regularize, state, state.step)
         metrics |= lazy_metrics
-        g_params = state.g_params
-    if c.optim.ema_kimg is not None:
-        beta = ema_beta(images_seen, images_per_step, c.optim.ema_kimg, c.optim.ema_rampup,
-                        c.optim.ema_start_kimg)
-        state = _with_slots(state, ema=ema_update(state.slots["ema"], g_params, beta))
-    if c.reg.historical_averaging:
-        # Running means over the parameters after every step so far (and the initial ones).
-        count = state.step.astype(jnp.float32) + 2.0
-        state = _with_slots(state, averages=jax.tree.map(
-            lambda a, p: a + (p - a) / count, state.slots["averages"],
-            {"g": g_params, "d": state.d_params}))
-    return state, metrics
+    return state.replace(slots=updated_slots(state.slots, "g", AfterUpdate(
+        c, state.step, state.g_params, state.d_params, images_seen=images_seen,
+        images_per_step=images_per_step))), metrics

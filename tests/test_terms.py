@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gan_jax import terms
+from gan_jax.slots import initial_slots
 from gan_jax.train import build_gan, init_state, train_step_for
 from tests.helpers import random_batch, tiny_config
 
@@ -40,7 +41,7 @@ def _lecam_reference(real, fake, anchor_real, anchor_fake):
 
 def test_lecam_matches_its_formula_with_moving_anchors():
     rng = np.random.default_rng(0)
-    slots = terms.initial_slots(tiny_config(reg__lecam_weight=0.3), None, None)
+    slots = initial_slots(tiny_config(reg__lecam_weight=0.3), None, None)
     anchors = None
     for _ in range(3):
         real, fake = rng.normal(0.5, 1.0, 16), rng.normal(-0.5, 1.0, 16)

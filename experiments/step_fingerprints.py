@@ -4,11 +4,11 @@
     python -m experiments.step_fingerprints check --against fingerprints.json
 
 For every recipe of the zoo, of the "Are GANs Created Equal?" table and of the best-recipe
-candidates, and for ProGAN's Fashion-MNIST recipe (their `.test` variants: tiny
-networks), and for the step's options the recipes leave out (lazy and R2 penalties,
-feature matching, historical averaging, label smoothing, ADA, minibatch features, projection
-and bfloat16 on the DCGAN networks, LeCam, bCR, top-k, orthogonal regularisation, RpGAN
-with R1 + R2), this builds the GAN, runs two jit-compiled steps on a fixed random batch from a
+candidates, for ProGAN's Fashion-MNIST recipe, the quickstarts (MLP and DCGAN on
+Fashion-MNIST) and the augmentation study's GAN (their test variants: tiny networks), and for
+the step's options the recipes leave out (lazy and R2 penalties, feature matching, historical
+averaging, label smoothing, ADA, minibatch features, projection and bfloat16 on the DCGAN
+networks, LeCam, bCR, top-k, orthogonal regularisation, RpGAN with R1 + R2), this builds the GAN, runs two jit-compiled steps on a fixed random batch from a
 fixed key, and records a SHA-256 of every array of the state and the metrics, by name. `check`
 recomputes them and lists every case and component that differs.
 
@@ -65,6 +65,11 @@ OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+# The configs of one recipe each (the quickstarts, the augmentation study's GAN), by their
+# `:test` variant.
+SINGLE_RECIPE_CONFIGS = ("mlp_gan_fashion_mnist", "dcgan_fashion_mnist", "augmentation_study")
+
+
 def cases(only: list[str] | None = None) -> dict[str, Config]:
     """Every fingerprinted config by name, or those named in `only`."""
     from experiments.configs import best_fashion_mnist, gan_zoo, lucic_fashion_mnist
@@ -75,6 +80,8 @@ def cases(only: list[str] | None = None) -> dict[str, Config]:
                                 ("progan", ("fashion_mnist",))):
         for name in sorted(recipes):
             found[f"{experiment}:{name}"] = load_config(f"{CONFIGS / experiment}.py:{name}.test")
+    for experiment in SINGLE_RECIPE_CONFIGS:
+        found[f"{experiment}:test"] = load_config(f"{CONFIGS / experiment}.py:test")
     for name, overrides in OPTIONS.items():
         found[f"option:{name}"] = with_overrides(Config(), {**_TINY_DCGAN, **overrides})
     if only is None:

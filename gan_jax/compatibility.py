@@ -3,15 +3,15 @@
 Each rule names both choices and says what to change, and they all run in `build_gan`, before
 anything is compiled or written, so a contradictory config never starts a run. A setting on its
 own (a bound, a choice) is checked from its field's declaration (gan_jax.config); a section's
-own rules are its component's (gan_jax.augment, gan_jax.terms for reg, the optimizer's here),
+own rules are its component's (gan_jax.augment, gan_jax.terms for reg, gan_jax.optim),
 called first; the model section's (gan_jax.models.check_model_config, each architecture's
 checks) run when `build_gan` builds the networks, right after these.
 """
 
 from __future__ import annotations
 
-from gan_jax import augment, models, terms
-from gan_jax.config import Config, OptimConfig, check_all_bounds, refuse_without
+from gan_jax import augment, models, optim, terms
+from gan_jax.config import Config, check_all_bounds, refuse_without
 from gan_jax.errors import UserError
 from gan_jax.losses import BCE_LOSSES
 from gan_jax.penalties import PENALTIES
@@ -23,7 +23,7 @@ def check_config(config: Config) -> None:
     # Each component's rules about its own section, then the rules across sections.
     augment.check_augment_config(a)
     terms.check_reg_config(r)
-    check_optim_config(o)
+    optim.check_optim_config(o)
     # DRAGAN and R1/R2 constrain D only near the data, which leaves the critic unbounded
     # elsewhere: not a Wasserstein critic.
     if t.loss == "wasserstein" and r.clip is None and r.penalty != "wgan_gp" \
@@ -56,16 +56,6 @@ def check_config(config: Config) -> None:
                       else "a batch of model.progan.batch_sizes")
             raise UserError(f"model.minibatch_std={m.minibatch_std} groups must divide "
                             f"{source}={batch}; pick a divisor, e.g. 4")
-
-
-def check_optim_config(o: OptimConfig) -> None:
-    """The optimizer section's own rules (gan_jax.train builds the optimizers)."""
-    refuse_without("optim.ema_rampup", o.ema_rampup is not None and o.ema_kimg is None,
-                   "optim.ema_kimg (the EMA it ramps up)")
-    refuse_without("optim.ema_start_kimg", o.ema_start_kimg > 0 and o.ema_kimg is None,
-                   "optim.ema_kimg (the EMA it starts)")
-    refuse_without("optim.decay_kimg", o.decay_kimg is not None and o.lr_decay == "constant",
-                   "optim.lr_decay=linear")
 
 
 def check_labels(config: Config, num_classes: int, dataset: str) -> None:

@@ -43,11 +43,13 @@ from flax import struct
 from gan_jax import augment
 from gan_jax.batching import Batching, images_before
 from gan_jax.compatibility import check_config
-from gan_jax.config import Config, OptimConfig
+from gan_jax.config import Config
 from gan_jax.errors import UserError
 from gan_jax.losses import AdversarialLoss, make_loss
 from gan_jax.models import (Networks, build_networks, networks_at_levels, resets_optimizers,
                             run_batching, schedule_values, shown_reals)
+from gan_jax.optim import (lazy_compensation, learning_rate_scale, make_optimizer,
+                           with_learning_rate)
 from gan_jax.sampling import sample_labels, sample_latents
 from gan_jax.slots import AfterUpdate, initial_slots, updated_slots
 from gan_jax.terms import (StepInputs, StepKeys, Term, View, ViewKeys, augment_probability,
@@ -137,51 +139,6 @@ def phases_for(terms: tuple[Term, ...]) -> tuple[Phase, ...]:
 def lazy_every(phases: tuple[Phase, ...], network: str) -> int:
     """Updates of `network` ("d" or "g") per lazy update; 1 when it has no lazy phase."""
     return max(phase.every for phase in phases if phase.network == network)
-
-
-def lazy_compensation(lazy_every: int) -> float:
-    """k / (k + 1) for lazy regularisation every k > 1 updates (StyleGAN2), else 1: the
-    optimizer takes k + 1 steps per k updates, for G and D alike."""
-    return lazy_every / (lazy_every + 1) if lazy_every > 1 else 1.0
-
-
-def make_optimizer(optim: OptimConfig, lr: float, lazy_every: int = 1
-                   ) -> optax.GradientTransformation:
-    """Adam or RMSprop whose learning rate the step sets (`set_learning_rate`).
-
-    With lazy regularisation every k updates the optimizer takes k + 1 steps per k updates, so
-    StyleGAN2 scales the rate by k / (k + 1) and raises the betas to that power.
-    """
-    ratio = lazy_compensation(lazy_every)
-    if optim.optimizer == "adam":
-        return optax.inject_hyperparams(optax.adam)(
-            learning_rate=lr * ratio, b1=optim.b1 ** ratio, b2=optim.b2 ** ratio,
-            eps=optim.eps)
-    if optim.optimizer == "rmsprop":
-        # eps outside the square root, as PyTorch's RMSprop (WGAN's reference) has it.
-        return optax.inject_hyperparams(optax.rmsprop, static_args=("eps_in_sqrt",))(
-            learning_rate=lr * ratio, decay=optim.b2 ** ratio, eps=optim.eps,
-            eps_in_sqrt=False)
-    raise UserError(f"optim.optimizer='{optim.optimizer}' is unknown; choose adam or rmsprop")
-
-
-def optimizer_updates(opt_state: optax.OptState) -> jax.Array:
-    """How many updates an optimizer of `make_optimizer` has applied (a lazy regularisation
-    phase counts as an update of its own)."""
-    return opt_state.count
-
-
-def learning_rate_scale(optim: OptimConfig, total_kimg: float, kimg: jax.Array) -> jax.Array:
-    """1 for a constant rate; linear decay 1 -> 0 at optim.decay_kimg (or the run's end)."""
-    if optim.lr_decay == "constant":
-        return jnp.ones(())
-    end = optim.decay_kimg if optim.decay_kimg is not None else total_kimg
-    return jnp.clip(1.0 - kimg / end, 0.0, 1.0)
-
-
-def _with_learning_rate(opt_state: Any, lr: jax.Array) -> Any:
-    hyperparams = dict(opt_state.hyperparams, learning_rate=lr)
-    return opt_state._replace(hyperparams=hyperparams)
 
 
 def fake_labels_for(gan: Gan, key: jax.Array, real_labels: jax.Array | None,
@@ -484,9 +441,9 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         kimg = shown.astype(jnp.float32) / 1000.0
         lr_scale = learning_rate_scale(c.optim, c.train.total_kimg, kimg) * state.lr_multiplier
         state = state.replace(
-            g_opt_state=_with_learning_rate(
+            g_opt_state=with_learning_rate(
                 state.g_opt_state, c.optim.g_lr * lr_scale * lazy_compensation(g_lazy)),
-            d_opt_state=_with_learning_rate(
+            d_opt_state=with_learning_rate(
                 state.d_opt_state, c.optim.d_lr * lr_scale * lazy_compensation(d_lazy)))
         first_d_index = state.step * n_critic
 

@@ -20,10 +20,11 @@ from gan_jax.errors import UserError
 from gan_jax.loop import stage_postfix, total_steps, train
 from gan_jax.metric_writers import read_metrics
 from gan_jax.models import layers, progan, run_batching, schedule_values
+from gan_jax.optim import optimizer_updates
 from gan_jax.terms import d_drift
 from gan_jax.train import (build_gan, enter_stage, images_before_step, init_state, level_of_step,
-                           level_train_steps, optimizer_updates, reals_for_d, scheduled,
-                           train_step_for, with_schedule)
+                           level_train_steps, reals_for_d, scheduled, train_step_for,
+                           with_schedule)
 from tests.conftest import requires_fashion_mnist
 from tests.helpers import leaves, random_batch
 

@@ -8,10 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gan_jax.optim import make_optimizer, optimizer_updates
 from gan_jax.sampling import generate_images
 from gan_jax.slots import ema_beta, ema_update
 from gan_jax.train import (build_gan, critic_batches, discriminator_step, images_to_float,
-                           init_state, make_optimizer, optimizer_updates, train_step_for)
+                           init_state, train_step_for)
 from tests.helpers import leaves, random_batch, tiny_config
 
 KEY = jax.random.key(7)

@@ -135,3 +135,9 @@ def test_an_architectures_own_setting_is_refused_for_another_architecture():
                                         "model.arch='dcgan' does not read it"):
         check_model_config(config.model)
     check_model_config(with_overrides(config, {"model.arch": "biggan"}).model)
+    # every nested model section is an architecture's, and each is checked
+    from gan_jax.models import ARCHITECTURE_SECTIONS, ARCHITECTURES
+    assert sorted(ARCHITECTURE_SECTIONS) == ["biggan", "mlp", "progan"]
+    assert set(ARCHITECTURE_SECTIONS) <= set(ARCHITECTURES)
+    with pytest.raises(UserError, match="model.progan.fmap_max is set but model.arch='dcgan'"):
+        check_model_config(with_overrides(Config(), {"model.progan.fmap_max": 64}).model)

@@ -13,6 +13,7 @@ normalisation. Both networks take `train=` so layers that behave differently in 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import flax.linen as nn
@@ -37,8 +38,10 @@ ARCHITECTURES: dict[str, Architecture] = {
     "biggan": biggan.ARCHITECTURE, "dcgan": dcgan.ARCHITECTURE, "infogan": infogan.ARCHITECTURE,
     "mlp": mlp.ARCHITECTURE, "progan": progan.ARCHITECTURE, "resnet": resnet.ARCHITECTURE}
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-# model.<arch>.*: read by that architecture alone
-ARCHITECTURE_SECTIONS = ("mlp", "biggan", "progan")
+# model.<arch>.*: read by that architecture alone (ModelConfig's nested sections, each named
+# after its architecture)
+ARCHITECTURE_SECTIONS = tuple(name for name, value in vars(ModelConfig()).items()
+                              if dataclasses.is_dataclass(value))
 
 
 class Networks(NamedTuple):

@@ -8,8 +8,8 @@ candidates, for ProGAN's Fashion-MNIST recipe, the quickstarts (MLP and DCGAN on
 Fashion-MNIST) and the augmentation study's GAN (their test variants: tiny networks), and for
 the step's options the recipes leave out (lazy and R2 penalties, feature matching, historical
 averaging, label smoothing, ADA, minibatch features, projection and bfloat16 on the DCGAN
-networks, LeCam, bCR, top-k, orthogonal regularisation, RpGAN with R1 + R2), this builds the GAN, runs two jit-compiled steps on a fixed random batch from a
-fixed key, and records a SHA-256 of every array of the state and the metrics, by name. `check`
+networks, LeCam, bCR, top-k, orthogonal regularisation, RpGAN with R1 + R2), this builds the
+GAN, runs two jit-compiled steps on a fixed random batch from a fixed key, and records a SHA-256 of every array of the state and the metrics, by name. `check`
 recomputes them and lists every case and component that differs.
 
 Refactoring the step (how its losses are grouped, how state is laid out) must leave every
@@ -58,7 +58,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
                          "optim.lr_decay": "linear", "train.total_kimg": 0.032},
     "lecam": {"reg.lecam_weight": 0.3},
     "bcr": {"reg.consistency_real": 10.0, "reg.consistency_fake": 10.0},
-    "top_k": {"reg.top_k_min": 0.5, "reg.top_k_epoch_kimg": 0.008},
+    # epochs of 6 images, batches of 8: step 1 comes after 1 complete epoch (of 1.33), so k is
+    # 8 * 0.5 = 4 (a decay within epochs would give 3)
+    "top_k": {"reg.top_k_min": 0.1, "reg.top_k_decay": 0.5, "reg.top_k_epoch_kimg": 0.006},
     "orthogonal": {"reg.g_orthogonal": 1e-4},
     "rpgan_r1_r2": {"train.loss": "relativistic_pairing", "reg.penalty": "r1_r2",
                     "reg.penalty_weight": 0.1, "model.d_norm": "none"},

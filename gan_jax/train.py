@@ -265,7 +265,8 @@ def _lazy_update(phase: Phase, update: Callable[[TrainState], tuple[TrainState, 
 def _d_update(gan: Gan, state: TrainState, inputs: StepInputs, keys: StepKeys,
               d_index: jax.Array) -> tuple[TrainState, Metrics]:
     """One D update on a real batch and a (detached) fake batch (D's main phase), then its
-    lazy phase when one is due."""
+    lazy phase when one is due, and the slots that follow D's update (gan_jax.slots: ADA's
+    probability)."""
     c = gan.config
     inputs = inputs._replace(fake=jax.lax.stop_gradient(inputs.fake))
     view_keys = ViewKeys(keys.real, keys.fake, keys.penalty)

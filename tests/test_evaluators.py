@@ -5,6 +5,7 @@ test what is cached and when, which does not depend on the network.
 """
 
 import json
+import subprocess
 import threading
 import time
 
@@ -159,8 +160,21 @@ def test_two_callers_of_one_reference_at_once_compute_it_once(tmp_path, monkeypa
     first.join()
     assert extractor.calls == 1
     np.testing.assert_array_equal(results["first"].sigma, results["second"].sigma)
-    assert "waiting for another process computing the reference fashion_mnist:test" in (
+    assert "waiting for another caller computing the reference fashion_mnist:test" in (
         capfd.readouterr().err)
+
+
+@requires_fashion_mnist
+def test_a_read_only_cache_is_refused_before_any_feature_is_computed(small_filesystem,
+                                                                     monkeypatch, test_split):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_filesystem)], check=True)
+    monkeypatch.setenv("GAN_JAX_CACHE", str(small_filesystem / "cache"))
+    extractor = PixelStatsExtractor()
+    with pytest.raises(UserError, match=f"cannot write the metrics cache {small_filesystem}"
+                                        r"/cache/fid_stats \(Read-only file system\); set "
+                                        "GAN_JAX_CACHE"):
+        reference_stats("fashion_mnist:test", test_split[:20], extractor, "clean")
+    assert extractor.calls == 0
 
 
 @requires_fashion_mnist

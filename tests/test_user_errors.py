@@ -96,11 +96,16 @@ def test_bounds_admit_exactly_their_interval(bounds, inside, outside):
 
 
 def test_self_attention_on_a_map_it_cannot_pool_is_one_line(tmp_path, capsys):
-    """DCGAN at 28x28 has 7x7 hidden maps: a side the attention's 2x2 pooling cannot halve."""
-    err = _one_error_line(capsys, train_cli.main, [*RUN, "--workdir", str(tmp_path / "run"),
-                                                   "model.attention_resolution=7"])
+    """DCGAN at 28x28 has 7x7 hidden maps: a side the attention's 2x2 pooling cannot halve,
+    refused with the config; channels not a multiple of 8 when the block is built."""
+    run = [*RUN, "--workdir", str(tmp_path / "run")]
+    err = _one_error_line(capsys, train_cli.main, [*run, "model.attention_resolution=7"])
+    assert "model.attention_resolution=7: model.arch='dcgan' at this resolution has hidden " \
+           "feature maps of even sides 14" in err, err
+    err = _one_error_line(capsys, train_cli.main, [*run, "model.attention_resolution=14",
+                                                   "model.g_width=12", "model.d_width=12"])
     assert "self-attention needs channels divisible by 8 and an even side" in err
-    assert "is 7x7x" in err, err
+    assert "is 14x14x12" in err, err
 
 
 def test_a_run_directory_that_is_a_file_or_lies_under_one(tmp_path, capsys):

@@ -152,15 +152,20 @@ def _made_once(protocol: Mapping[str, Any], path: Path, load: Callable[[], T],
     process, so the stats may compute their features under it."""
     if path.is_file():
         return load()
-    path.parent.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(_cache_path(protocol, "computing").with_suffix(".lock"),
                              is_singleton=True)
     try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        print(f"waiting for another process computing the reference {protocol['source']} "
-              f"(resize={protocol['resize']}); its lock is {lock.lock_file}", file=sys.stderr)
-        lock.acquire()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            print(f"waiting for another caller computing the reference {protocol['source']} "
+                  f"(resize={protocol['resize']}); its lock is {lock.lock_file}",
+                  file=sys.stderr)
+            lock.acquire()
+    except OSError as error:  # before minutes of features whose file could not be written
+        raise UserError(f"cannot write the metrics cache {path.parent} ({error.strerror}); "
+                        "set GAN_JAX_CACHE to a writable folder") from error
     try:
         return load() if path.is_file() else compute()
     finally:

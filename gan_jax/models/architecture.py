@@ -59,13 +59,16 @@ def fixed(init: nn.initializers.Initializer
 
 def check_attention_resolution(side: int, g_sides: tuple[int, ...], d_sides: tuple[int, ...],
                                arch: str) -> None:
-    """model.attention_resolution must be the side of a hidden map of both G and D."""
-    common = sorted(set(g_sides) & set(d_sides))
+    """model.attention_resolution must be the even side (self-attention pools its map 2x2) of
+    a hidden map of both G and D. Its channels must be a multiple of 8 too, which the block
+    itself checks (gan_jax.models.layers.SelfAttention)."""
+    common = sorted(s for s in set(g_sides) & set(d_sides) if s % 2 == 0)
     if side and side not in common:
-        sides = ", ".join(map(str, common))
+        sides = ", ".join(map(str, common)) or "none"
         raise UserError(f"model.attention_resolution={side}: model.arch='{arch}' at this "
-                        f"resolution has hidden feature maps of sides {sides} in both G and D; "
-                        "pick one, or 0 for no self-attention")
+                        f"resolution has hidden feature maps of even sides {sides} in both G "
+                        "and D (self-attention pools its map 2x2); pick one, or 0 for no "
+                        "self-attention")
 
 
 def generator_classes(c: ModelConfig) -> int:

@@ -12,7 +12,7 @@ Dreg, Gmain and Greg: a network's main phase is part of every update, and a lazy
 interval k > 1 is an update of its own every k updates, its weight multiplied by k and the
 network's optimizer compensated by k / (k + 1). With n_critic = 1 that is the DCGAN recipe;
 with 5 it is WGAN's. The batch holds n_critic * train.batch_size real images; the first
-n_critic - 1 D updates run inside `lax.scan` (unrolled on the CPU: `unroll_critic_loop`). The generator runs forward once for the last D
+n_critic - 1 D updates run inside `lax.scan`. The generator runs forward once for the last D
 update, and the G update pulls the gradient back through that same forward pass with `jax.vjp`
 (PyTorch's `fake.detach()` idiom), so no work is repeated.
 
@@ -422,14 +422,6 @@ def images_before_step(clock: Batching, step: jax.Array, batch: Batch) -> jax.Ar
     return images_before(clock, step, jnp)
 
 
-def unroll_critic_loop(backend: str | None = None) -> bool:
-    """Whether the first n_critic - 1 D updates run unrolled: on the CPU, where XLA runs the
-    convolutions inside a while loop 10-30x slower than the same code unrolled (BigGAN's D input
-    gradients of 64x32x32x32 maps: 671 ms inside the loop, ~10 ms alone). n_critic is small
-    (2-5), so unrolling costs only compile time; other backends keep the loop."""
-    return (backend or jax.default_backend()) == "cpu"
-
-
 def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
                                           tuple[TrainState, Metrics]]:
     c = gan.config
@@ -463,8 +455,7 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
                 return state, None
             state, _ = jax.lax.scan(critic_update, state, (
                 reals[:-1], all_labels[:-1] if all_labels is not None else None,
-                step_keys[:n_critic - 1], jnp.arange(n_critic - 1)),
-                unroll=unroll_critic_loop())
+                step_keys[:n_critic - 1], jnp.arange(n_critic - 1)))
 
         # The last D update shares its fakes with the G update.
         real, labels = reals[-1], labels_at(-1)

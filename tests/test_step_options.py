@@ -49,22 +49,6 @@ def test_n_critic_five_in_one_step_equals_five_discriminator_steps():
     assert int(optimizer_updates(state.d_opt_state)) == 5  # Adam stepped five times
 
 
-def test_the_critic_loop_is_unrolled_on_the_cpu_only():
-    """XLA:CPU runs convolutions inside a while loop 10-30x slower than unrolled: on the CPU
-    the scan over the first n_critic - 1 D updates is unrolled whole; elsewhere it stays a
-    loop."""
-    from gan_jax.train import unroll_critic_loop
-    config = _small(train__n_critic=3)
-    gan = build_gan(config)
-    state = init_state(gan, jax.random.key(0))
-    jaxpr = jax.make_jaxpr(train_step_for(gan))(state, random_batch(config), KEY)
-    scans = [(e.params["length"], e.params["unroll"]) for e in jaxpr.jaxpr.eqns
-             if e.primitive.name == "scan"]
-    assert scans == [(2, 2)]  # two D updates, both unrolled
-    assert unroll_critic_loop("cpu") and not unroll_critic_loop("gpu")
-    assert not unroll_critic_loop("tpu")
-
-
 def test_critic_batches_give_each_update_its_own_rows():
     batch = {"image": np.arange(12)[:, None], "label": np.arange(12)}
     split = critic_batches(batch, 3)

@@ -13,7 +13,7 @@ from gan_jax.models import build_networks
 from gan_jax.models.convolution import (Conv, ConvTranspose, conv_matmul, conv_space_to_depth,
                                         conv_tap_kernel_grad, conv_transpose_subpixel,
                                         default_implementation, patch_product,
-                                        stride1_kernel_grad)
+                                        stride1_input_grad, stride1_kernel_grad)
 from tests.helpers import tiny_config
 
 torch = pytest.importorskip("torch")
@@ -121,6 +121,32 @@ def test_tap_kernel_grad_equals_float64_numpy_and_lax(kernel, padding, c_in, c_o
     penalty = lambda conv: jax.grad(lambda w: jnp.sum(  # noqa: E731
         jax.grad(lambda x: jnp.sum(jnp.sin(conv(x, w))))(x) ** 2))(w)
     close(penalty(tapped), penalty(lax_conv))
+
+
+def _numpy_input_grad(g, w, x_shape, padding):
+    """float64: every output pixel's gradient scattered back through the kernel's taps."""
+    (pt, pb), (pl, pr) = padding
+    n, h, wd, _ = x_shape
+    grad = np.zeros((n, h + pt + pb, wd + pl + pr, w.shape[2]))
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            grad[:, i:i + g.shape[1], j:j + g.shape[2]] += np.einsum(
+                "nhwo,co->nhwc", g.astype(np.float64), w[i, j].astype(np.float64))
+    return grad[:, pt:pt + h, pl:pl + wd]
+
+
+@pytest.mark.parametrize("kernel,padding", [
+    ((3, 3), ((1, 1), (1, 1))), ((5, 3), ((2, 0), (0, 2))), ((1, 1), ((0, 0), (0, 0))),
+    ((2, 2), ((1, 1), (1, 1)))], ids=str)
+def test_input_grad_as_a_forward_convolution_equals_float64_numpy(kernel, padding):
+    x_shape = (2, 7, 6, 5)
+    w = RNG.standard_normal((*kernel, 5, 4)).astype(np.float32)
+    out = jax.eval_shape(lambda x: conv_tap_kernel_grad(x, w, padding),
+                         jax.ShapeDtypeStruct(x_shape, jnp.float32)).shape
+    g = RNG.standard_normal(out).astype(np.float32)
+    got = stride1_input_grad(jnp.asarray(g), jnp.asarray(w), padding, "highest")
+    np.testing.assert_allclose(got, _numpy_input_grad(g, w, x_shape, padding), rtol=1e-5,
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("outputs", [6, 3])  # wider, thinner than the 5 patch columns

@@ -8,10 +8,13 @@ axis) times the kernel reshaped to a matrix, the forward pass and both gradients
 products plus slices and pads: 0.77 s forward and backward for that layer (PyTorch: 0.59 s).
 
 A layer too thin for a fast product (an RGB input's 48 patch columns, an RGB output's 12 phase
-channels) keeps lax's convolution forward and for the input gradient, but a stride-1 one takes
-its kernel gradient as one product per kernel tap of the input and the shifted output gradient
-(`conv_tap_kernel_grad`): XLA:CPU's own kernel gradient of DCGAN's RGB output layer took 341 ms
-at batch 128 (64x64), a tenth of the whole train step, and the tap products 39 ms.
+channels) keeps lax's convolution forward, but a stride-1 one takes its kernel gradient as one
+product per kernel tap of the input and the shifted output gradient (`conv_tap_kernel_grad`):
+XLA:CPU's own kernel gradient of DCGAN's RGB output layer took 341 ms at batch 128 (64x64), a
+tenth of the whole train step, and the tap products 39 ms. Its input gradient is a forward
+convolution with the kernel flipped and transposed (`stride1_input_grad`): lax's transpose rule
+gives XLA:CPU a reversed kernel in OI order, which in the train step ran tens of times slower
+than the same convolution alone (BigGAN's Fashion-MNIST step: 1906-2046 -> 1221-1281 ms).
 
 Transposed convolutions use the sub-pixel form first (Shi et al. 2016, "Real-Time Single Image
 and Video Super-Resolution Using an Efficient Sub-Pixel Convolutional Neural Network"): output
@@ -170,8 +173,9 @@ def conv_tap_kernel_grad(x: jax.Array, kernel: jax.Array,
                          padding: tuple[tuple[int, int], tuple[int, int]], precision=None,
                          preferred_element_type=None) -> jax.Array:
     """A stride-1 lax convolution (NHWC, HWIO, padding >= 0) whose kernel gradient is
-    `stride1_kernel_grad`; its forward pass and input gradient are lax's. For layers too thin
-    for a matrix product, where lax's forward pass is fast but its kernel gradient is not."""
+    `stride1_kernel_grad` and input gradient `stride1_input_grad`; its forward pass is lax's.
+    For layers too thin for a matrix product, where lax's forward pass is fast but its
+    gradients are not."""
     return _lax_conv(x, kernel, padding, precision, preferred_element_type)
 
 
@@ -179,11 +183,27 @@ def _tap_grad_forward(x, kernel, padding, precision, preferred_element_type):
     return conv_tap_kernel_grad(x, kernel, padding, precision, preferred_element_type), (x, kernel)
 
 
+def stride1_input_grad(g: jax.Array, kernel: jax.Array, padding: Sequence[tuple[int, int]],
+                       precision=None, preferred_element_type=None) -> jax.Array:
+    """The input gradient of a stride-1 convolution (NHWC, HWIO, padding p >= 0 with p < k) as a
+    forward convolution of g with the kernel flipped and its channel axes swapped, padded
+    k - 1 - p: an HWIO kernel, which XLA:CPU runs on its fast path, where lax's transpose rule
+    gives a reversed kernel in OI order."""
+    kh, kw = kernel.shape[:2]
+    flipped = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
+    (pt, pb), (pl, pr) = padding
+    return _lax_conv(g, flipped, ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr)),
+                     precision, preferred_element_type)
+
+
 def _tap_grad_backward(padding, precision, preferred_element_type, residuals, g):
     x, kernel = residuals
-    _, pull_back = jax.vjp(lambda x: _lax_conv(x, kernel, padding, precision,
-                                               preferred_element_type), x)
-    (dx,) = pull_back(g)
+    if all(p < k for (low, high), k in zip(padding, kernel.shape[:2]) for p in (low, high)):
+        dx = stride1_input_grad(g, kernel, padding, precision, preferred_element_type)
+    else:  # a padding past the kernel: lax's own transpose
+        _, pull_back = jax.vjp(lambda x: _lax_conv(x, kernel, padding, precision,
+                                                   preferred_element_type), x)
+        (dx,) = pull_back(g)
     dkernel = stride1_kernel_grad(x, g, kernel.shape, padding, precision)
     return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
 

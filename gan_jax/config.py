@@ -36,7 +36,7 @@ DNorm = Literal["default", "batch", "layer", "none"]
 SpectralNorm = Literal["none", "d", "g_and_d"]
 Conditioning = Literal["none", "projection", "acgan"]
 ComputeDtype = Literal["float32", "bfloat16"]
-ConvImplementation = Literal["auto", "matmul", "xla"]
+ConvImplementation = Literal["auto", "matmul", "taps", "xla"]
 DataSource = Literal["local", "tfds", "folder"]
 Fit = Literal["resize", "pad", "center_crop"]
 Placement = Literal["auto", "device", "host"]
@@ -217,8 +217,9 @@ class ModelConfig:
     attention_resolution: int = at_least(0, 0)
     # "bfloat16": bf16 arithmetic, float32 parameters and Adam
     compute_dtype: ComputeDtype = "float32"
-    # DCGAN/ResNet (transposed) convolutions: "matmul" (patch x matrix, fast gradients on the
-    # CPU), "xla" (lax, cuDNN); "auto": matmul on the CPU, xla elsewhere. Same values to float
+    # (Transposed) convolutions: "matmul" (patch x matrix, fast gradients on the CPU), "taps"
+    # (lax forward, gradients as forward convolutions and per-tap products), "xla" (lax,
+    # cuDNN); "auto": the architecture's choice for the platform. Same values to float
     # rounding, same parameters.
     conv_implementation: ConvImplementation = "auto"
     # Settings only one architecture reads, in a section of its own (model.mlp.layers=3)

@@ -55,7 +55,7 @@ def _conv_same_float64(x, kernel):
                for i in range(k) for j in range(k))
 
 
-@pytest.mark.parametrize("implementation", ["matmul", "xla"])
+@pytest.mark.parametrize("implementation", ["matmul", "taps", "xla"])
 def test_equalized_layers_scale_unit_weights_by_he_constant(implementation):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2, 6, 6, 5)).astype(np.float32)

@@ -4,7 +4,7 @@
         --config experiments/configs/gan_zoo.py:sngan_resnet --batch 64 --out runs/conv_forms
 
 gan_jax.models.convolution computes a `Conv` as patches times a matrix ("matmul"), as lax's
-convolution with a tap-wise kernel gradient ("taps", stride 1 only) or as lax's own ("xla");
+convolution with tap-wise gradients ("taps", stride 1 only) or as lax's own ("xla");
 `model.conv_implementation=auto` picks on the CPU matmul for a layer at least MIN_MATMUL_WIDTH
 wide, taps for a thinner stride-1 one, and xla otherwise. This finds every `Conv` that G and D
 of the config call (flax's method interception, on abstract shapes: nothing is computed), then
@@ -81,7 +81,7 @@ def time_layer(layer: dict[str, Any], batch: int, repeats: int) -> dict[str, Any
                     implementation=implementation, **extra)
 
     x = jax.random.normal(jax.random.key(0), (batch, *layer["input"][1:]))
-    forms = {"matmul": build("matmul", 1), "taps": build("matmul", 10**9), "xla": build("xla")}
+    forms = {"matmul": build("matmul", 1), "taps": build("taps"), "xla": build("xla")}
     auto = build("matmul")._form(x)
     row = {**layer, "batch": batch, "auto": {"flax": "xla"}.get(auto, auto), "ms": {}}
     for form, conv in forms.items():

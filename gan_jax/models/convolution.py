@@ -35,8 +35,9 @@ patches; copying the output gradient where it is the thinner, on a 2-core AVX-51
 
 `Conv` and `ConvTranspose` are Flax's layers with the same parameters (names, shapes, HWIO
 layout, initialisation), so parameter trees and checkpoints are those of `flax.linen.Conv` /
-`ConvTranspose`; `implementation` picks "matmul" (this module) or "xla" (lax's convolutions,
-cuDNN on a GPU). Both give the same outputs and gradients to float rounding (tested against
+`ConvTranspose`; `implementation` picks "matmul" (this module's products, with the tap form
+for the thin layers), "taps" (the tap form for every stride-1 layer: lax's forward pass with
+the gradients above) or "xla" (lax's convolutions and gradients, cuDNN on a GPU). Both give the same outputs and gradients to float rounding (tested against
 lax and PyTorch). `Conv` also takes "space_to_depth" (`conv_space_to_depth`: a stride-1 layer
 computed on 2x2 pixel blocks, 4x as many channels), which the FID Inception uses for its one
 32-channel 3x3 layer on the CPU.
@@ -52,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-IMPLEMENTATIONS = ("matmul", "xla")
+IMPLEMENTATIONS = ("matmul", "taps", "xla")
 # Conv alone also takes "space_to_depth" (`conv_space_to_depth`): the FID Inception's thin
 # stride-1 layers on the CPU, forward only.
 CONV_IMPLEMENTATIONS = (*IMPLEMENTATIONS, "space_to_depth")
@@ -333,9 +334,10 @@ def _check(implementation: str, choices: tuple[str, ...] = IMPLEMENTATIONS) -> N
 class Conv(nn.Conv):
     """flax.linen.Conv, computed as patches times a matrix (`implementation="matmul"`) where
     that applies: 2D NHWC, no dilation, one feature group, no mask, padding >= 0, a product at
-    least MIN_MATMUL_WIDTH wide. A thinner stride-1 layer is lax's convolution with the tap-wise
-    kernel gradient (`conv_tap_kernel_grad`); anything else, and every layer with "xla", is
-    Flax's own lax convolution. Named like Flax's layer (Conv_0/kernel, ...)."""
+    least MIN_MATMUL_WIDTH wide. A thinner stride-1 layer, and every stride-1 layer with
+    "taps", is lax's convolution with the tap-wise gradients (`conv_tap_kernel_grad`);
+    anything else, and every layer with "xla", is Flax's own lax convolution. Named like
+    Flax's layer (Conv_0/kernel, ...)."""
 
     implementation: str = "xla"
     min_matmul_width: int = MIN_MATMUL_WIDTH
@@ -352,7 +354,7 @@ class Conv(nn.Conv):
     def _form(self, inputs: jax.Array) -> str:
         """"matmul", "taps", "space_to_depth" or "flax": how this call is computed."""
         kernel_size = _pair(self.kernel_size)
-        if not (self.implementation in ("matmul", "space_to_depth") and inputs.ndim == 4
+        if not (self.implementation != "xla" and inputs.ndim == 4
                 and len(kernel_size) == 2
                 and _pair(self.kernel_dilation) == _pair(self.input_dilation) == (1, 1)
                 and self.feature_group_count == 1 and self.mask is None
@@ -363,7 +365,7 @@ class Conv(nn.Conv):
             square_stride1 = kernel_size[0] == kernel_size[1] and _pair(self.strides) == (1, 1)
             return "space_to_depth" if square_stride1 else "flax"
         width = min(int(np.prod(kernel_size)) * inputs.shape[-1], self.features)
-        if width >= self.min_matmul_width:
+        if self.implementation == "matmul" and width >= self.min_matmul_width:
             return "matmul"
         return "taps" if _pair(self.strides) == (1, 1) else "flax"
 
@@ -419,8 +421,9 @@ class ConvTranspose(nn.ConvTranspose):
                 if self.use_bias else None)
         inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
         # An output too thin for a matrix product (RGB) uses lax for the stride-1 convolution,
-        # with the tap-wise kernel gradient.
+        # with the tap-wise gradients.
         thin = min(inputs.shape[-1], stride * stride * self.features) < self.min_matmul_width
-        y = conv_transpose_subpixel(inputs, kernel, stride, "taps" if thin else "matmul",
+        form = "taps" if thin or self.implementation == "taps" else "matmul"
+        y = conv_transpose_subpixel(inputs, kernel, stride, form,
                                     self.precision, self.preferred_element_type)
         return y if bias is None else y + bias

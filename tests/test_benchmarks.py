@@ -143,6 +143,21 @@ def test_step_profile_groups_names_and_sums_a_traced_step(tmp_path, capsys):
     assert "step wall" in capsys.readouterr().out
 
 
+def test_step_profile_counts_a_products_flops_on_every_run_of_a_loop_body(tmp_path):
+    """A critic loop's products run once per iteration: FLOPs are counted per run, or the
+    products' rate comes out n_critic - 1 times too low."""
+    from experiments.benchmarks import step_profile
+    loop = jax.jit(lambda x: jax.lax.fori_loop(0, 5, lambda i, h: jax.numpy.tanh(h @ x), x))
+    x = np.full((64, 64), 0.01, np.float32)
+    hlo = loop.lower(x).compile().as_text()
+    jax.block_until_ready(loop(x))
+    with jax.profiler.trace(str(tmp_path)):
+        jax.block_until_ready(loop(x))
+    _, runs = step_profile.thunk_times(str(tmp_path), step_profile.hlo_instructions(hlo))
+    flops = step_profile.product_flops(hlo)
+    assert sum(flops[name] * runs.get(name, 0) for name in flops) == 5 * 2 * 64 ** 3
+
+
 def test_interleaved_benchmark_times_both_frameworks_in_turns(tmp_path):
     rows = train_step_speed.main(
         ["--cases", "dcgan32_b64", "--dtypes", "float32", "--torch-modes", "eager",

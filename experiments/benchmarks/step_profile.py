@@ -132,13 +132,16 @@ def group_of(op_name: str, opcode: str) -> str:
     return f"{network} {phase} {'/'.join(layers) or '-'} {primitive}"
 
 
-def thunk_times(trace_dir: str, instructions: dict[str, tuple[str, str]]) -> dict[str, float]:
-    """Total nanoseconds per HLO instruction over every thread of a jax.profiler trace."""
+def thunk_times(trace_dir: str, instructions: dict[str, tuple[str, str]]
+                ) -> tuple[dict[str, float], dict[str, int]]:
+    """Total nanoseconds and number of runs per HLO instruction over every thread of a
+    jax.profiler trace (an instruction in a loop's body runs once per iteration)."""
     from jax.profiler import ProfileData
     paths = sorted(Path(trace_dir).rglob("*.xplane.pb"))
     if not paths:
         raise SystemExit(f"no .xplane.pb under {trace_dir}: the profiler wrote no trace")
     totals: dict[str, float] = collections.defaultdict(float)
+    runs: dict[str, int] = collections.defaultdict(int)
 
     for plane in ProfileData.from_file(str(paths[-1])).planes:
         for line in plane.lines:
@@ -146,7 +149,8 @@ def thunk_times(trace_dir: str, instructions: dict[str, tuple[str, str]]) -> dic
                 known = instructions.get(event.name)
                 if known and known[0] not in CONTAINERS:
                     totals[event.name] += event.duration_ns
-    return dict(totals)
+                    runs[event.name] += 1
+    return dict(totals), dict(runs)
 
 
 def profile_step(config, steps: int, warmup: int) -> dict[str, Any]:
@@ -165,11 +169,13 @@ def profile_step(config, steps: int, warmup: int) -> dict[str, Any]:
                 state, _ = prepared.step(state, prepared.batch, key)
             jax.block_until_ready(state)
             wall = (time.perf_counter() - start) / steps
-        times = thunk_times(trace_dir, instructions)
+        times, runs = thunk_times(trace_dir, instructions)
     per_instruction = {name: ns / steps / 1e6 for name, ns in times.items()}
     flops = product_flops(hlo)
     product_ms = sum(ms for name, ms in per_instruction.items() if name in flops)
-    product_gflop = sum(flops[name] for name in per_instruction if name in flops) / 1e9
+    # Per run: a product in the critic loop's body counts once per D update.
+    product_gflop = sum(flops[name] * runs[name] for name in per_instruction
+                        if name in flops) / steps / 1e9
     groups: dict[str, float] = collections.defaultdict(float)
     for name, ms in per_instruction.items():
         groups[group_of(instructions[name][1], instructions[name][0])] += ms

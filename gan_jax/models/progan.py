@@ -395,7 +395,8 @@ def build(c: ModelConfig, dtype: Any, d_norm: str) -> tuple[nn.Module, nn.Module
                         f"networks): {key}={value!r}; leave it at its default")
     # "auto" is lax's convolution on every platform: ProGAN's layers are thin (16-64 channels
     # at Fashion-MNIST's size), and on the CPU its 32x32 step took 0.73-0.76 s with lax
-    # against 1.06-1.15 s as patch products (experiments/results/cpu_speed.md).
+    # against 1.06-1.15 s as patch products, and later 0.54-0.55 s against 0.58-0.70 s in the
+    # taps form (experiments/results/cpu_speed.md).
     conv = "xla" if c.conv_implementation == "auto" else conv_implementation(c)
     first = first_level(p.start_resolution)
     return (ProGANGenerator(c.resolution, c.channels, p.fmap_base, p.fmap_max,

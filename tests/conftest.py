@@ -34,6 +34,7 @@ os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8")
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from gan_jax.config import FASHION_MNIST_DIR  # noqa: E402
@@ -52,6 +53,15 @@ if os.environ.get("GAN_JAX_REQUIRE_FASHION_MNIST") == "1" and not _HAS_FASHION_M
 requires_fashion_mnist = pytest.mark.skipif(
     not _HAS_FASHION_MNIST,
     reason=f"Fashion-MNIST not in {FASHION_MNIST_DIR} (make test installs it)")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_module_rng(request):
+    """A test module's shared `RNG` restarts from seed 0 before each of its tests, so a test's
+    inputs do not depend on which tests ran before it in its process (pytest-xdist shares the
+    tests out differently on every run, and `-k` selects a subset)."""
+    if isinstance(getattr(request.module, "RNG", None), np.random.Generator):
+        request.module.RNG = np.random.default_rng(0)
 
 
 @pytest.fixture

@@ -93,6 +93,25 @@ def test_benchmark_script_writes_every_row(tmp_path):
                                               / 1e12)
 
 
+def test_benchmarks_read_the_commit_when_they_start(monkeypatch):
+    """A benchmark's results name the code that ran: its commit is read before any work, not
+    when the results are written minutes later (by then HEAD may have moved on)."""
+    from experiments import provenance
+    from experiments.benchmarks import step_profile
+
+    def stop(*args, **kwargs):
+        raise SystemExit("stopped before any work")
+    monkeypatch.setattr(step_profile, "case_config", stop)
+    monkeypatch.setattr(inception_speed, "load_images", stop)
+    for run in (lambda: train_step_speed.main(["--cases", "dcgan99"]),
+                lambda: step_profile.main(["--case", "dcgan32_b64"]),
+                lambda: inception_speed.main(["--count", "8", "--batch-size", "8"])):
+        provenance.git_commit.cache_clear()
+        with pytest.raises(SystemExit):
+            run()
+        assert provenance.git_commit.cache_info().currsize == 1
+
+
 def test_unknown_case_is_one_line(capsys):
     with pytest.raises(SystemExit, match="unknown case 'dcgan99'; choose from dcgan64_b128"):
         train_step_speed.main(["--cases", "dcgan99"])
@@ -147,14 +166,16 @@ def test_step_profile_counts_a_products_flops_on_every_run_of_a_loop_body(tmp_pa
     """A critic loop's products run once per iteration: FLOPs are counted per run, or the
     products' rate comes out n_critic - 1 times too low."""
     from experiments.benchmarks import step_profile
-    loop = jax.jit(lambda x: jax.lax.fori_loop(0, 5, lambda i, h: jax.numpy.tanh(h @ x), x))
-    x = np.full((64, 64), 0.01, np.float32)
-    hlo = loop.lower(x).compile().as_text()
-    jax.block_until_ready(loop(x))
+    # A trip count known only at run time: XLA cannot unroll the loop into five products.
+    loop = jax.jit(lambda x, n: jax.lax.fori_loop(0, n, lambda i, h: jax.numpy.tanh(h @ x), x))
+    x, n = np.full((64, 64), 0.01, np.float32), np.int32(5)
+    hlo = loop.lower(x, n).compile().as_text()
+    jax.block_until_ready(loop(x, n))
     with jax.profiler.trace(str(tmp_path)):
-        jax.block_until_ready(loop(x))
+        jax.block_until_ready(loop(x, n))
     _, runs = step_profile.thunk_times(str(tmp_path), step_profile.hlo_instructions(hlo))
     flops = step_profile.product_flops(hlo)
+    assert [runs.get(name, 0) for name in flops] == [5]  # one product, run five times
     assert sum(flops[name] * runs.get(name, 0) for name in flops) == 5 * 2 * 64 ** 3
 
 

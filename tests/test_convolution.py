@@ -28,7 +28,7 @@ def _assert_same_layer(ours, flax_layer, x):
     value_and_grads = lambda module: jax.value_and_grad(
         lambda v, x: jnp.sum(jnp.sin(module.apply(v, x))), argnums=(0, 1))(variables, x)
     (value, grads), (want, want_grads) = value_and_grads(ours), value_and_grads(flax_layer)
-    # A sum of a few hundred terms can nearly cancel: its rounding is absolute, not relative.
+    # A sum of thousands of terms can nearly cancel: its rounding is absolute, not relative.
     np.testing.assert_allclose(value, want, rtol=1e-5, atol=1e-5)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
                  grads, want_grads)

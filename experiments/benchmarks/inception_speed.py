@@ -164,6 +164,7 @@ def bench_interleaved(args, images) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
+    git_commit()  # now, so that the results name the code that ran, not a later commit
     args.batch_size = args.batch_size or default_batch_size()
     images, _ = load_images(args.data_dir, args.count, "train")
     real, source = load_images(args.data_dir, args.fid_count, "train")

@@ -211,6 +211,7 @@ def format_groups(result: dict[str, Any], top: int) -> str:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    git_commit()  # now, so that the results name the code that ran, not a later commit
     from gan_jax.config import with_overrides
     config = with_overrides(case_config(args.case, args.dtype, args.scale),
                             {"model.conv_implementation": args.conv_implementation})

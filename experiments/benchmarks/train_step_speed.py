@@ -417,6 +417,7 @@ def versions() -> dict[str, str]:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    git_commit()  # now, so that the results name the code that ran, not a later commit
     if args.worker:
         print("RESULT " + json.dumps(worker(json.loads(args.worker), args)), flush=True)
         return []

@@ -37,8 +37,9 @@ patches; copying the output gradient where it is the thinner, on a 2-core AVX-51
 layout, initialisation), so parameter trees and checkpoints are those of `flax.linen.Conv` /
 `ConvTranspose`; `implementation` picks "matmul" (this module's products, with the tap form
 for the thin layers), "taps" (the tap form for every stride-1 layer: lax's forward pass with
-the gradients above) or "xla" (lax's convolutions and gradients, cuDNN on a GPU). Both give the same outputs and gradients to float rounding (tested against
-lax and PyTorch). `Conv` also takes "space_to_depth" (`conv_space_to_depth`: a stride-1 layer
+the gradients above) or "xla" (lax's convolutions and gradients, cuDNN on a GPU). All
+three give the same outputs and gradients to float rounding (tested against lax and
+PyTorch). `Conv` also takes "space_to_depth" (`conv_space_to_depth`: a stride-1 layer
 computed on 2x2 pixel blocks, 4x as many channels), which the FID Inception uses for its one
 32-channel 3x3 layer on the CPU.
 """

@@ -64,6 +64,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "orthogonal": {"reg.g_orthogonal": 1e-4},
     "rpgan_r1_r2": {"train.loss": "relativistic_pairing", "reg.penalty": "r1_r2",
                     "reg.penalty_weight": 0.1, "model.d_norm": "none"},
+    # the critic loop and G's own latents and classes
+    "g_latents_fresh": {"train.g_latents": "fresh", "train.n_critic": 2,
+                        "model.conditioning": "projection", "train.loss": "hinge"},
 }
 
 

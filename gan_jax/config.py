@@ -37,6 +37,7 @@ SpectralNorm = Literal["none", "d", "g_and_d"]
 Conditioning = Literal["none", "projection", "acgan"]
 ComputeDtype = Literal["float32", "bfloat16"]
 ConvImplementation = Literal["auto", "matmul", "taps", "xla"]
+GLatents = Literal["shared", "fresh"]
 DataSource = Literal["local", "tfds", "folder"]
 Fit = Literal["resize", "pad", "center_crop"]
 Placement = Literal["auto", "device", "host"]
@@ -280,6 +281,10 @@ class TrainConfig:
     loss: Loss = "non_saturating"
     # discriminator updates per generator update, each on its own real batch
     n_critic: int = at_least(1, 1)
+    # G's update: "shared" pulls back through the last D update's fakes (PyTorch's detach
+    # idiom: one G forward pass per D update); "fresh" draws its own latents and classes, as
+    # BigGAN-PyTorch, StudioGAN, StyleGAN2-ADA and the official ProGAN do (one more G forward)
+    g_latents: GLatents = "shared"
     batch_size: int = at_least(64, 1)  # global batch, split over all devices
     # real images shown to D, in thousands (1200 = 20 epochs of 60k)
     total_kimg: float = positive(1200.0)

@@ -16,7 +16,8 @@ costs twice the forward (input gradients + weight gradients). With G and D the f
 image, B the batch of one D update and n D updates per step (`train.n_critic`):
   each D update    3 x D x 2B  (real and fake: forward + backward)  +  G x B  (its fakes)
   the G update     D x B (forward on the fakes) + D x B (input gradients only)
-                   + 2 x G x B (G's backward; its forward is shared with the last D update)
+                   + 2 x G x B (G's backward; its forward is shared with the last D update,
+                   or, under train.g_latents="fresh", one more: + G x B)
   step             n x (6B x D + B x G) + 2B x D + 2B x G
 Terms that run D on more batches add their passes: bCR's transformed reals and fakes 3B x D
 each per D update (forward + backward), and a relativistic loss's D forward on the real batch
@@ -125,5 +126,6 @@ def train_step_flops(gan: Any) -> StepFlops:
     r = gan.config.reg
     extra_d_passes = sum(3 for weight in (r.consistency_real, r.consistency_fake) if weight)
     per_step = (n * ((6 + extra_d_passes) * b * d + b * g) + 2 * b * d + 2 * b * g
-                + (b * d if gan.loss.g_sees_real else 0))
+                + (b * d if gan.loss.g_sees_real else 0)
+                + (b * g if gan.config.train.g_latents == "fresh" else 0))
     return StepFlops(g, d, per_step, b * n)

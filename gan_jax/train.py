@@ -355,6 +355,7 @@ def critic_batches(batch: Batch, n_critic: int) -> Batch:
 
 
 MIRROR = 0x6d697272  # the stream of data.mirror's flips, apart from the step's other keys
+G_LATENTS = 0x676c6174  # the stream of G's own latents and classes under train.g_latents="fresh"
 
 
 def reals_for_d(c: Config, reals: jax.Array, schedule: dict[str, jax.Array],
@@ -457,9 +458,16 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
                 reals[:-1], all_labels[:-1] if all_labels is not None else None,
                 step_keys[:n_critic - 1], jnp.arange(n_critic - 1)))
 
-        # The last D update shares its fakes with the G update.
+        # The last D update shares its fakes with the G update (train.g_latents="shared"), or
+        # runs like the others and G's update draws its own ("fresh").
         real, labels = reals[-1], labels_at(-1)
-        keys = StepKeys.of(step_keys[n_critic - 1])
+        shared = c.train.g_latents == "shared"
+        if not shared:
+            state, d_metrics = discriminator_step(gan, state, real, labels,
+                                                  step_keys[n_critic - 1],
+                                                  first_d_index + n_critic - 1)
+        keys = StepKeys.of(step_keys[n_critic - 1] if shared
+                           else jax.random.fold_in(step_keys[n_critic], G_LATENTS))
         z = sample_latents(keys.z, real.shape[0], gan.latent_dim)
         fake_labels = fake_labels_for(gan, keys.fake_labels, labels, real.shape[0])
         fake, pull_back_to_g, g_model_state = jax.vjp(
@@ -467,7 +475,8 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
             state.g_params, has_aux=True)
         state = state.replace(g_model_state=g_model_state)
         inputs = StepInputs(real, labels, fake, fake_labels)
-        state, d_metrics = _d_update(gan, state, inputs, keys, first_d_index + n_critic - 1)
+        if shared:
+            state, d_metrics = _d_update(gan, state, inputs, keys, first_d_index + n_critic - 1)
 
         state, g_metrics = _g_update(gan, state, inputs, pull_back_to_g, step_keys[n_critic],
                                      images_seen=shown, images_per_step=batch["image"].shape[0])

@@ -68,7 +68,8 @@ def test_spectral_norm_adds_no_layer_calls():
     # D's extra passes: bCR's transformed batches, RpGAN's real batch in the G update.
     {"reg__consistency_real": 10.0, "reg__consistency_fake": 10.0},
     {"train__loss": "relativistic_pairing"},
-], ids=["dcgan", "mlp", "resnet", "bcr", "rpgan"])
+    {"train__g_latents": "fresh"},  # G's update runs G forward on latents of its own
+], ids=["dcgan", "mlp", "resnet", "bcr", "rpgan", "fresh_g_latents"])
 def test_step_count_is_close_to_xla(overrides):
     config = tiny_config(train__batch_size=8, **overrides)
     gan = build_gan(config)

@@ -49,6 +49,38 @@ def test_n_critic_five_in_one_step_equals_five_discriminator_steps():
     assert int(optimizer_updates(state.d_opt_state)) == 5  # Adam stepped five times
 
 
+def test_fresh_g_latents_leave_d_alone_and_give_g_fakes_of_its_own():
+    """train.g_latents: "shared" scores G on the last D update's fakes, "fresh" on G(z') for
+    latents z' of its own stream; D's updates are the same either way. G's non-saturating loss
+    is recomputed here from the trained D and the initial G on each set of latents."""
+    from gan_jax.sampling import sample_latents
+    from gan_jax.terms import StepKeys, discriminate, generate
+    from gan_jax.train import G_LATENTS
+    results = {mode: _steps(_small(train__n_critic=2, train__g_latents=mode))
+               for mode in ("shared", "fresh")}
+    (gan, shared, [shared_metrics]), (_, fresh, [fresh_metrics]) = results.values()
+    chex.assert_trees_all_close(jax.device_get(fresh.d_params),
+                                jax.device_get(shared.d_params), rtol=1e-5, atol=1e-7)
+    start = init_state(gan, jax.random.key(0))
+    keys = jax.random.split(jax.random.fold_in(KEY, 0), 3)  # two D updates, then G's
+
+    def g_loss(key):
+        z = sample_latents(StepKeys.of(key).z, 8, gan.latent_dim)
+        fake, _ = generate(gan, start.g_params, start.g_model_state, z, None)
+        out, _ = discriminate(gan, shared.d_params, shared.d_model_state, fake, None,
+                              jax.random.key(0), jnp.float32(0))
+        return float(jnp.mean(jax.nn.softplus(-out.logits.astype(jnp.float32))))
+    on_d_fakes, on_own = g_loss(keys[1]), g_loss(jax.random.fold_in(keys[2], G_LATENTS))
+    # Each loss matches its own recomputation far more closely than the other's (a D two
+    # updates old scores both sets of fakes near log 2, 2e-4 apart).
+    for logged, own, other in ((shared_metrics["g_loss"], on_d_fakes, on_own),
+                               (fresh_metrics["g_loss"], on_own, on_d_fakes)):
+        assert abs(logged - own) < abs(logged - other) / 20, (logged, own, other)
+    # Adam's first step is +-lr per weight: G's differ where the two gradients' signs do.
+    assert any(not np.array_equal(a, b)
+               for a, b in zip(leaves(fresh.g_params), leaves(shared.g_params)))
+
+
 def test_critic_batches_give_each_update_its_own_rows():
     batch = {"image": np.arange(12)[:, None], "label": np.arange(12)}
     split = critic_batches(batch, 3)

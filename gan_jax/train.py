@@ -14,7 +14,9 @@ network's optimizer compensated by k / (k + 1). With n_critic = 1 that is the DC
 with 5 it is WGAN's. The batch holds n_critic * train.batch_size real images; the first
 n_critic - 1 D updates run inside `lax.scan`. The generator runs forward once for the last D
 update, and the G update pulls the gradient back through that same forward pass with `jax.vjp`
-(PyTorch's `fake.detach()` idiom), so no work is repeated.
+(PyTorch's `fake.detach()` idiom), so no work is repeated; with `train.g_latents="fresh"` the G
+update draws latents and classes of its own instead (one more G forward pass), as BigGAN-PyTorch,
+StudioGAN, StyleGAN2-ADA and the official ProGAN do.
 
 Everything in the zoo is a choice on this one step (gan_jax.config): the loss (relativistic
 ones see D's real logits in G's update too), a gradient penalty (lazily every k D updates),

@@ -338,11 +338,29 @@ def discriminator_step(gan: Gan, state: TrainState, real: jax.Array, labels: jax
     lazy one. `d_index` counts D updates over the run (it decides when a lazy penalty is
     due)."""
     keys = StepKeys.of(key)
-    z = sample_latents(keys.z, real.shape[0], gan.latent_dim)
-    fake_labels = fake_labels_for(gan, keys.fake_labels, labels, real.shape[0])
+    z, fake_labels = _latents_and_classes(gan, keys, labels, real.shape[0])
     fake, g_model_state = generate(gan, state.g_params, state.g_model_state, z, fake_labels)
     state = state.replace(g_model_state=g_model_state)
     return _d_update(gan, state, StepInputs(real, labels, fake, fake_labels), keys, d_index)
+
+
+def _latents_and_classes(gan: Gan, keys: StepKeys, labels: jax.Array | None,
+                         n: int) -> tuple[jax.Array, jax.Array | None]:
+    """The latents and classes of one update's n fakes, drawn from its keys."""
+    z = sample_latents(keys.z, n, gan.latent_dim)
+    return z, fake_labels_for(gan, keys.fake_labels, labels, n)
+
+
+def _fakes_for_g(gan: Gan, state: TrainState, keys: StepKeys, real: jax.Array,
+                 labels: jax.Array | None) -> tuple[TrainState, StepInputs, Callable]:
+    """G's fakes drawn from `keys`, with the pull-back of their forward pass to G's parameters
+    (G's update runs it), and the state holding G's updated model state."""
+    z, fake_labels = _latents_and_classes(gan, keys, labels, real.shape[0])
+    fake, pull_back_to_g, g_model_state = jax.vjp(
+        lambda g_params: generate(gan, g_params, state.g_model_state, z, fake_labels),
+        state.g_params, has_aux=True)
+    inputs = StepInputs(real, labels, fake, fake_labels)
+    return state.replace(g_model_state=g_model_state), inputs, pull_back_to_g
 
 
 def critic_batches(batch: Batch, n_critic: int) -> Batch:
@@ -463,22 +481,16 @@ def _train_step_for(gan: Gan) -> Callable[[TrainState, Batch, jax.Array],
         # The last D update shares its fakes with the G update (train.g_latents="shared"), or
         # runs like the others and G's update draws its own ("fresh").
         real, labels = reals[-1], labels_at(-1)
-        shared = c.train.g_latents == "shared"
-        if not shared:
+        last_d_index = first_d_index + n_critic - 1
+        if c.train.g_latents == "shared":
+            keys = StepKeys.of(step_keys[n_critic - 1])
+            state, inputs, pull_back_to_g = _fakes_for_g(gan, state, keys, real, labels)
+            state, d_metrics = _d_update(gan, state, inputs, keys, last_d_index)
+        else:
             state, d_metrics = discriminator_step(gan, state, real, labels,
-                                                  step_keys[n_critic - 1],
-                                                  first_d_index + n_critic - 1)
-        keys = StepKeys.of(step_keys[n_critic - 1] if shared
-                           else jax.random.fold_in(step_keys[n_critic], G_LATENTS))
-        z = sample_latents(keys.z, real.shape[0], gan.latent_dim)
-        fake_labels = fake_labels_for(gan, keys.fake_labels, labels, real.shape[0])
-        fake, pull_back_to_g, g_model_state = jax.vjp(
-            lambda g_params: generate(gan, g_params, state.g_model_state, z, fake_labels),
-            state.g_params, has_aux=True)
-        state = state.replace(g_model_state=g_model_state)
-        inputs = StepInputs(real, labels, fake, fake_labels)
-        if shared:
-            state, d_metrics = _d_update(gan, state, inputs, keys, first_d_index + n_critic - 1)
+                                                  step_keys[n_critic - 1], last_d_index)
+            keys = StepKeys.of(jax.random.fold_in(step_keys[n_critic], G_LATENTS))
+            state, inputs, pull_back_to_g = _fakes_for_g(gan, state, keys, real, labels)
 
         state, g_metrics = _g_update(gan, state, inputs, pull_back_to_g, step_keys[n_critic],
                                      images_seen=shown, images_per_step=batch["image"].shape[0])
